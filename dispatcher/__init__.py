@@ -1,0 +1,1 @@
+"""Bangban: a real-time grab-order dispatch server."""

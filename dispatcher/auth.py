@@ -1,0 +1,85 @@
+"""Tokens: made here, stored as SHA-256 digests, resolved to a :class:`Principal`.
+
+A token is ``bb<k>_`` + 32 random bytes in URL-safe base64 (``k``: a admin, i intake, g agent,
+t tracking), so a leaked token says what it is when found in a log.  Only digests are stored.
+Resolved principals are cached per process for ``ttl`` seconds: a revoked token or a
+deactivated agent stops working within that time, not instantly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+
+from dispatcher.exceptions import AuthError
+from dispatcher.roster import Principal, TokenKind
+from dispatcher.store import Store
+
+_PREFIX = {
+    TokenKind.ADMIN: "bba_",
+    TokenKind.INTAKE: "bbi_",
+    TokenKind.AGENT: "bbg_",
+    TokenKind.TRACKING: "bbt_",
+}
+MAX_TOKEN_CHARS = 200
+
+
+def new_token(kind: TokenKind) -> str:
+    return _PREFIX[kind] + secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+class Authenticator:
+    """Resolves tokens to principals through the store, with a small positive cache."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+        self.max_entries = max_entries
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+
+    async def resolve(self, token: str | None) -> Principal:
+        """The principal for ``token``.  Raises :class:`AuthError` (401) when there is none.
+
+        May raise ``StoreUnavailableError`` when Postgres is down and the token is not cached.
+        """
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            raise AuthError("missing or malformed token", code="unauthorized")
+        key = digest(token)
+        now = self.clock()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await self.store.principal(key)
+        if principal is None:
+            raise AuthError("unknown or revoked token", code="unauthorized")
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        self._cache[key] = (now + self.ttl, principal)
+        return principal
+
+    def forget(self) -> None:
+        self._cache.clear()

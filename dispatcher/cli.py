@@ -1,0 +1,164 @@
+"""The ``bangban`` command: ``serve``, ``migrate``, ``demo``.
+
+``serve`` starts embedded Redis and Postgres under ``--data-dir`` when ``REDIS_URL`` /
+``DATABASE_URL`` are unset, applies pending migrations, and serves the API with uvicorn
+(websockets-sansio protocol, uvloop).  Ctrl-C stops the server and everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from dispatcher import logs
+from dispatcher.settings import Settings
+
+
+@contextlib.contextmanager
+def services(settings: Settings, *, persist: bool = True) -> Iterator[Settings]:
+    """Settings with Redis and Postgres URLs, starting embedded servers for missing ones."""
+    from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    with contextlib.ExitStack() as stack:
+        if settings.redis_url is None:
+            redis = stack.enter_context(EmbeddedRedis(settings.data_dir / "redis", persist=persist))
+            settings = dataclasses.replace(settings, redis_url=redis.url)
+            print(f"embedded redis: {redis.url}", flush=True)
+        if settings.database_url is None:
+            pg = stack.enter_context(EmbeddedPostgres(settings.data_dir / "pg"))
+            settings = dataclasses.replace(settings, database_url=pg.url)
+            print(f"embedded postgres: {pg.url}", flush=True)
+        yield settings
+
+
+def _admin_token(settings: Settings, *, remember: bool) -> Settings:
+    """For a local data folder: keep the generated admin token in it, so it can be printed."""
+    if settings.admin_token or not remember:
+        return settings
+    path = settings.data_dir / "admin_token"
+    if path.exists():
+        token = path.read_text().strip()
+    else:
+        from dispatcher import auth
+        from dispatcher.roster import TokenKind
+
+        token = auth.new_token(TokenKind.ADMIN)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+    return dataclasses.replace(settings, admin_token=token)
+
+
+async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
+    import uvicorn
+
+    from dispatcher.app import Started, create_app
+
+    def started(info: Started) -> None:
+        if info.generated_admin_token:
+            print(f"admin token (generated, shown once): {info.generated_admin_token}", flush=True)
+
+    app = create_app(settings, on_started=started)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        loop="none",
+        http="httptools",
+        ws_max_size=65536,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn exposes a flag)
+        await asyncio.sleep(0.05)
+    if server.started:
+        base = f"http://{host}:{port}"
+        print(
+            f"bangban serving on {base}  (agent websocket: ws://{host}:{port}/v1/agent/ws)",
+            flush=True,
+        )
+        if settings.admin_token:
+            print(f"admin token: {settings.admin_token}", flush=True)
+        if demo and settings.admin_token:
+            from dispatcher.demo import seed
+
+            state = await asyncio.to_thread(
+                seed, base, settings.admin_token, settings.data_dir / "demo.json"
+            )
+            print(f"intake token: {state['intake_token']}", flush=True)
+            for agent in state["agents"]:
+                print(
+                    f"agent {agent['id']} {agent['name']} grids={','.join(agent['grids'])}"
+                    f" token: {agent['token']}",
+                    flush=True,
+                )
+            print(f"try: python -m clients.agent ws://{host}:{port} <agent token>", flush=True)
+    await task
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bangban", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API (embedded Redis/Postgres if unset)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="seed the demo grids and agents")
+    serve.add_argument("--data-dir", type=Path, help="embedded servers' data (BANGBAN_DATA_DIR)")
+    sub.add_parser("migrate", help="apply pending migrations and exit")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    if getattr(args, "data_dir", None):
+        settings = dataclasses.replace(settings, data_dir=args.data_dir)
+    logs.configure(settings.log_level)
+
+    if args.command == "migrate":
+        from dispatcher.store import Store
+
+        async def migrate(s: Settings) -> None:
+            assert s.database_url is not None
+            store = await Store.connect(s.database_url)
+            try:
+                applied = await store.migrate()
+                print("applied: " + (", ".join(applied) or "nothing pending"))
+            finally:
+                await store.close()
+
+        with services(dataclasses.replace(settings, redis_url="unused")) as s:
+            _run(migrate(s))
+        return 0
+
+    embedded = settings.redis_url is None or settings.database_url is None
+    settings = _admin_token(settings, remember=embedded)
+    with services(settings) as s:
+        try:
+            _run(_serve(s, args.host, args.port, args.demo))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Fan-out: the connections of this process, and the pub/sub listener that feeds them.
+
+Every change of an order is published once on the Redis channel ``bb:events`` (by whichever
+process made it) and every server process routes it to its own connections here.  Process
+memory alone never carries an offer: a process hears its own changes back from Redis too.
+
+Each connection has an :class:`Outbox`.  Routing only appends to outboxes (synchronous, no
+awaits), and each frame is encoded once per encoding, not once per connection; the
+connection's writer task drains its outbox onto the socket.  A connection whose outbox
+overflows (a client that stopped reading) is closed so that it cannot hold memory; it
+reconnects and gets every open order again.
+
+When the pub/sub connection is lost, events published meanwhile are gone for this process, so
+after re-subscribing the hub asks :attr:`Hub.resync` to resend every connection its snapshot
+(duplicates are allowed by the protocol; gaps are not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from dispatcher import wire
+from dispatcher.redis_scripts import EVENTS_CHANNEL
+
+log = logging.getLogger("bangban.hub")
+
+
+class Payload:
+    """One frame map, encoded at most once per encoding however many connections get it."""
+
+    __slots__ = ("_json", "_msgpack", "map")
+
+    def __init__(self, frame_map: dict[str, Any]) -> None:
+        self.map = frame_map
+        self._msgpack: bytes | None = None
+        self._json: str | None = None
+
+    @classmethod
+    def of(cls, frame: wire.Frame) -> Payload:
+        return cls(wire.to_map(frame))
+
+    def encoded(self, encoding: wire.Encoding) -> bytes | str:
+        if encoding == "msgpack":
+            if self._msgpack is None:
+                self._msgpack = msgpack.packb(self.map, use_bin_type=True)
+            return self._msgpack
+        if self._json is None:
+            self._json = str(wire.pack(self.map, "json"))
+        return self._json
+
+
+class Outbox:
+    """Frames waiting to be written to one websocket.
+
+    Starts *held*: frames pushed before :meth:`release` wait behind the ones pushed with
+    ``first=True`` (the welcome and the snapshot), so a connection never sees a live change
+    before the snapshot it supersedes.
+    """
+
+    def __init__(self, encoding: wire.Encoding, limit: int) -> None:
+        self.encoding: wire.Encoding = encoding
+        self.limit = limit
+        self.overflowed = False
+        self._queue: deque[bytes | str] = deque()
+        self._held: list[bytes | str] | None = []
+        self._ready = asyncio.Event()
+
+    def push(self, payload: Payload, *, first: bool = False) -> None:
+        data = payload.encoded(self.encoding)
+        target: deque[bytes | str] | list[bytes | str]
+        target = self._queue if first or self._held is None else self._held
+        if len(target) >= self.limit:
+            self.overflowed = True
+            self._ready.set()
+            return
+        target.append(data)
+        if target is self._queue:
+            self._ready.set()
+
+    def release(self) -> None:
+        """Let live frames through, after everything pushed with ``first=True``."""
+        if self._held is not None:
+            self._queue.extend(self._held)
+            self._held = None
+            self._ready.set()
+
+    async def take(self) -> list[bytes | str]:
+        """Wait for frames and return them all.  Returns [] once the outbox overflowed."""
+        await self._ready.wait()
+        self._ready.clear()
+        if self.overflowed:
+            return []
+        items = list(self._queue)
+        self._queue.clear()
+        return items
+
+
+@dataclass(eq=False, slots=True)
+class AgentLink:
+    """One connected agent app."""
+
+    agent_id: int
+    grids: frozenset[str]
+    outbox: Outbox
+
+
+@dataclass(eq=False, slots=True)
+class TrackerLink:
+    """One applicant watching one order."""
+
+    order_id: int
+    outbox: Outbox
+
+
+@dataclass
+class Hub:
+    """The connections of this process and the listener that feeds them."""
+
+    redis: aioredis.Redis
+    channel: str = EVENTS_CHANNEL
+    resync: Callable[[], Awaitable[None]] | None = None
+    agents: set[AgentLink] = field(default_factory=set)
+    by_grid: dict[str, set[AgentLink]] = field(default_factory=dict)
+    trackers: dict[int, set[TrackerLink]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    reconnects: int = 0
+
+    # --- registry ------------------------------------------------------------------------
+
+    def add_agent(self, link: AgentLink) -> None:
+        self.agents.add(link)
+        for grid in link.grids:
+            self.by_grid.setdefault(grid, set()).add(link)
+
+    def remove_agent(self, link: AgentLink) -> None:
+        self.agents.discard(link)
+        for grid in link.grids:
+            members = self.by_grid.get(grid)
+            if members is not None:
+                members.discard(link)
+                if not members:
+                    del self.by_grid[grid]
+
+    def add_tracker(self, link: TrackerLink) -> None:
+        self.trackers.setdefault(link.order_id, set()).add(link)
+
+    def remove_tracker(self, link: TrackerLink) -> None:
+        members = self.trackers.get(link.order_id)
+        if members is not None:
+            members.discard(link)
+            if not members:
+                del self.trackers[link.order_id]
+
+    # --- routing -------------------------------------------------------------------------
+
+    def deliver(self, event: dict[str, Any]) -> int:
+        """Route one change event to local connections; returns how many frames were queued.
+
+        An open order is offered to its audience (its grid, or everyone once widened); a closed
+        one is withdrawn from that audience except its winner; its trackers get the status.
+        """
+        order = event["order"]
+        audience = self.agents if order["scope"] == "all" else self.by_grid.get(order["grid"], ())
+        sent = 0
+        if order["status"] in ("offered", "widened"):
+            offer = Payload.of(wire.Offer(order))
+            for link in audience:
+                link.outbox.push(offer)
+                sent += 1
+        elif event.get("reason"):
+            gone = Payload.of(wire.Withdrawn(order["id"], event["reason"]))
+            winner = order.get("claimed_by")
+            for link in audience:
+                if link.agent_id != winner:
+                    link.outbox.push(gone)
+                    sent += 1
+        watchers = self.trackers.get(order["id"])
+        if watchers:
+            status = Payload.of(wire.Status(order))
+            for tracker in watchers:
+                tracker.outbox.push(status)
+                sent += 1
+        return sent
+
+    # --- listener ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Listen forever; re-subscribe after a lost connection, then ask for a resync."""
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.ready.set()
+                if not first:
+                    self.reconnects += 1
+                    log.warning("pubsub resubscribed reconnects=%d", self.reconnects)
+                    if self.resync is not None:
+                        await self.resync()
+                first = False
+                backoff = 0.1
+                while True:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    try:
+                        event = msgpack.unpackb(msg["data"], raw=False)
+                        self.deliver(event)
+                    except Exception:  # a bad event must not stop fan-out for the rest
+                        log.exception("event dropped: undecodable or unroutable")
+            except (RedisError, OSError) as exc:
+                self.ready.clear()
+                first = False
+                log.warning("pubsub lost error=%r retry_in=%.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                try:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except (RedisError, OSError):
+                    pass

@@ -1,0 +1,79 @@
+"""One frozen settings object, read from the environment once at start-up and passed down.
+
+Nothing else in the server reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dispatcher.exceptions import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Server settings.  Build with :meth:`from_env`; tests use :func:`dataclasses.replace`."""
+
+    redis_url: str | None = None
+    """``REDIS_URL``; when ``None`` the CLI starts an embedded Redis under ``data_dir``."""
+    database_url: str | None = None
+    """``DATABASE_URL``; when ``None`` the CLI starts an embedded Postgres under ``data_dir``."""
+    admin_token: str | None = None
+    """``BANGBAN_ADMIN_TOKEN``; when ``None`` one is generated on first start and printed."""
+    widen_after: float = 600.0
+    """``BANGBAN_WIDEN_AFTER``: seconds after filing before an unclaimed order goes to all grids."""
+    sweep_interval: float = 0.25
+    """``BANGBAN_SWEEP_INTERVAL``: how often each process sweeps for due widenings (≤ 1 s)."""
+    reconcile_interval: float = 5.0
+    """``BANGBAN_RECONCILE_INTERVAL``: how often Redis is checked against Postgres."""
+    data_dir: Path = field(default_factory=lambda: Path(".bangban"))
+    """``BANGBAN_DATA_DIR``: where embedded servers keep their data."""
+    log_level: str = "info"
+    """``BANGBAN_LOG_LEVEL``."""
+    claim_memory: float = 86400.0
+    """``BANGBAN_CLAIM_MEMORY``: seconds a claim answer is remembered for repeats of its request."""
+    send_queue: int = 1024
+    """``BANGBAN_SEND_QUEUE``: frames queued for one slow connection before it is dropped."""
+    pg_pool_size: int = 10
+    """``BANGBAN_PG_POOL``: Postgres connections per process."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.widen_after <= 7 * 86400:
+            raise ConfigError("BANGBAN_WIDEN_AFTER must be > 0 and at most 7 days (seconds)")
+        if not 0 < self.sweep_interval <= 1:
+            raise ConfigError("BANGBAN_SWEEP_INTERVAL must be > 0 and at most 1 second")
+        if self.pg_pool_size < 2:
+            raise ConfigError("BANGBAN_PG_POOL must be at least 2")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``).  Raises :class:`ConfigError`."""
+        env = os.environ if env is None else env
+        base = cls()
+
+        def num(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+        return replace(
+            base,
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            admin_token=env.get("BANGBAN_ADMIN_TOKEN") or None,
+            widen_after=num("BANGBAN_WIDEN_AFTER", base.widen_after),
+            sweep_interval=num("BANGBAN_SWEEP_INTERVAL", base.sweep_interval),
+            reconcile_interval=num("BANGBAN_RECONCILE_INTERVAL", base.reconcile_interval),
+            data_dir=Path(env.get("BANGBAN_DATA_DIR") or base.data_dir),
+            log_level=(env.get("BANGBAN_LOG_LEVEL") or base.log_level).lower(),
+            claim_memory=num("BANGBAN_CLAIM_MEMORY", base.claim_memory),
+            send_queue=int(num("BANGBAN_SEND_QUEUE", base.send_queue)),
+            pg_pool_size=int(num("BANGBAN_PG_POOL", base.pg_pool_size)),
+        )

@@ -1,0 +1,106 @@
+"""Widening and reconciliation: the background loops every server process runs.
+
+The widening deadline is data: ``orders.widen_at`` in Postgres and the ``bb:widen-due`` sorted
+set in Redis.  Every process sweeps the sorted set every ``sweep_interval`` (≤ 1 s) and at
+start-up; the widening itself is a conditional update in Postgres, so however many processes
+sweep the same order, exactly one widens it and announces it.  No in-process timer and no
+key-expiry event is involved, so an order whose deadline passed while every process was
+stopped widens at the next start.
+
+The reconciler makes Redis agree with Postgres (on start-up, then every
+``reconcile_interval``): it restores open orders Redis lost, brings Redis up to versions it
+missed (announcing them, so agents hear of changes whose announcement failed), clears stale
+holds, and widens due orders the Redis schedule no longer lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from dispatcher import redis_scripts as rs
+from dispatcher.context import Context
+from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
+from dispatcher.orders import Status, withdrawn_reason
+
+log = logging.getLogger("bangban.widening")
+
+RECENT_MS = 15 * 60 * 1000
+"""How far back the reconciler looks at closed orders (longer than any outage it repairs)."""
+
+
+async def widen(ctx: Context, order_ids: list[int]) -> int:
+    """Try to widen each order; returns how many this call widened."""
+    count = 0
+    done: list[int] = []
+    for order_id in order_ids:
+        now = ctx.clock()
+        widened, current = await ctx.store.widen_order(order_id, now)
+        if widened is not None:
+            count += 1
+            log.info(
+                "order widened order_id=%s grid=%s late_ms=%d",
+                order_id,
+                widened.grid,
+                now - widened.widen_at,
+            )
+            await ctx.board.announce(widened)
+        elif current is None or current.status is not Status.OFFERED:
+            done.append(order_id)
+    await ctx.board.unschedule(done)
+    return count
+
+
+async def sweep(ctx: Context) -> int:
+    """One sweep of the Redis schedule.  Returns how many orders this process widened."""
+    return await widen(ctx, await ctx.board.due(ctx.clock()))
+
+
+async def reconcile(ctx: Context) -> int:
+    """Make Redis agree with Postgres.  Returns how many orders were repaired."""
+    token = secrets.token_hex(8)
+    lock_ms = max(1000, int(ctx.settings.reconcile_interval * 1000))
+    if not await ctx.board.try_lock(rs.RECONCILE_LOCK, token, lock_ms):
+        return 0  # another process is on it
+    now = ctx.clock()
+    orders = await ctx.store.changed_since(now - RECENT_MS)
+    have = await ctx.board.versions([o.id for o in orders]) if orders else []
+    repaired = 0
+    for order, (version, held) in zip(orders, have, strict=True):
+        if version is None and not order.is_open:
+            continue  # closed and expired from Redis: claims fall back to Postgres
+        if version is None or version < order.version:
+            await ctx.board.announce(order, reason=withdrawn_reason(order))
+            repaired += 1
+        elif held:
+            await ctx.board.release_hold(order.id, None, now, only_stale=True)
+    due = await ctx.store.due_orders(now)
+    if due:
+        repaired += await widen(ctx, due)
+    if repaired:
+        log.warning("reconciled repaired=%d", repaired)
+    return repaired
+
+
+async def run_sweeper(ctx: Context) -> None:
+    """Sweep forever.  Errors are logged and the loop goes on."""
+    while True:
+        try:
+            await sweep(ctx)
+        except (RedisUnavailableError, StoreUnavailableError) as exc:
+            log.warning("sweep failed error=%s", exc)
+        except Exception:
+            log.exception("sweep crashed; continuing")
+        await asyncio.sleep(ctx.settings.sweep_interval)
+
+
+async def run_reconciler(ctx: Context) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.reconcile_interval)
+        try:
+            await reconcile(ctx)
+        except (RedisUnavailableError, StoreUnavailableError) as exc:
+            log.warning("reconcile failed error=%s", exc)
+        except Exception:
+            log.exception("reconcile crashed; continuing")

@@ -1,0 +1,161 @@
+"""Servers for tests: real uvicorn, in this process (fast) or as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import uvicorn
+
+from clients import ApiClient
+from dispatcher.app import create_app
+from dispatcher.context import Context
+from dispatcher.embedded import free_port
+from dispatcher.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class InProcessServer:
+    """The app under real uvicorn (websockets-sansio) on a free port, in the test's loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, ws="websockets-sansio", loop="none",
+            lifespan="on", log_level="warning", ws_max_size=65536, access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def ctx(self) -> Context:
+        ctx: Context = self.app.state.ctx
+        return ctx
+
+    def admin(self) -> ApiClient:
+        assert self.settings.admin_token
+        return ApiClient(self.url, self.settings.admin_token)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+                raise RuntimeError("server stopped during start-up")
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.server.should_exit = True
+            await self.task
+            self.task = None
+
+    async def __aenter__(self) -> InProcessServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class ProcessServer:
+    """``bangban serve`` in its own process, as a user would run it."""
+
+    def __init__(self, settings: Settings, *, log: Path, extra_env: dict[str, str] | None = None):
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BANGBAN_")}
+        env.update(
+            REDIS_URL=s.redis_url or "",
+            DATABASE_URL=s.database_url or "",
+            BANGBAN_ADMIN_TOKEN=s.admin_token or "",
+            BANGBAN_WIDEN_AFTER=str(s.widen_after),
+            BANGBAN_SWEEP_INTERVAL=str(s.sweep_interval),
+            BANGBAN_RECONCILE_INTERVAL=str(s.reconcile_interval),
+            BANGBAN_LOG_LEVEL="info",
+            PYTHONPATH=str(ROOT),
+        )
+        env.update(self.extra_env)
+        return env
+
+    async def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher", "serve", "--port", str(self.port)],
+            env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        out.close()
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+                try:
+                    r = await http.get(self.url + "/v1/healthz", timeout=1)
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                await asyncio.to_thread(self.proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+        self.proc = None
+
+    async def __aenter__(self) -> ProcessServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+
+async def roster(api: ApiClient, grids: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Create ``grids`` (code -> number of agents); return the agents (with tokens) by grid."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    phone = 13900000000
+    for code, count in grids.items():
+        await api.create_grid(code, f"网格 {code}")
+        out[code] = []
+        for i in range(count):
+            phone += 1
+            out[code].append(await api.create_agent(f"代办员{code}-{i}", str(phone), [code]))
+    return out
+
+
+async def intake_token(api: ApiClient) -> str:
+    body = await api.create_token("intake", "tests")
+    token: str = body["token"]
+    return token
