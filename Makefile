@@ -17,7 +17,7 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,loadtest]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,loadtest,h3]'
 	touch $(STAMP)
 
 run: $(STAMP)

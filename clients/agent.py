@@ -15,9 +15,6 @@ This module also holds :class:`FrameSocket` (the base of the agent and tracking 
 the websocket errors, with the client's root error :class:`ClientError`; see ``clients``.
 """
 
-# ruff: noqa: ASYNC109  (a ``timeout=`` argument on every wait is this client's contract, as in
-# websockets' ``recv(timeout)``: tests and load tests bound each wait without wrapping it)
-
 from __future__ import annotations
 
 import asyncio

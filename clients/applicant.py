@@ -6,8 +6,6 @@
 The server sends a ``status`` frame with the full order on connect and after every change.
 """
 
-# ruff: noqa: ASYNC109  (``timeout=`` on every wait is the client's contract; see clients.agent)
-
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -7,7 +7,6 @@ ours, so a second ``make run`` finds the first one's data; tests use throwaway f
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -121,11 +120,9 @@ class EmbeddedPostgres:
     def start(self) -> str:
         import pgserver
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # pgserver refuses to run Postgres as root by switching to a user of its own, which
-        # needs to traverse our folder.
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            self.data_dir.chmod(0o777)
+        # As root, pgserver runs Postgres as a user of its own and fixes the permissions of
+        # the folder's ancestors itself; Postgres insists the data folder stays 0700.
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         get_server = pgserver.get_server  # type: ignore[attr-defined]
         self._server = get_server(self.data_dir, cleanup_mode="stop")
         return self.url

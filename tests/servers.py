@@ -32,8 +32,15 @@ class InProcessServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, ws="websockets-sansio", loop="none",
-            lifespan="on", log_level="warning", ws_max_size=65536, access_log=False,
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            ws="websockets-sansio",
+            loop="none",
+            lifespan="on",
+            log_level="warning",
+            ws_max_size=65536,
+            access_log=False,
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
@@ -107,7 +114,10 @@ class ProcessServer:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dispatcher", "serve", "--port", str(self.port)],
-            env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=self.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         out.close()
         deadline = time.monotonic() + 30

@@ -20,8 +20,9 @@ async def test_file_offer_claim_withdraw(server: InProcessServer) -> None:
         ApiClient(server.url, intake) as api,
     ):
         assert ca.welcome.agent_id == a["id"]
-        order = await api.file_order(grid="g1", text="我要办理低保申请",
-                                     applicant={"name": "张三", "phone": "13700000000"})
+        order = await api.file_order(
+            grid="g1", text="我要办理低保申请", applicant={"name": "张三", "phone": "13700000000"}
+        )
         assert order["status"] == "offered" and order["tracking_token"]
         got = await ca.wait_offer(order["id"], timeout=5)
         await cb.wait_offer(order["id"], timeout=5)

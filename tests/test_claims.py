@@ -1,0 +1,174 @@
+"""Claims: exactly one winner under contention, in Redis and in Postgres; repeats; faults."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections import Counter
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from clients import AgentClient, ApiClient
+from dispatcher import redis_scripts as rs
+from dispatcher.settings import Settings
+from dispatcher.store import Store
+from tests.proxy import Proxy
+from tests.servers import InProcessServer, intake_token, roster
+
+
+async def test_race_200_agents_50_orders(server: InProcessServer) -> None:
+    """200 agents claim each of 50 orders at once: one `won`, 199 `taken`; stores agree."""
+    async with server.admin() as admin:
+        agents = (await roster(admin, {"g1": 200}))["g1"]
+        intake = await intake_token(admin)
+    clients = await asyncio.gather(*(AgentClient.connect(server.url, a["token"]) for a in agents))
+    winners: dict[int, int] = {}
+    try:
+        async with ApiClient(server.url, intake) as api:
+            for _ in range(50):
+                order = await api.file_order(grid="g1", text="我要办理残疾人证")
+                results = await asyncio.gather(*(c.claim(order["id"]) for c in clients))
+                count = Counter(r.result for r in results)
+                assert count == {"won": 1, "taken": 199}, count
+                (winner,) = [
+                    c.agent_id for c, r in zip(clients, results, strict=True) if r.result == "won"
+                ]
+                winners[order["id"]] = winner
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    conn = await asyncpg.connect(server.settings.database_url)
+    rows = await conn.fetch("SELECT id, status, claimed_by FROM orders")
+    events = await conn.fetch(
+        "SELECT order_id, count(*) AS n FROM order_events WHERE kind = 'claimed' GROUP BY order_id"
+    )
+    await conn.close()
+    assert {r["id"]: r["claimed_by"] for r in rows} == winners
+    assert all(r["status"] == "claimed" for r in rows)
+    assert {e["order_id"]: e["n"] for e in events} == dict.fromkeys(winners, 1)
+    r = aioredis.Redis.from_url(server.settings.redis_url)
+    for order_id, winner in winners.items():
+        assert await r.hget(rs.order_key(order_id), "claimed_by") == str(winner).encode()
+    await r.aclose()
+
+
+async def test_postgres_alone_never_records_two_winners(server: InProcessServer) -> None:
+    """Even with Redis out of the way, the conditional update admits exactly one winner."""
+    async with server.admin() as admin:
+        agents = (await roster(admin, {"g1": 30}))["g1"]
+        intake = await intake_token(admin)
+    async with ApiClient(server.url, intake) as api:
+        order = await api.file_order(grid="g1", text="x")
+    store = await Store.connect(server.settings.database_url or "", max_size=30)
+    try:
+        got = await asyncio.gather(*(store.claim_order(order["id"], a["id"], 1) for a in agents))
+    finally:
+        await store.close()
+    assert sum(g is not None for g in got) == 1
+
+
+async def test_repeated_request_gets_the_same_answer(server: InProcessServer) -> None:
+    async with server.admin() as admin:
+        a, b = (await roster(admin, {"g1": 2}))["g1"]
+        intake = await intake_token(admin)
+    async with (
+        ApiClient(server.url, intake) as api,
+        AgentClient.connect(server.url, a["token"]) as ca,
+        ApiClient(server.url, b["token"]) as hb,
+    ):
+        order = await api.file_order(grid="g1", text="x")
+        assert (await ca.claim(order["id"], "req-1")).result == "won"
+        assert (await ca.claim(order["id"], "req-1")).result == "won"
+        first = await hb.claim(order["id"], "req-9")
+        again = await hb.claim(order["id"], "req-9")
+        assert (
+            first
+            == again
+            == {
+                "type": "claim_result",
+                "request_id": "req-9",
+                "order_id": order["id"],
+                "result": "taken",
+            }
+        )
+
+
+async def test_claim_survives_redis_losing_its_data(server: InProcessServer) -> None:
+    """Redis flushed after filing: the claim falls back to Postgres and still has one winner."""
+    async with server.admin() as admin:
+        a, b = (await roster(admin, {"g1": 2}))["g1"]
+        intake = await intake_token(admin)
+    async with ApiClient(server.url, intake) as api:
+        order = await api.file_order(grid="g1", text="x")
+    r = aioredis.Redis.from_url(server.settings.redis_url)
+    await r.flushdb()
+    async with ApiClient(server.url, a["token"]) as ha, ApiClient(server.url, b["token"]) as hb:
+        assert (await ha.claim(order["id"]))["result"] == "won"
+        await r.flushdb()
+        assert (await hb.claim(order["id"]))["result"] == "taken"
+        assert (await ha.claim(order["id"]))["result"] == "won"
+    await r.aclose()
+
+
+async def test_reconciler_restores_what_redis_lost(server: InProcessServer) -> None:
+    """Open orders and the widening schedule come back from Postgres within a reconcile."""
+    async with server.admin() as admin:
+        await roster(admin, {"g1": 1})
+        intake = await intake_token(admin)
+    async with ApiClient(server.url, intake) as api:
+        order = await api.file_order(grid="g1", text="x")
+    r = aioredis.Redis.from_url(server.settings.redis_url)
+    await r.flushdb()
+    for _ in range(60):
+        if await r.exists(rs.order_key(order["id"])):
+            break
+        await asyncio.sleep(0.1)
+    assert await r.hget(rs.order_key(order["id"]), "status") == b"offered"
+    assert await r.zscore(rs.WIDEN_DUE, str(order["id"])) == order["widen_at"]
+    await r.aclose()
+
+
+async def test_postgres_down_during_claim(settings: Settings) -> None:
+    """Postgres unreachable: `unavailable`, nothing recorded, nobody blocked; back: one winner."""
+    proxy = Proxy(settings.database_url or "")
+    await proxy.start()
+    try:
+        async with InProcessServer(dataclasses.replace(settings, database_url=proxy.url)) as srv:
+            async with srv.admin() as admin:
+                a, b = (await roster(admin, {"g1": 2}))["g1"]
+                intake = await intake_token(admin)
+            async with (
+                ApiClient(srv.url, intake) as api,
+                AgentClient.connect(srv.url, a["token"]) as ca,
+                AgentClient.connect(srv.url, b["token"]) as cb,
+            ):
+                order = await api.file_order(grid="g1", text="x")
+                await proxy.cut()
+                assert (await ca.claim(order["id"], "a1")).result == "unavailable"
+                # The hold was dropped: b is not told `taken` for an order nobody has.
+                assert (await cb.claim(order["id"], "b1")).result == "unavailable"
+                conn = await asyncpg.connect(settings.database_url)
+                row = await conn.fetchrow("SELECT status, claimed_by, version FROM orders")
+                assert tuple(row or ()) == ("offered", None, 1)
+                proxy.restore()
+                assert (await cb.claim(order["id"], "b2")).result == "won"
+                assert (await ca.claim(order["id"], "a2")).result == "taken"
+                row = await conn.fetchrow("SELECT status, claimed_by FROM orders")
+                await conn.close()
+                assert tuple(row or ()) == ("claimed", b["id"])
+    finally:
+        await proxy.stop()
+
+
+async def test_unknown_and_not_offered(server: InProcessServer) -> None:
+    async with server.admin() as admin:
+        agents = await roster(admin, {"g1": 1, "g2": 1})
+        intake = await intake_token(admin)
+    async with (
+        ApiClient(server.url, intake) as api,
+        AgentClient.connect(server.url, agents["g2"][0]["token"]) as other,
+    ):
+        order = await api.file_order(grid="g1", text="x")
+        assert (await other.claim(order["id"])).result == "not_offered"
+        assert (await other.claim(987654, uuid.uuid4().hex)).result == "unknown_order"

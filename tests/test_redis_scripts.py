@@ -1,0 +1,117 @@
+"""The Lua scripts against real Redis, and against the pure core's rules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from dispatcher import redis_scripts as rs
+from dispatcher.board import Board
+from dispatcher.orders import ClaimOutcome, Order, Scope, Status, decide_claim, widen_deadline
+from tests.conftest import Services
+
+T0 = 1_700_000_000_000
+HOLD = 10_000
+
+
+@pytest.fixture
+async def board(clean: Services) -> AsyncIterator[Board]:
+    b = Board.from_url(clean.redis_url, hold_ms=HOLD, closed_ttl_ms=60_000)
+    yield b
+    await b.close()
+
+
+def order(**kw: object) -> Order:
+    base = Order(
+        id=1,
+        status=Status.OFFERED,
+        grid="g1",
+        item="A1",
+        text=None,
+        item_class=1,
+        created_at=T0,
+        widen_at=widen_deadline(T0, 600),
+        scope=Scope.GRID,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+CASES = [
+    (order(), 7, ["g1"]),
+    (order(), 7, ["g2", "g3"]),
+    (order(), 7, ["g3", "g1"]),
+    (order(status=Status.WIDENED, scope=Scope.ALL, version=2), 7, ["g9"]),
+    (order(status=Status.CLAIMED, claimed_by=9, version=2), 7, ["g1"]),
+    (order(status=Status.CLAIMED, claimed_by=7, version=2), 7, ["g1"]),
+    (order(status=Status.CANCELLED, version=2), 7, ["g1"]),
+]
+
+
+@pytest.mark.parametrize(("o", "agent", "grids"), CASES)
+async def test_claim_script_agrees_with_core(
+    board: Board, o: Order, agent: int, grids: list[str]
+) -> None:
+    """Whatever the pure rule says, the script says too ('hold' is the first step of 'won')."""
+    await board.sync(o)
+    got = await board.claim(o.id, agent, f"{agent}:r", grids, T0)
+    expected = decide_claim(o, agent, grids)
+    if o.is_open and expected is ClaimOutcome.WON:
+        assert got == rs.HOLD
+    else:
+        assert got == expected.value
+
+
+async def test_unknown_order(board: Board) -> None:
+    assert await board.claim(404, 7, "7:r", ["g1"], T0) == "unknown_order"
+
+
+async def test_one_hold_at_a_time(board: Board) -> None:
+    await board.sync(order())
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD
+    assert await board.claim(1, 8, "8:a", ["g1"], T0 + 1) == "taken"
+    assert await board.claim(1, 7, "7:b", ["g1"], T0 + 2) == rs.BUSY
+
+
+async def test_stale_hold_is_taken_over(board: Board) -> None:
+    """A holder that died (no answer within the hold lifetime) does not block the order."""
+    await board.sync(order())
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD
+    assert await board.claim(1, 8, "8:a", ["g1"], T0 + HOLD + 1) == rs.HOLD
+
+
+async def test_released_hold_reopens(board: Board) -> None:
+    await board.sync(order())
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD
+    assert not await board.release_hold(1, 8, T0)  # not 8's hold
+    assert await board.release_hold(1, 7, T0)
+    assert await board.claim(1, 8, "8:a", ["g1"], T0) == rs.HOLD
+
+
+async def test_answers_are_remembered_per_request(board: Board) -> None:
+    await board.sync(order())
+    assert await board.claim(1, 8, "8:x", ["g2"], T0) == "not_offered"
+    await board.sync(order(status=Status.WIDENED, scope=Scope.ALL, version=2))
+    assert await board.claim(1, 8, "8:x", ["g2"], T0) == "not_offered"  # same request
+    assert await board.claim(1, 8, "8:y", ["g2"], T0) == rs.HOLD  # a new attempt
+
+
+async def test_sync_never_goes_backwards(board: Board) -> None:
+    assert await board.sync(order(status=Status.CLAIMED, claimed_by=3, version=3))
+    assert not await board.sync(order(version=1))
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == "taken"
+
+
+async def test_closed_orders_expire_and_open_ones_do_not(board: Board) -> None:
+    await board.sync(order())
+    assert await board.redis.pttl(rs.order_key(1)) == -1
+    await board.sync(order(status=Status.CLAIMED, claimed_by=3, version=2))
+    assert 0 < await board.redis.pttl(rs.order_key(1)) <= 60_000
+
+
+def test_all_keys_of_an_order_share_a_cluster_slot() -> None:
+    from redis.crc import key_slot
+
+    for oid in (1, 42, 10**12):
+        assert key_slot(rs.order_key(oid).encode()) == key_slot(rs.answers_key(oid).encode())
