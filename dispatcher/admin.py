@@ -2,34 +2,110 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import geo
 from dispatcher import auth, validate
 from dispatcher.exceptions import ConflictError, RequestError
-from dispatcher.http import answer, body, context, principal
-from dispatcher.roster import Grid, TokenKind
-from dispatcher.store import StoreConflictError, UnknownGridError
+from dispatcher.http import answer, body, body_bytes, context, principal
+from dispatcher.pg import StoreConflictError, UnknownGridError
+from dispatcher.roster import TokenKind
 
 LEVELS = ("county", "township", "village", "community", "grid")
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
 
 
-async def put_grid(request: Request) -> Response:
-    await principal(request, TokenKind.ADMIN)
-    data = await body(request)
-    validate.only_fields(data, ("code", "name", "level", "parent"))
+def _grid_from_body(data: dict[str, Any]) -> geo.Grid:
+    validate.only_fields(data, ("code", "name", "level", "parent", "aliases", "geometry"))
     code = validate.code(data, "code")
     name = validate.text(data, "name", max_len=100)
     level = validate.text(data, "level", max_len=20, required=False) or "grid"
     if level not in LEVELS:
         raise validate.invalid("level", f"'level' must be one of {', '.join(LEVELS)}")
     parent = validate.code(data, "parent", required=False)
+    aliases = data.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise validate.invalid("aliases", "'aliases' must be a list of names")
     assert code is not None and name is not None
+    if data.get("geometry") is None:
+        return geo.Grid(code, name, geo.parse_level(level) or "grid", parent, None, tuple(aliases))
+    props = {"code": code, "name": name, "level": level, "parent": parent, "aliases": aliases}
+    feature = {"type": "Feature", "properties": props, "geometry": data["geometry"]}
+    try:
+        return geo.grid_from_feature(feature)
+    except geo.GridImportError as exc:
+        raise _import_error(exc) from None
+
+
+def _import_error(exc: geo.GridImportError) -> RequestError:
+    problems = [p.to_dict() for p in exc.problems]
+    first = exc.problems[0]
+    return RequestError(
+        f"{len(problems)} problem(s); first: feature {first.index} ({first.code}): {first.message}",
+        code="invalid_grid_file",
+        status=422,
+        details={"problems": problems},
+    )
+
+
+async def put_grid(request: Request) -> Response:
+    """One grid, by code: 201 created, 200 updated.  Checked against the live set."""
+    await principal(request, TokenKind.ADMIN)
+    grid = _grid_from_body(await body(request))
     ctx = context(request)
-    grid, created = await ctx.store.upsert_grid(Grid(code, name, level, parent))
-    ctx.grids.add(grid.code)
-    return answer(request, grid.to_wire(), 201 if created else 200)
+    await ctx.reload_grids()
+    try:
+        merged = ctx.geo.updated([grid])
+    except geo.GridImportError as exc:
+        raise _import_error(exc) from None
+    saved, created = await ctx.store.put_grid(grid, sorted(merged.neighbours(grid.code)))
+    await ctx.reload_grids()
+    return answer(request, saved.to_wire(), 201 if created else 200)
+
+
+async def import_grids(request: Request) -> Response:
+    """Replace the grid set with a GeoJSON FeatureCollection, all or nothing."""
+    await principal(request, TokenKind.ADMIN)
+    raw = await body_bytes(request, MAX_IMPORT_BYTES)
+    try:
+        grids = geo.load_feature_collection(raw)
+    except geo.GridImportError as exc:
+        raise _import_error(exc) from None
+    ctx = context(request)
+    summary = await ctx.store.import_grids(grids, source=request.query_params.get("source", "api"))
+    await ctx.reload_grids()
+    return answer(request, summary)
+
+
+async def import_agents(request: Request) -> Response:
+    """Create agents from a CSV roster (name, phone, grids separated by ';'), all or nothing."""
+    await principal(request, TokenKind.ADMIN)
+    raw = await body_bytes(request, MAX_IMPORT_BYTES)
+    try:
+        rows = geo.parse_agents_csv(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, geo.RosterError) as exc:
+        problems = [{"line": p.line, "message": p.message} for p in getattr(exc, "problems", [])]
+        raise RequestError(
+            f"roster file refused: {exc}",
+            code="invalid_roster",
+            status=422,
+            details={"problems": problems},
+        ) from None
+    try:
+        created = await context(request).store.import_agents(rows)
+    except UnknownGridError as exc:
+        raise RequestError(
+            str(exc), code="unknown_grid", status=422, details={"codes": exc.codes}
+        ) from None
+    except StoreConflictError as exc:
+        raise ConflictError(
+            f"a phone in the file is registered already: {exc}", code="duplicate_phone"
+        ) from exc
+    return answer(request, {"agents": created}, 201)
 
 
 async def list_grids(request: Request) -> Response:
@@ -90,6 +166,8 @@ async def list_tokens(request: Request) -> Response:
 
 routes = [
     Route("/v1/admin/grids", put_grid, methods=["POST"]),
+    Route("/v1/admin/grids/import", import_grids, methods=["POST"]),
+    Route("/v1/admin/agents/import", import_agents, methods=["POST"]),
     Route("/v1/admin/grids", list_grids, methods=["GET"]),
     Route("/v1/admin/agents", create_agent, methods=["POST"]),
     Route("/v1/admin/agents", list_agents, methods=["GET"]),

@@ -62,6 +62,8 @@ async def get_order(request: Request) -> Response:
     )
     if owner:
         data["applicant"] = await ctx.store.get_applicant(order.id)
+    if who.kind is TokenKind.ADMIN:
+        data["routing"] = await ctx.store.order_routing(order.id)
     return answer(request, data)
 
 

@@ -12,10 +12,13 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dispatcher.exceptions import AuthError
 from dispatcher.roster import Principal, TokenKind
-from dispatcher.store import Store
+
+if TYPE_CHECKING:  # the store imports this module to mint tokens
+    from dispatcher.store import Store
 
 _PREFIX = {
     TokenKind.ADMIN: "bba_",

@@ -77,7 +77,7 @@ class Board:
         return [
             order.version,
             order.status.value,
-            order.grid,
+            "," + ",".join(order.reach_grids) + ",",
             order.scope.value,
             "" if order.claimed_by is None else order.claimed_by,
             self.closed_ttl_ms,
@@ -119,8 +119,8 @@ class Board:
                     args=self._sync_args(order, answer_field, answer),
                     client=pipe,
                 )
-                if order.status is Status.OFFERED:
-                    pipe.zadd(rs.WIDEN_DUE, {str(order.id): order.widen_at})
+                if order.status is Status.OFFERED and order.next_step_at is not None:
+                    pipe.zadd(rs.WIDEN_DUE, {str(order.id): order.next_step_at})
                 else:
                     pipe.zrem(rs.WIDEN_DUE, str(order.id))
                 pipe.publish(rs.EVENTS_CHANNEL, change_event(order, reason=reason))
@@ -150,6 +150,13 @@ class Board:
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return [int(i) for i in ids]  # members are order ids written by announce()
+
+    async def reschedule(self, order_id: int, at: int) -> None:
+        """Put an order back on the sweepers' list at ``at`` (ms)."""
+        try:
+            await self.redis.zadd(rs.WIDEN_DUE, {str(order_id): at})
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
 
     async def unschedule(self, order_ids: Iterable[int]) -> None:
         ids = [str(i) for i in order_ids]

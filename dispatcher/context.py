@@ -1,19 +1,24 @@
-"""What every flow needs: settings, the store, the board, the hub, auth and the clock.
+"""What every flow needs: settings, the store, the board, the hub, auth, the clock, the grids.
 
 Built by the app's lifespan and passed to the flows; there are no module globals.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from dispatcher.auth import Authenticator
 from dispatcher.board import Board
 from dispatcher.hub import Hub
+from dispatcher.orders import Reach
 from dispatcher.settings import Settings
 from dispatcher.store import Store
+from geo import GridSet
+
+log = logging.getLogger("bangban.context")
 
 Clock = Callable[[], int]
 """Returns now as integer milliseconds since the epoch."""
@@ -33,9 +38,36 @@ class Context:
     clock: Clock = wall_clock
     grids: set[str] = field(default_factory=set)
     """Known grid codes (refreshed from Postgres on a miss)."""
+    geo: GridSet = field(default_factory=lambda: GridSet(()))
+    """The current generation of grids with boundaries and names, for routing."""
+    generation: int = -1
 
     async def grid_exists(self, code: str) -> bool:
         if code in self.grids:
             return True
         self.grids = await self.store.grid_codes()
         return code in self.grids
+
+    async def reload_grids(self, *, force: bool = False) -> bool:
+        """Load the current generation of grids if it changed.  Returns True when it did."""
+        generation = await self.store.grid_generation()
+        if generation == self.generation and not force:
+            return False
+        self.geo = await self.store.grid_set()
+        self.grids = await self.store.grid_codes()
+        self.generation = generation
+        log.info("grids loaded generation=%d grids=%d", generation, len(self.geo))
+        return True
+
+    def audience(self, reach: Reach, grid: str) -> Collection[str]:
+        """The grids ``reach`` covers for an order of ``grid`` (below all grids)."""
+        if reach is Reach.NEIGHBOURS:
+            return self.geo.neighbours(grid) if grid in self.geo else ()
+        if reach is Reach.PARENT:
+            found = self.geo.get(grid)
+            if found is None or found.parent is None:
+                return ()
+            return [
+                g.code for g in self.geo.descendants(found.parent) if not self.geo.children(g.code)
+            ]
+        return ()

@@ -11,10 +11,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import geo
 from dispatcher import auth, validate
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError, RequestError
-from dispatcher.orders import Order, widen_deadline
+from dispatcher.orders import Order, new_order
 from dispatcher.roster import Principal, TokenKind
 
 log = logging.getLogger("bangban.filing")
@@ -70,8 +71,17 @@ def parse_order_request(body: dict[str, Any]) -> OrderRequest:
     return OrderRequest(item, text, grid, location, address, item_class, applicant)
 
 
-async def route(ctx: Context, request: OrderRequest) -> str:
-    """The grid an order goes to.  Raises RequestError 422 ``unknown_grid``/``unroutable``."""
+MAX_CANDIDATES = 20
+
+
+async def route(ctx: Context, request: OrderRequest) -> tuple[str, dict[str, Any]]:
+    """The grid an order goes to and how it was found (stored on the order for operators).
+
+    ``grid`` wins when given; else ``location`` (point in polygon, snapped to the nearest grid
+    within ``BANGBAN_SNAP_METERS``, else an H3 cell when configured); else ``address``
+    (names and aliases down the hierarchy).  Raises RequestError 422: ``unknown_grid``,
+    ``unroutable`` or ``ambiguous_address`` (with the candidate grids).
+    """
     if request.grid is not None:
         if not await ctx.grid_exists(request.grid):
             raise RequestError(
@@ -80,33 +90,85 @@ async def route(ctx: Context, request: OrderRequest) -> str:
                 status=422,
                 details={"field": "grid"},
             )
-        return request.grid
+        return request.grid, {"input": "grid", "grid": request.grid, "method": "given"}
+    if request.location is not None:
+        lat, lon = request.location
+        found = ctx.geo.locate(lat, lon, ctx.settings.snap_meters)
+        if found is not None:
+            return found.grid, found.to_dict()
+        if ctx.settings.h3_resolution is not None:
+            return await _h3_route(ctx, lat, lon, ctx.settings.h3_resolution)
+        raise RequestError(
+            f"no grid contains ({lat}, {lon}) or lies within {ctx.settings.snap_meters:g} m",
+            code="unroutable",
+            status=422,
+            details={"field": "location"},
+        )
+    assert request.address is not None
+    match = ctx.geo.match_address(request.address)
+    if match.status == "grid" and match.route is not None:
+        return match.route.grid, match.route.to_dict()
+    if match.status == "ambiguous":
+        area = match.area.name if match.area is not None else None
+        raise RequestError(
+            f"address {request.address!r} matches {len(match.candidates)} grids"
+            + (f" in {area}" if area else "")
+            + "; give a more precise address, a location or a grid",
+            code="ambiguous_address",
+            status=422,
+            details={
+                "field": "address",
+                "count": len(match.candidates),
+                "candidates": [
+                    {"code": c.code, "name": c.name, "level": c.level}
+                    for c in match.candidates[:MAX_CANDIDATES]
+                ],
+            },
+        )
     raise RequestError(
-        "this server routes orders by 'grid' only; 'location' and 'address' routing is not"
-        " configured",
+        f"no grid matches the address {request.address!r}",
         code="unroutable",
         status=422,
+        details={"field": "address"},
     )
+
+
+async def _h3_route(
+    ctx: Context, lat: float, lon: float, resolution: int
+) -> tuple[str, dict[str, Any]]:
+    """Route to the H3 cell of the point, creating its grid on first use (pilot mode)."""
+    try:
+        code = geo.h3_grid_for(lat, lon, resolution)
+    except geo.H3UnavailableError as exc:
+        raise RequestError(str(exc), code="unroutable", status=422) from None
+    if not await ctx.grid_exists(code):
+        await ctx.store.put_grid(geo.h3_grid(code), neighbours=())
+        await ctx.reload_grids()
+    return code, {"input": "location", "grid": code, "method": "h3", "resolution": resolution}
 
 
 async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> tuple[Order, str]:
     """Record and offer a new order.  Returns (order, tracking token).
 
-    Raises RequestError (bad grid) or StoreUnavailableError (nothing recorded: retry).
+    Raises RequestError (cannot route) or StoreUnavailableError (nothing recorded: retry).
     """
-    grid = await route(ctx, request)
+    grid, routing = await route(ctx, request)
     token = auth.new_token(TokenKind.TRACKING)
-    now = ctx.clock()
-    order = await ctx.store.insert_order(
+    draft = new_order(
+        order_id=0,
         grid=grid,
         item=request.item,
         text=request.text,
         item_class=request.item_class,
+        created_at=ctx.clock(),
+        schedule=ctx.settings.schedule,
+    )
+    order = await ctx.store.insert_order(
+        draft,
         applicant=request.applicant,
-        created_at=now,
-        widen_at=widen_deadline(now, ctx.settings.widen_after),
         tracking_digest=auth.digest(token),
         actor=filer.actor,
+        routing=routing,
     )
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
     try:

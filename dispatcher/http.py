@@ -47,22 +47,27 @@ async def principal(request: Request, *kinds: TokenKind) -> Principal:
     return who
 
 
-async def body(request: Request) -> dict[str, Any]:
-    """The request body as a map.  Raises RequestError 400/413/415."""
+async def body_bytes(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refused with 413 ``too_large`` past ``limit`` bytes (before reading it
+    all when the client declared its length)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestError(f"body larger than {MAX_BODY_BYTES} bytes", code="too_large", status=413)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"body larger than {limit} bytes", code="too_large", status=413)
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise RequestError(
-                f"body larger than {MAX_BODY_BYTES} bytes", code="too_large", status=413
-            )
+        if len(raw) > limit:
+            raise RequestError(f"body larger than {limit} bytes", code="too_large", status=413)
+    return bytes(raw)
+
+
+async def body(request: Request) -> dict[str, Any]:
+    """The request body as a map.  Raises RequestError 400/413/415."""
+    raw = await body_bytes(request)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     try:
         if ctype == MSGPACK:
-            data = msgpack.unpackb(bytes(raw), raw=False)
+            data = msgpack.unpackb(raw, raw=False)
         elif ctype in ("application/json", "", "text/json"):
             data = json.loads(raw or b"null")
         else:

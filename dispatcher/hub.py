@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +169,15 @@ class Hub:
         one is withdrawn from that audience except its winner; its trackers get the status.
         """
         order = event["order"]
-        audience = self.agents if order["scope"] == "all" else self.by_grid.get(order["grid"], ())
+        audience: Iterable[AgentLink]
+        if order["scope"] == "all":
+            audience = self.agents
+        else:
+            reach = order.get("offered_grids") or (order["grid"],)
+            if len(reach) == 1:
+                audience = self.by_grid.get(reach[0], ())
+            else:  # an agent of two of these grids hears once
+                audience = set().union(*(self.by_grid.get(g, ()) for g in reach))
         sent = 0
         if order["status"] in ("offered", "widened"):
             offer = Payload.of(wire.Offer(order))

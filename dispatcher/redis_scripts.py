@@ -7,9 +7,11 @@ plain single-key commands, never inside a script together with an order's keys.
 
 Layout::
 
-    bb:{o:<id>}           hash   status, grid, scope, version, claimed_by, holder, holder_at
+    bb:{o:<id>}           hash   status, grid, scope, reach (",g1,g2,": the grids offered to while
+                                 scope is grid), version, claimed_by, holder, holder_at
     bb:{o:<id>}:answers   hash   "<agent>:<request_id>" -> final claim answer (expires)
-    bb:widen-due          zset   order id scored by widen_at (ms): the sweepers' work list
+    bb:widen-due          zset   order id scored by its next widening step (ms): the sweepers'
+                                 work list
     bb:reconcile-lock     string one process at a time rebuilds Redis from Postgres
     bb:events             pubsub every order change, for every server process's fan-out
 
@@ -48,7 +50,7 @@ CLAIM = """
 -- 'unknown_order' are remembered under ARGV[2], so a repeated request gets the same answer.
 local prev = redis.call('HGET', KEYS[2], ARGV[2])
 if prev then return {prev} end
-local o = redis.call('HMGET', KEYS[1], 'status', 'grid', 'scope', 'claimed_by', 'holder',
+local o = redis.call('HMGET', KEYS[1], 'status', 'reach', 'scope', 'claimed_by', 'holder',
                      'holder_at')
 local status = o[1]
 if not status then return {'unknown_order'} end
@@ -60,8 +62,9 @@ elseif status ~= 'offered' and status ~= 'widened' then
 else
   local eligible = (o[3] == 'all')
   if not eligible then
+    local reach = o[2] or ''
     for i = 6, #ARGV do
-      if ARGV[i] == o[2] then eligible = true; break end
+      if string.find(reach, ',' .. ARGV[i] .. ',', 1, true) then eligible = true; break end
     end
   end
   if not eligible then
@@ -83,7 +86,8 @@ return {answer}
 SYNC = """
 -- Copy an order's state from Postgres into Redis, never backwards.
 -- KEYS[1] order hash, KEYS[2] answers hash
--- ARGV[1] version, ARGV[2] status, ARGV[3] grid, ARGV[4] scope, ARGV[5] claimed_by ('' none),
+-- ARGV[1] version, ARGV[2] status, ARGV[3] reach (",g1,g2,"), ARGV[4] scope,
+-- ARGV[5] claimed_by ('' none),
 -- ARGV[6] lifetime (ms) of the keys once the order is closed,
 -- ARGV[7] answer field to remember ('' none), ARGV[8] the answer
 -- Returns 1 when written, 0 when Redis already had this version or a newer one.
@@ -92,7 +96,7 @@ SYNC = """
 local v = redis.call('HGET', KEYS[1], 'version')
 local written = 0
 if (not v) or tonumber(v) < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'grid', ARGV[3],
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
              'scope', ARGV[4], 'claimed_by', ARGV[5])
   written = 1
 end

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dispatcher.exceptions import ConfigError
+from dispatcher.orders import Schedule, default_schedule, parse_schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,20 @@ class Settings:
     """``BANGBAN_SEND_QUEUE``: frames queued for one slow connection before it is dropped."""
     pg_pool_size: int = 10
     """``BANGBAN_PG_POOL``: Postgres connections per process."""
+    widen_schedule: str | None = None
+    """``BANGBAN_WIDEN_SCHEDULE``: the widening ladder, e.g. ``grid@0,neighbours@300,all@600``.
+    Unset: ``grid@0,all@<BANGBAN_WIDEN_AFTER>`` (the seed's rule)."""
+    snap_meters: float = 500.0
+    """``BANGBAN_SNAP_METERS``: a location this close to a grid but outside all goes to it."""
+    h3_resolution: int | None = None
+    """``BANGBAN_H3_RESOLUTION``: route locations outside every polygon to H3 cells of this
+    resolution (grid code ``h3:<cell>``), for pilots without surveyed boundaries."""
+
+    @property
+    def schedule(self) -> Schedule:
+        if self.widen_schedule is None:
+            return default_schedule(self.widen_after)
+        return parse_schedule(self.widen_schedule)
 
     def __post_init__(self) -> None:
         if not 0 < self.widen_after <= 7 * 86400:
@@ -47,6 +62,13 @@ class Settings:
             raise ConfigError("BANGBAN_SWEEP_INTERVAL must be > 0 and at most 1 second")
         if self.pg_pool_size < 2:
             raise ConfigError("BANGBAN_PG_POOL must be at least 2")
+        if self.widen_schedule is not None:
+            try:
+                parse_schedule(self.widen_schedule)
+            except ValueError as exc:
+                raise ConfigError(f"BANGBAN_WIDEN_SCHEDULE: {exc}") from None
+        if self.h3_resolution is not None and not 0 <= self.h3_resolution <= 15:
+            raise ConfigError("BANGBAN_H3_RESOLUTION must be 0..15")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +98,9 @@ class Settings:
             claim_memory=num("BANGBAN_CLAIM_MEMORY", base.claim_memory),
             send_queue=int(num("BANGBAN_SEND_QUEUE", base.send_queue)),
             pg_pool_size=int(num("BANGBAN_PG_POOL", base.pg_pool_size)),
+            widen_schedule=env.get("BANGBAN_WIDEN_SCHEDULE") or None,
+            snap_meters=num("BANGBAN_SNAP_METERS", base.snap_meters),
+            h3_resolution=(
+                int(num("BANGBAN_H3_RESOLUTION", 0)) if env.get("BANGBAN_H3_RESOLUTION") else None
+            ),
         )

@@ -13,69 +13,46 @@ appends its trail event, so a change and its event are recorded together or not 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from dispatcher import schema
-from dispatcher.exceptions import StoreError, StoreUnavailableError
-from dispatcher.orders import Order, Scope, Status
+from dispatcher.exceptions import StoreUnavailableError
+from dispatcher.orders import (
+    Order,
+    Scope,
+    Status,
+    default_schedule,
+    format_schedule,
+    parse_schedule,
+)
+from dispatcher.pg import (
+    UnknownGridError,
+    agent_from_row,
+    dt,
+    ms,
+    translated,
+)
 from dispatcher.roster import Agent, Grid, Principal, TokenKind
-
-
-class StoreConflictError(StoreError):
-    """An integrity constraint refused the change (SQLSTATE class 23)."""
-
-    def __init__(self, message: str, constraint: str | None) -> None:
-        super().__init__(message)
-        self.constraint = constraint
-
-
-class UnknownGridError(StoreError):
-    """A grid code given for an agent or an order does not exist."""
-
-    def __init__(self, codes: Sequence[str]) -> None:
-        super().__init__(f"unknown grid(s): {', '.join(codes)}")
-        self.codes = list(codes)
-
-
-_UNAVAILABLE_CLASSES = ("08", "53", "57")  # connection, resources, operator intervention/timeout
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except asyncpg.PostgresError as exc:
-        state = getattr(exc, "sqlstate", "") or ""
-        if state[:2] in _UNAVAILABLE_CLASSES:
-            raise StoreUnavailableError(f"postgres: {exc}") from exc
-        if state.startswith("23"):
-            raise StoreConflictError(str(exc), getattr(exc, "constraint_name", None)) from exc
-        raise StoreError(f"postgres: {exc}") from exc
-    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
-        raise StoreUnavailableError(f"postgres: {exc!r}") from exc
-
-
-def ms(dt: datetime | None) -> int | None:
-    return None if dt is None else round(dt.timestamp() * 1000)
-
-
-def dt(ms_: int) -> datetime:
-    return datetime.fromtimestamp(ms_ / 1000, tz=UTC)
-
+from dispatcher.store_grids import GridStore
 
 _ORDER_COLS = (
     "id, status, grid, item, text, item_class, created_at, widen_at, scope, claimed_by,"
-    " claimed_at, version"
+    " claimed_at, version, step, reach_grids, next_step_at, schedule"
 )
 
 
 def _order(row: asyncpg.Record) -> Order:
+    created_at = ms(row["created_at"]) or 0
+    widen_at = ms(row["widen_at"]) or 0
+    schedule = (
+        parse_schedule(row["schedule"])
+        if row["schedule"]
+        else default_schedule((widen_at - created_at) / 1000)
+    )
     return Order(
         id=row["id"],
         status=Status(row["status"]),
@@ -83,26 +60,20 @@ def _order(row: asyncpg.Record) -> Order:
         item=row["item"],
         text=row["text"],
         item_class=row["item_class"],
-        created_at=ms(row["created_at"]) or 0,
-        widen_at=ms(row["widen_at"]) or 0,
+        created_at=created_at,
+        widen_at=widen_at,
         scope=Scope(row["scope"]),
         claimed_by=row["claimed_by"],
         claimed_at=ms(row["claimed_at"]),
         version=row["version"],
+        step=row["step"],
+        reach_grids=tuple(row["reach_grids"] or (row["grid"],)),
+        next_step_at=ms(row["next_step_at"]),
+        schedule=schedule,
     )
 
 
-def _agent(row: asyncpg.Record) -> Agent:
-    return Agent(
-        id=row["id"],
-        name=row["name"],
-        phone=row["phone"],
-        grids=tuple(row["grids"]),
-        active=row["active"],
-    )
-
-
-class Store:
+class Store(GridStore):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -132,49 +103,33 @@ class Store:
         await self.pool.close()
 
     async def migrate(self) -> list[str]:
-        with _translated():
+        with translated():
             async with self.pool.acquire(timeout=10) as conn:
                 return await schema.apply(conn)
 
     async def ping(self) -> None:
-        with _translated():
+        with translated():
             await self.pool.fetchval("SELECT 1", timeout=2)
 
     # --- grids and agents ----------------------------------------------------------------
 
-    async def upsert_grid(self, grid: Grid) -> tuple[Grid, bool]:
-        """Create or update a grid by code; returns (grid, created)."""
-        with _translated():
-            row = await self.pool.fetchrow(
-                "INSERT INTO grids (code, name, level, parent) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,"
-                " level = EXCLUDED.level, parent = EXCLUDED.parent, updated_at = now()"
-                " RETURNING code, name, level, parent, (xmax = 0) AS created",
-                grid.code,
-                grid.name,
-                grid.level,
-                grid.parent,
-            )
-        assert row is not None
-        return Grid(row["code"], row["name"], row["level"], row["parent"]), row["created"]
-
     async def list_grids(self) -> list[Grid]:
-        with _translated():
+        with translated():
             rows = await self.pool.fetch(
-                "SELECT code, name, level, parent FROM grids ORDER BY code"
+                "SELECT code, name, level, parent FROM grids WHERE retired_at IS NULL ORDER BY code"
             )
         return [Grid(r["code"], r["name"], r["level"], r["parent"]) for r in rows]
 
     async def grid_codes(self) -> set[str]:
-        with _translated():
-            rows = await self.pool.fetch("SELECT code FROM grids")
+        with translated():
+            rows = await self.pool.fetch("SELECT code FROM grids WHERE retired_at IS NULL")
         return {r["code"] for r in rows}
 
     async def create_agent(
         self, name: str, phone: str, grids: Sequence[str], token_digest: bytes
     ) -> Agent:
         """Create an agent and its token together.  Raises UnknownGridError, StoreConflictError."""
-        with _translated():
+        with translated():
             async with self.pool.acquire() as conn, conn.transaction():
                 known = {
                     r["code"]
@@ -200,20 +155,20 @@ class Store:
                     name,
                     row["id"],
                 )
-        return _agent(row)
+        return agent_from_row(row)
 
     async def list_agents(self) -> list[Agent]:
-        with _translated():
+        with translated():
             rows = await self.pool.fetch(
                 "SELECT id, name, phone, grids, active FROM agents ORDER BY id"
             )
-        return [_agent(r) for r in rows]
+        return [agent_from_row(r) for r in rows]
 
     # --- tokens ----------------------------------------------------------------------------
 
     async def add_token(self, digest: bytes, kind: TokenKind, name: str) -> None:
         """Store a token digest (admin or intake).  Adding the same digest again is a no-op."""
-        with _translated():
+        with translated():
             await self.pool.execute(
                 "INSERT INTO tokens (digest, kind, name) VALUES ($1, $2, $3)"
                 " ON CONFLICT (digest) DO NOTHING",
@@ -223,7 +178,7 @@ class Store:
             )
 
     async def has_token_of_kind(self, kind: TokenKind) -> bool:
-        with _translated():
+        with translated():
             return bool(
                 await self.pool.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = $1 AND revoked_at IS NULL)",
@@ -233,7 +188,7 @@ class Store:
 
     async def list_tokens(self) -> list[dict[str, Any]]:
         """Token metadata (never the tokens themselves) for operators."""
-        with _translated():
+        with translated():
             rows = await self.pool.fetch(
                 "SELECT kind, name, agent_id, created_at, revoked_at FROM tokens"
                 " WHERE kind IN ('admin', 'intake') ORDER BY created_at"
@@ -250,7 +205,7 @@ class Store:
 
     async def principal(self, digest: bytes) -> Principal | None:
         """Who holds the token with this digest, or None (unknown, revoked, inactive agent)."""
-        with _translated():
+        with translated():
             row = await self.pool.fetchrow(
                 "SELECT t.kind, t.name, t.order_id, a.id, a.name AS agent_name, a.phone,"
                 " a.grids, a.active FROM tokens t LEFT JOIN agents a ON a.id = t.agent_id"
@@ -270,57 +225,66 @@ class Store:
 
     async def insert_order(
         self,
+        order: Order,
         *,
-        grid: str,
-        item: str | None,
-        text: str | None,
-        item_class: int | None,
         applicant: dict[str, str],
-        created_at: int,
-        widen_at: int,
         tracking_digest: bytes,
         actor: str,
+        routing: dict[str, Any] | None = None,
     ) -> Order:
-        """Record a new order, its tracking token and its `filed` event in one statement."""
-        with _translated():
+        """Record a new order (``order.id`` is ignored: Postgres assigns it), its tracking
+        token and its `filed` event, in one statement."""
+        with translated():
             row = await self.pool.fetchrow(
                 f"""
                 WITH o AS (
                     INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
-                                        applicant_phone, created_at, widen_at, scope)
-                    VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid')
+                                        applicant_phone, created_at, widen_at, scope, routing,
+                                        schedule, step, reach_grids, next_step_at)
+                    VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
+                            $12, 0, $13, $14)
                     RETURNING *
                 ), t AS (
                     INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
                 ), e AS (
-                    INSERT INTO order_events (order_id, at, kind, actor)
-                    SELECT id, $7, 'filed', $10 FROM o
+                    INSERT INTO order_events (order_id, at, kind, actor, details)
+                    SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
+                    FROM o
                 )
                 SELECT {_ORDER_COLS} FROM o
                 """,
-                grid,
-                item,
-                text,
-                item_class,
+                order.grid,
+                order.item,
+                order.text,
+                order.item_class,
                 applicant.get("name"),
                 applicant.get("phone"),
-                dt(created_at),
-                dt(widen_at),
+                dt(order.created_at),
+                dt(order.widen_at),
                 tracking_digest,
                 actor,
+                None if routing is None else json.dumps(routing, ensure_ascii=False),
+                format_schedule(order.schedule),
+                list(order.reach_grids),
+                None if order.next_step_at is None else dt(order.next_step_at),
             )
         assert row is not None
         return _order(row)
 
+    async def order_routing(self, order_id: int) -> dict[str, Any] | None:
+        with translated():
+            raw = await self.pool.fetchval("SELECT routing FROM orders WHERE id = $1", order_id)
+        return None if raw is None else dict(json.loads(raw))
+
     async def get_order(self, order_id: int) -> Order | None:
-        with _translated():
+        with translated():
             row = await self.pool.fetchrow(
                 f"SELECT {_ORDER_COLS} FROM orders WHERE id = $1", order_id
             )
         return None if row is None else _order(row)
 
     async def get_applicant(self, order_id: int) -> dict[str, str | None]:
-        with _translated():
+        with translated():
             row = await self.pool.fetchrow(
                 "SELECT applicant_name, applicant_phone FROM orders WHERE id = $1", order_id
             )
@@ -334,7 +298,7 @@ class Store:
         The update is conditional on the order being open, so Postgres can never record a
         second winner, whatever Redis said.
         """
-        with _translated():
+        with translated():
             row = await self.pool.fetchrow(
                 f"""
                 WITH c AS (
@@ -354,66 +318,71 @@ class Store:
             )
         return None if row is None else _order(row)
 
-    async def widen_order(self, order_id: int, now: int) -> tuple[Order | None, Order | None]:
-        """Widen the order if it is still offered to its grid and due.
+    async def advance_order(self, current: Order, nxt: Order, now: int) -> Order | None:
+        """Move ``current`` to the rung ``nxt`` (computed by the core) if nobody did yet.
 
-        Returns (widened order, None) when this call widened it, or (None, current order) when
-        it did not (already widened, claimed, not yet due), or (None, None) for no such order.
-        Concurrent callers serialise on the row lock: exactly one of them widens.
+        The update is conditional on the order still being offered on ``current``'s rung, so
+        of several processes sweeping the same order exactly one moves it; the others get
+        None.  The `widened` event is appended in the same statement.
         """
-        with _translated():
-            rows = await self.pool.fetch(
+        rung = nxt.schedule[nxt.step]
+        late = now - (current.next_step_at or now)
+        with translated():
+            row = await self.pool.fetchrow(
                 f"""
                 WITH w AS (
-                    UPDATE orders SET status = 'widened', scope = 'all',
-                                      version = version + 1, updated_at = now()
-                    WHERE id = $1 AND status = 'offered' AND widen_at <= $2
+                    UPDATE orders SET status = $3, scope = $4, step = $5, reach_grids = $6,
+                                      next_step_at = $7, version = version + 1,
+                                      updated_at = now()
+                    WHERE id = $1 AND status = 'offered' AND step = $2
                     RETURNING *
                 ), e AS (
                     INSERT INTO order_events (order_id, at, kind, actor, details)
-                    SELECT id, $2, 'widened', 'system',
-                           jsonb_build_object('late_ms',
-                               round(extract(epoch FROM ($2 - widen_at)) * 1000))
+                    SELECT id, $8, 'widened', 'system',
+                           jsonb_build_object('step', $5::int, 'reach', $9::text,
+                                              'late_ms', $10::bigint, 'grids', $6::text[])
                     FROM w
                 )
-                SELECT {_ORDER_COLS}, true AS done FROM w
-                UNION ALL
-                SELECT {_ORDER_COLS}, false AS done FROM orders
-                WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM w)
+                SELECT {_ORDER_COLS} FROM w
                 """,
-                order_id,
+                current.id,
+                current.step,
+                nxt.status.value,
+                nxt.scope.value,
+                nxt.step,
+                list(nxt.reach_grids),
+                None if nxt.next_step_at is None else dt(nxt.next_step_at),
                 dt(now),
+                rung.reach.value,
+                late,
             )
-        if not rows:
-            return None, None
-        row = rows[0]
-        return (_order(row), None) if row["done"] else (None, _order(row))
+        return None if row is None else _order(row)
 
     async def due_orders(self, now: int, limit: int = 500) -> list[int]:
-        """Orders past their widening deadline but still offered only to their grid."""
-        with _translated():
+        """Orders whose next widening step is due but not taken."""
+        with translated():
             rows = await self.pool.fetch(
-                "SELECT id FROM orders WHERE status = 'offered' AND widen_at <= $1"
-                " ORDER BY widen_at LIMIT $2",
+                "SELECT id FROM orders WHERE status = 'offered' AND next_step_at <= $1"
+                " ORDER BY next_step_at LIMIT $2",
                 dt(now),
                 limit,
             )
         return [r["id"] for r in rows]
 
     async def open_orders_for(self, grids: Sequence[str]) -> list[Order]:
-        """Every order open to an agent of ``grids``: its grids' own, and all widened ones."""
-        with _translated():
+        """Every order open to an agent of ``grids``: those reaching its grids, and all widened."""
+        with translated():
             rows = await self.pool.fetch(
                 f"SELECT {_ORDER_COLS} FROM orders"
-                " WHERE (status = 'offered' AND grid = ANY($1::text[])) OR status = 'widened'"
-                " ORDER BY id",
+                " WHERE (status = 'offered' AND reach_grids && $1::text[])"
+                " OR status = 'widened' ORDER BY id",
                 list(grids),
             )
         return [_order(r) for r in rows]
 
     async def changed_since(self, since: int) -> list[Order]:
         """Every open order, and every order changed at or after ``since`` (ms)."""
-        with _translated():
+        with translated():
             rows = await self.pool.fetch(
                 f"SELECT {_ORDER_COLS} FROM orders"
                 " WHERE status IN ('offered', 'widened') OR updated_at >= $1 ORDER BY id",
@@ -422,7 +391,7 @@ class Store:
         return [_order(r) for r in rows]
 
     async def order_events(self, order_id: int) -> list[dict[str, Any]]:
-        with _translated():
+        with translated():
             rows = await self.pool.fetch(
                 "SELECT id, at, kind, actor, details FROM order_events WHERE order_id = $1"
                 " ORDER BY id",

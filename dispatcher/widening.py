@@ -22,7 +22,7 @@ import secrets
 from dispatcher import redis_scripts as rs
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
-from dispatcher.orders import Status, withdrawn_reason
+from dispatcher.orders import Order, Status, advanced, withdrawn_reason
 
 log = logging.getLogger("bangban.widening")
 
@@ -30,26 +30,56 @@ RECENT_MS = 15 * 60 * 1000
 """How far back the reconciler looks at closed orders (longer than any outage it repairs)."""
 
 
+async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
+    """Move ``current`` up its ladder as far as is due.
+
+    Returns (the order as this process last saw it, steps taken), or (None, steps) when another
+    process moved it first: that process announces it, which also reschedules it.
+    """
+    steps = 0
+    while True:
+        now = ctx.clock()
+        nxt = advanced(current, now, ctx.audience)
+        if nxt is None:
+            return current, steps
+        moved = await ctx.store.advance_order(current, nxt, now)
+        if moved is None:
+            return None, steps
+        steps += 1
+        log.info(
+            "order widened order_id=%s grid=%s reach=%s late_ms=%d",
+            moved.id,
+            moved.grid,
+            moved.reach.value,
+            now - (current.next_step_at or now),
+        )
+        await ctx.board.announce(moved)
+        current = moved
+
+
 async def widen(ctx: Context, order_ids: list[int]) -> int:
-    """Try to widen each order; returns how many this call widened."""
-    count = 0
+    """Move each due order up its ladder; returns how many steps this call took.
+
+    Of several processes sweeping the same order, the conditional update lets exactly one move
+    it per step.  Only orders this process has seen closed leave the schedule.
+    """
+    steps = 0
     done: list[int] = []
     for order_id in order_ids:
-        now = ctx.clock()
-        widened, current = await ctx.store.widen_order(order_id, now)
-        if widened is not None:
-            count += 1
-            log.info(
-                "order widened order_id=%s grid=%s late_ms=%d",
-                order_id,
-                widened.grid,
-                now - widened.widen_at,
-            )
-            await ctx.board.announce(widened)
-        elif current is None or current.status is not Status.OFFERED:
+        stored = await ctx.store.get_order(order_id)
+        if stored is None:
             done.append(order_id)
+            continue
+        current, taken = await _climb(ctx, stored)
+        steps += taken
+        if current is None:
+            continue
+        if current.status is not Status.OFFERED:
+            done.append(order_id)
+        elif current.next_step_at is not None and current.next_step_at > ctx.clock():
+            await ctx.board.reschedule(order_id, current.next_step_at)  # the score was stale
     await ctx.board.unschedule(done)
-    return count
+    return steps
 
 
 async def sweep(ctx: Context) -> int:
@@ -99,6 +129,7 @@ async def run_reconciler(ctx: Context) -> None:
     while True:
         await asyncio.sleep(ctx.settings.reconcile_interval)
         try:
+            await ctx.reload_grids()  # an import through another process, or the CLI
             await reconcile(ctx)
         except (RedisUnavailableError, StoreUnavailableError) as exc:
             log.warning("reconcile failed error=%s", exc)

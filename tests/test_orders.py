@@ -9,11 +9,17 @@ import pytest
 from dispatcher.orders import (
     ClaimOutcome,
     Order,
+    Reach,
     Scope,
     Status,
+    Step,
+    advanced,
     claimed,
     decide_claim,
+    default_schedule,
     is_offered_to,
+    new_order,
+    parse_schedule,
     widen_deadline,
     widened,
     withdrawn_reason,
@@ -23,16 +29,14 @@ T0 = 1_700_000_000_000
 
 
 def order(**kw: object) -> Order:
-    base = Order(
-        id=1,
-        status=Status.OFFERED,
+    base = new_order(
+        order_id=1,
         grid="g1",
         item=None,
         text="我要办证",
         item_class=None,
         created_at=T0,
-        widen_at=widen_deadline(T0, 600),
-        scope=Scope.GRID,
+        schedule=default_schedule(600),
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -109,8 +113,9 @@ def test_withdrawn_reason() -> None:
     assert withdrawn_reason(order(status=Status.CANCELLED)) == "cancelled"
 
 
-def test_wire_order_has_exactly_the_protocol_fields() -> None:
-    assert set(order().to_wire()) == {
+def test_wire_order_has_every_protocol_field() -> None:
+    """v1 fields are all there; additions (reach, offered_grids, next_step_at) come on top."""
+    assert set(order().to_wire()) >= {
         "id",
         "status",
         "grid",
@@ -124,3 +129,52 @@ def test_wire_order_has_exactly_the_protocol_fields() -> None:
         "claimed_at",
         "version",
     }
+
+
+LADDER = parse_schedule("grid@0,neighbours@300,all@600")
+
+
+def neighbours(reach: Reach, grid: str) -> list[str]:
+    return {Reach.NEIGHBOURS: ["g2", "g3"], Reach.PARENT: ["g2", "g3", "g4"]}.get(reach, [])
+
+
+def test_parse_schedule_and_its_errors() -> None:
+    assert LADDER == (Step(Reach.GRID, 0), Step(Reach.NEIGHBOURS, 300), Step(Reach.ALL, 600))
+    assert default_schedule(600) == parse_schedule("grid@0,all@600")
+    for bad in (
+        "",
+        "grid@0",
+        "all@600",
+        "grid@5,all@600",
+        "grid@0,all@x",
+        "grid@0,moon@5,all@9",
+        "grid@0,all@300,neighbours@600",
+        "grid@0,neighbours@300,all@300",
+        "grid@0,neighbours@30",
+    ):
+        with pytest.raises(ValueError):
+            parse_schedule(bad)
+
+
+def test_three_step_ladder_moves_one_rung_at_a_time() -> None:
+    o = new_order(
+        order_id=1, grid="g1", item=None, text="x", item_class=None, created_at=T0, schedule=LADDER
+    )
+    assert (o.reach_grids, o.next_step_at, o.widen_at) == (("g1",), T0 + 300_000, T0 + 600_000)
+    assert advanced(o, T0 + 299_999, neighbours) is None
+    n = advanced(o, T0 + 300_000, neighbours)
+    assert n is not None
+    assert (n.status, n.scope, n.reach, n.reach_grids) == (
+        Status.OFFERED,
+        Scope.GRID,
+        Reach.NEIGHBOURS,
+        ("g1", "g2", "g3"),
+    )
+    assert n.next_step_at == T0 + 600_000 and n.version == 2
+    assert is_offered_to(n, {"g3"}) and not is_offered_to(n, {"g9"})
+    assert advanced(n, T0 + 300_001, neighbours) is None  # not twice
+    a = advanced(n, T0 + 600_000, neighbours)
+    assert a is not None
+    assert (a.status, a.scope, a.next_step_at, a.version) == (Status.WIDENED, Scope.ALL, None, 3)
+    assert advanced(a, T0 + 10**9, neighbours) is None
+    assert is_offered_to(a, {"g9"})
