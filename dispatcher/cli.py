@@ -93,13 +93,20 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
         if settings.admin_token:
             print(f"admin token: {settings.admin_token}", flush=True)
         if demo and settings.admin_token:
-            from dispatcher.demo import seed
+            from dispatcher import demo as demo_seed
 
             state = await asyncio.to_thread(
-                seed, base, settings.admin_token, settings.data_dir / "demo.json"
+                demo_seed.seed, base, settings.admin_token, settings.data_dir / "demo.json"
             )
+
             print(f"intake token: {state['intake_token']}", flush=True)
-            for agent in state["agents"]:
+            print(
+                f"demo county: {state['grids']['grids']} grids,"
+                f" {len(state['agents'])} agents; all tokens in"
+                f" {settings.data_dir / 'demo.json'}",
+                flush=True,
+            )
+            for agent in state["agents"][: demo_seed.SHOWN_AGENTS]:
                 print(
                     f"agent {agent['id']} {agent['name']} grids={','.join(agent['grids'])}"
                     f" token: {agent['token']}",
@@ -126,7 +133,24 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed the demo grids and agents")
     serve.add_argument("--data-dir", type=Path, help="embedded servers' data (BANGBAN_DATA_DIR)")
-    sub.add_parser("migrate", help="apply pending migrations and exit")
+    for name, text in (("migrate", "apply pending migrations and exit"),):
+        sub.add_parser(name, help=text).add_argument("--data-dir", type=Path)
+    grids = sub.add_parser("grids", help="grid files").add_subparsers(dest="action", required=True)
+    grids_import = grids.add_parser("import", help="replace the grids with a GeoJSON file")
+    grids_import.add_argument("file", type=Path)
+    grids_import.add_argument("--data-dir", type=Path)
+    agents = sub.add_parser("agents", help="agent rosters").add_subparsers(
+        dest="action", required=True
+    )
+    agents_import = agents.add_parser("import", help="create the agents of a CSV roster")
+    agents_import.add_argument("file", type=Path)
+    agents_import.add_argument(
+        "--tokens-out",
+        type=Path,
+        required=True,
+        help="CSV file to write the new agents' tokens to (shown once)",
+    )
+    agents_import.add_argument("--data-dir", type=Path)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -134,21 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, data_dir=args.data_dir)
     logs.configure(settings.log_level)
 
-    if args.command == "migrate":
-        from dispatcher.store import Store
+    if args.command != "serve":
+        from dispatcher import commands
 
-        async def migrate(s: Settings) -> None:
-            assert s.database_url is not None
-            store = await Store.connect(s.database_url)
-            try:
-                applied = await store.migrate()
-                print("applied: " + (", ".join(applied) or "nothing pending"))
-            finally:
-                await store.close()
-
+        # These talk to Postgres only; running servers pick up new grids within
+        # BANGBAN_RECONCILE_INTERVAL.
         with services(dataclasses.replace(settings, redis_url="unused")) as s:
-            _run(migrate(s))
-        return 0
+            assert s.database_url is not None
+            return commands.run(args, s.database_url)
 
     embedded = settings.redis_url is None or settings.database_url is None
     settings = _admin_token(settings, remember=embedded)

@@ -22,7 +22,7 @@ import secrets
 from dispatcher import redis_scripts as rs
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
-from dispatcher.orders import Order, Status, advanced, withdrawn_reason
+from dispatcher.orders import Order, Reach, Status, advanced, withdrawn_reason
 
 log = logging.getLogger("bangban.widening")
 
@@ -39,7 +39,16 @@ async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
     steps = 0
     while True:
         now = ctx.clock()
+        upcoming = current.step + 1
+        if upcoming < len(current.schedule) and current.schedule[upcoming].reach in (
+            Reach.NEIGHBOURS,
+            Reach.PARENT,
+        ):
+            # Neighbours come from this process's copy of the grids: make sure it is the
+            # newest generation (an import through another process may be seconds old).
+            await ctx.reload_grids()
         nxt = advanced(current, now, ctx.audience)
+
         if nxt is None:
             return current, steps
         moved = await ctx.store.advance_order(current, nxt, now)
