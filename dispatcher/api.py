@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dispatcher import claims, filing, wire
+from dispatcher.auth import bearer
 from dispatcher.exceptions import (
+    AuthError,
     ForbiddenError,
     NotFoundError,
     RedisUnavailableError,
@@ -115,6 +119,22 @@ async def healthz(request: Request) -> Response:
         {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
     )
 
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format.  Needs ``BANGBAN_METRICS_TOKEN`` as a bearer token when that is
+    set, else the admin token."""
+    ctx = context(request)
+    expected = ctx.settings.metrics_token
+    given = bearer(request.headers.get("authorization"))
+    if expected is not None:
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise AuthError("this endpoint needs BANGBAN_METRICS_TOKEN as a bearer token")
+    else:
+        await principal(request, TokenKind.ADMIN)
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+metrics_routes = [Route("/metrics", metrics, methods=["GET"])]
 
 routes = [
     Route("/v1/orders", file_order, methods=["POST"]),

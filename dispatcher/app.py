@@ -25,6 +25,7 @@ from dispatcher.claims import HOLD_MS
 from dispatcher.context import Clock, Context, wall_clock
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
 from dispatcher.hub import Hub, Payload
+from dispatcher.metrics import Metrics
 from dispatcher.roster import TokenKind
 from dispatcher.settings import Settings
 from dispatcher.store import Store
@@ -106,10 +107,14 @@ def create_app(
                 log.info("migrations applied names=%s", ",".join(applied))
             await _wait_for_redis(board)
             generated = await ensure_admin_token(store, settings)
-            hub = Hub(listener)
-            ctx = Context(settings, store, board, hub, Authenticator(store), clock)
+            metrics = Metrics()
+            hub = Hub(listener, metrics=metrics)
+            metrics.watch_hub(lambda: hub.by_grid, lambda: len(hub.agents))
+            ctx = Context(settings, store, board, hub, Authenticator(store), clock, metrics=metrics)
             hub.resync = lambda: resync(ctx)
             app.state.ctx = ctx
+            await ctx.reload_grids(force=True)
+            tasks.append(asyncio.create_task(metrics.sample_loop_lag(), name="loop-lag"))
             tasks.append(asyncio.create_task(hub.run(), name="pubsub"))
             await asyncio.wait_for(hub.ready.wait(), 10)
             # Before the first request: repair Redis from Postgres and widen what fell due
@@ -136,7 +141,7 @@ def create_app(
     from dispatcher.http import EXCEPTION_HANDLERS
 
     return Starlette(
-        routes=[*api.routes, *admin.routes, *sockets.routes],
+        routes=[*api.routes, *admin.routes, *sockets.routes, *api.metrics_routes],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )

@@ -7,6 +7,7 @@ its own besides the connection pool.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,7 +22,8 @@ from dispatcher.orders import Order, Status
 
 def change_event(order: Order, *, reason: str | None = None) -> bytes:
     """The pub/sub payload announcing ``order``'s new state to every server process."""
-    packed: bytes = msgpack.packb({"order": order.to_wire(), "reason": reason})
+    event = {"order": order.to_wire(), "reason": reason, "at": time.time_ns() // 1_000_000}
+    packed: bytes = msgpack.packb(event)
     return packed
 
 

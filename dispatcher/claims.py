@@ -15,6 +15,7 @@ whatever Postgres recorded meanwhile wins.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from dispatcher import redis_scripts as rs
@@ -40,11 +41,17 @@ async def claim(ctx: Context, agent: Agent, order_id: int, request_id: Any) -> C
     never remembered: the client should retry).
     """
     field = answer_field(agent.id, request_id)
+    started = time.perf_counter()
     try:
-        return await _claim(ctx, agent, order_id, field)
+        outcome = await _claim(ctx, agent, order_id, field)
     except (RedisUnavailableError, StoreUnavailableError) as exc:
         log.warning("claim unavailable order_id=%s agent_id=%s error=%s", order_id, agent.id, exc)
-        return ClaimOutcome.UNAVAILABLE
+        failed = ctx.metrics.redis_errors if isinstance(exc, RedisUnavailableError) else None
+        (failed or ctx.metrics.postgres_errors).inc()
+        outcome = ClaimOutcome.UNAVAILABLE
+    ctx.metrics.claims.labels(outcome.value).inc()
+    ctx.metrics.claim_seconds.observe(time.perf_counter() - started)
+    return outcome
 
 
 async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> ClaimOutcome:

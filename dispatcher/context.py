@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from dispatcher.auth import Authenticator
 from dispatcher.board import Board
 from dispatcher.hub import Hub
+from dispatcher.metrics import Metrics
 from dispatcher.orders import Reach
 from dispatcher.settings import Settings
 from dispatcher.store import Store
@@ -41,6 +42,7 @@ class Context:
     geo: GridSet = field(default_factory=lambda: GridSet(()))
     """The current generation of grids with boundaries and names, for routing."""
     generation: int = -1
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def grid_exists(self, code: str) -> bool:
         if code in self.grids:

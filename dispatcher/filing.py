@@ -170,7 +170,9 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         actor=filer.actor,
         routing=routing,
     )
+    ctx.metrics.orders_filed.inc()
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
+
     try:
         await ctx.board.announce(order)
     except RedisUnavailableError as exc:

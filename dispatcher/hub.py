@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dispatcher import wire
+from dispatcher.metrics import Metrics
 from dispatcher.redis_scripts import EVENTS_CHANNEL
 
 log = logging.getLogger("bangban.hub")
@@ -133,6 +135,7 @@ class Hub:
     trackers: dict[int, set[TrackerLink]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
+    metrics: Metrics | None = None
 
     # --- registry ------------------------------------------------------------------------
 
@@ -197,6 +200,15 @@ class Hub:
             for tracker in watchers:
                 tracker.outbox.push(status)
                 sent += 1
+        if self.metrics is not None:
+            if order["status"] in ("offered", "widened"):
+                self.metrics.offers.inc(sent)
+            else:
+                self.metrics.withdrawals.inc(sent)
+            if "at" in event:
+                self.metrics.fanout_seconds.observe(
+                    max(0, time.time_ns() // 1_000_000 - event["at"]) / 1000
+                )
         return sent
 
     # --- listener ------------------------------------------------------------------------
@@ -212,6 +224,8 @@ class Hub:
                 self.ready.set()
                 if not first:
                     self.reconnects += 1
+                    if self.metrics is not None:
+                        self.metrics.pubsub_reconnects.inc()
                     log.warning("pubsub resubscribed reconnects=%d", self.reconnects)
                     if self.resync is not None:
                         await self.resync()

@@ -45,6 +45,8 @@ class Settings:
     Unset: ``grid@0,all@<BANGBAN_WIDEN_AFTER>`` (the seed's rule)."""
     snap_meters: float = 500.0
     """``BANGBAN_SNAP_METERS``: a location this close to a grid but outside all goes to it."""
+    metrics_token: str | None = None
+    """``BANGBAN_METRICS_TOKEN``: bearer token for ``GET /metrics`` (unset: the admin token)."""
     h3_resolution: int | None = None
     """``BANGBAN_H3_RESOLUTION``: route locations outside every polygon to H3 cells of this
     resolution (grid code ``h3:<cell>``), for pilots without surveyed boundaries."""
@@ -99,6 +101,7 @@ class Settings:
             send_queue=int(num("BANGBAN_SEND_QUEUE", base.send_queue)),
             pg_pool_size=int(num("BANGBAN_PG_POOL", base.pg_pool_size)),
             widen_schedule=env.get("BANGBAN_WIDEN_SCHEDULE") or None,
+            metrics_token=env.get("BANGBAN_METRICS_TOKEN") or None,
             snap_meters=num("BANGBAN_SNAP_METERS", base.snap_meters),
             h3_resolution=(
                 int(num("BANGBAN_H3_RESOLUTION", 0)) if env.get("BANGBAN_H3_RESOLUTION") else None

@@ -85,6 +85,8 @@ async def _write(websocket: WebSocket, outbox: Outbox) -> None:
             frames = await outbox.take()
             if outbox.overflowed:
                 log.warning("connection dropped: client too slow to read")
+                websocket.app.state.ctx.metrics.dropped_slow.inc()
+
                 await websocket.close(CLOSE_TRY_AGAIN, "too slow; reconnect")
                 return
             for data in frames:

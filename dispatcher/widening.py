@@ -55,6 +55,7 @@ async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
         if moved is None:
             return None, steps
         steps += 1
+        ctx.metrics.widen_lateness.observe(max(0, now - (current.next_step_at or now)) / 1000)
         log.info(
             "order widened order_id=%s grid=%s reach=%s late_ms=%d",
             moved.id,
