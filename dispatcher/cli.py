@@ -11,9 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import sys
-from collections.abc import Iterator
+
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 from dispatcher import logs
 from dispatcher.settings import Settings
@@ -81,6 +84,13 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
         backlog=4096,
     )
     server = uvicorn.Server(config)
+    # Ctrl-C / SIGTERM ask uvicorn to shut down gracefully (the lifespan closes every pool and
+    # task); uvicorn's own handlers would re-raise the signal afterwards and cancel the
+    # shutdown half way.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn exposes a flag)
         await asyncio.sleep(0.05)
@@ -112,17 +122,17 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
                     f" token: {agent['token']}",
                     flush=True,
                 )
-            print(f"try: python -m clients.agent ws://{host}:{port} <agent token>", flush=True)
+            print(f"try: .venv/bin/python -m clients {base} <agent token> --grab", flush=True)
     await task
 
 
-def _run(coro: object) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
-
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # uvloop is an optional speed-up (no Windows build)
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:

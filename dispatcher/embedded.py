@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -78,7 +79,12 @@ class EmbeddedRedis:
             args += ["--appendonly", "yes", "--save", "60 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: a terminal's Ctrl-C reaches only us, and we stop Redis after
+        # the server has shut down cleanly.
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -118,13 +124,20 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs (imported by pgserver) warns that XDG_RUNTIME_DIR is unset
+            # (containers, CI) and falls back to /tmp, which is what we want.
+            warnings.simplefilter("ignore", UserWarning)
+            import pgserver
 
         # As root, pgserver runs Postgres as a user of its own and fixes the permissions of
         # the folder's ancestors itself; Postgres insists the data folder stays 0700.
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         get_server = pgserver.get_server  # type: ignore[attr-defined]
-        self._server = get_server(self.data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self._server = get_server(self.data_dir, cleanup_mode="stop")
+
         return self.url
 
     @property

@@ -15,5 +15,5 @@ def configure(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Per-connection chatter from the server and drivers stays out of info.
-    for noisy in ("uvicorn.access", "uvicorn.error", "websockets", "asyncio"):
+    for noisy in ("uvicorn.access", "uvicorn.error", "websockets", "asyncio", "pgserver", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
