@@ -1,0 +1,347 @@
+"""The processes the benchmark runs against: Redis, Postgres, ``bangban serve``, the ceiling.
+
+Redis and Postgres come from ``REDIS_URL`` / ``DATABASE_URL`` when set (read once through
+:class:`dispatcher.settings.Settings`), else embedded servers are started once, in the bench's
+temporary folder.  Either way the bench files its orders into a database of its own, created
+here and dropped on exit.  With ``REDIS_URL`` set, point it at a Redis no server is using: the
+bench writes ``bb:*`` keys and publishes on ``bb:events`` like any Bangban server.
+
+Every start is bounded by a timeout and every process started here is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from clients import ApiClient
+from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from dispatcher.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+class Backends:
+    """Redis and a private Postgres database for one bench run (``async with``)."""
+
+    def __init__(self, tmp: Path, settings: Settings) -> None:
+        self.tmp = tmp
+        self.settings = settings
+        self.redis_url = settings.redis_url or ""
+        self.database_url = ""
+        self.embedded: list[str] = []
+        self.postgres_version = "?"
+        self._redis: EmbeddedRedis | None = None
+        self._pg: EmbeddedPostgres | None = None
+        self._server_url = settings.database_url or ""
+        self._db_name = f"bangban_bench_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def __aenter__(self) -> Backends:
+        try:
+            if not self.redis_url:
+                # As `bangban serve` would start it for a user (append-only file on).
+                self._redis = EmbeddedRedis(self.tmp / "redis", persist=True)
+                self.redis_url = await asyncio.to_thread(self._redis.start)
+                self.embedded.append("redis")
+            if not self._server_url:
+                self._pg = EmbeddedPostgres(self.tmp / "pg")
+                self._server_url = await asyncio.to_thread(self._pg.start)
+                self.embedded.append("postgres")
+            admin = await asyncpg.connect(self._server_url, timeout=30)
+            try:
+                await admin.execute(f'CREATE DATABASE "{self._db_name}"')
+                self.postgres_version = str(await admin.fetchval("SHOW server_version"))
+            finally:
+                await admin.close()
+            self.database_url = _with_database(self._server_url, self._db_name)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self.database_url:
+                admin = await asyncpg.connect(self._server_url, timeout=30)
+                try:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)')
+                finally:
+                    await admin.close()
+        finally:
+            if self._pg is not None:
+                await asyncio.to_thread(self._pg.stop)
+            if self._redis is not None:
+                await asyncio.to_thread(self._redis.stop)
+
+    @property
+    def postgres_pid(self) -> int | None:
+        """The embedded postmaster's pid (first line of its postmaster.pid), else None."""
+        if self._pg is None:
+            return None
+        try:
+            return int((self.tmp / "pg" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @property
+    def redis_pid(self) -> int | None:
+        if self._redis is not None and self._redis.process is not None:
+            return self._redis.process.pid
+        return None
+
+
+def _bangban_command() -> list[str]:
+    """``bangban`` from this interpreter's environment, as a user would run it."""
+    script = Path(sys.executable).with_name("bangban")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "dispatcher"]
+
+
+class ServerProcess:
+    """``bangban serve --host 127.0.0.1 --port P`` in a subprocess (``async with``)."""
+
+    def __init__(self, backends: Backends, admin_token: str, data_dir: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_token = admin_token
+        self.log = log
+        # Other BANGBAN_* settings in the environment (BANGBAN_PG_POOL...) reach the server.
+        self.env = dict(os.environ)
+        self.env.update(
+            REDIS_URL=backends.redis_url,
+            DATABASE_URL=backends.database_url,
+            BANGBAN_ADMIN_TOKEN=admin_token,
+            BANGBAN_LOG_LEVEL="warning",
+            BANGBAN_DATA_DIR=str(data_dir),
+            # The server runs the code next to this bench (what an editable install points
+            # at anyway): a checkout benchmarks itself.
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def check_alive(self) -> None:
+        """Raise RuntimeError when the server process has exited (killed from outside,
+        crashed): figures measured after that would be about a dead server."""
+        code = None if self.proc is None else self.proc.poll()
+        if code is not None:
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            raise RuntimeError(f"bangban serve stopped during the run ({how}):\n{self.tail()}")
+
+    @staticmethod
+    def passed_settings() -> dict[str, str]:
+        """The BANGBAN_* settings taken from the environment (the bench sets the others)."""
+        own = {"BANGBAN_ADMIN_TOKEN", "BANGBAN_LOG_LEVEL", "BANGBAN_DATA_DIR"}
+        return {k: v for k, v in os.environ.items() if k.startswith("BANGBAN_") and k not in own}
+
+    def log_summary(self, samples: int = 8) -> dict[str, Any]:
+        """Counts of the server's warning/error lines, with a few distinct ones (digits
+        masked, so one message with different ids counts once)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return {}
+        counts: dict[str, int] = {}
+        for line in text.splitlines():
+            if not any(word in line for word in ("WARNING", "ERROR", "Traceback", "Error")):
+                continue
+            key = re.sub(r"\d+", "#", line.strip())[:240]
+            counts[key] = counts.get(key, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:samples]
+        return {"lines": sum(counts.values()), "top": [{"count": n, "line": k} for k, n in top]}
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    async def __aenter__(self) -> ServerProcess:
+        command = [*_bangban_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+            )
+        try:
+            await self._wait_healthy(60)
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with ApiClient(self.url, None, timeout=2) as probe:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"bangban serve exited:\n{self.tail()}")
+                try:
+                    status, _ = await probe.healthz()
+                    if status == 200:
+                        return
+                except httpx.TransportError:  # not listening yet
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"bangban serve not healthy within {timeout:.0f} s:\n{self.tail()}")
+
+    async def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 5)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class CeilingProcess:
+    """``python -m loadtest.ceiling`` in a subprocess (``async with``)."""
+
+    def __init__(self, deflate: bool, log: Path) -> None:
+        self.port = free_port()
+        self.deflate = deflate
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    async def __aenter__(self) -> CeilingProcess:
+        command = [sys.executable, "-m", "loadtest.ceiling", "--port", str(self.port)]
+        if self.deflate:
+            command.append("--deflate")
+        with self.log.open("ab") as err:
+            self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+        stdout: IO[bytes] | None = self.proc.stdout
+        assert stdout is not None
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), 30)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        if not line.startswith(b"ready"):
+            await self.__aexit__()
+            raise RuntimeError(f"ceiling server did not start: {line!r}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                await asyncio.to_thread(proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait, 5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes, to say where the time went in a scenario.
+
+    A group is a set of pids (for the embedded Postgres: the postmaster with its backends),
+    or, for Redis/Postgres given by URL, every process of that name on the machine.
+    ``other`` is what the machine spent beyond the groups: anything else running on it during
+    the scenario.  Uses psutil (installed with locust, the loadtest extra); without it every
+    figure is None.
+    """
+
+    def __init__(self) -> None:
+        self.roots: dict[str, list[int]] = {}  # group -> pids, counted alone
+        self.trees: set[str] = set()  # groups whose pids count with their descendants
+        self.by_name: dict[str, str] = {}  # group -> process name prefix
+        try:
+            import psutil  # type: ignore[import-untyped, unused-ignore]
+        except ImportError:
+            self._psutil: Any = None
+        else:
+            self._psutil = psutil
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """CPU seconds by group and pid, and the machine's busy seconds, at this moment."""
+        ps = self._psutil
+        if ps is None:
+            return None
+        groups: dict[str, dict[int, float]] = {}
+        for group, pids in self.roots.items():
+            procs = []
+            for pid in pids:
+                try:
+                    root = ps.Process(pid)
+                    procs.append(root)
+                    if group in self.trees:
+                        procs += root.children(recursive=True)
+                except ps.Error:
+                    continue
+            groups[group] = self._times(procs)
+        for group, prefix in self.by_name.items():
+            named = [
+                p for p in ps.process_iter(["name"]) if (p.info["name"] or "").startswith(prefix)
+            ]
+            groups[group] = self._times(named)
+        m = ps.cpu_times()
+        busy = m.user + m.system + m.nice + m.irq + m.softirq
+        return {"groups": groups, "machine_busy": busy, "wall": time.monotonic()}
+
+    def _times(self, procs: list[Any]) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+            except self._psutil.Error:
+                continue
+            out[proc.pid] = t.user + t.system
+        return out
+
+    @staticmethod
+    def usage(
+        before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> dict[str, float] | None:
+        """Per group: percent of one core used between two snapshots (a process that exited
+        in between is missed; one that started counts from zero)."""
+        if before is None or after is None:
+            return None
+        wall = after["wall"] - before["wall"]
+        if wall <= 0:
+            return None
+        out: dict[str, float] = {}
+        for group, pids in after["groups"].items():
+            old = before["groups"].get(group, {})
+            used = sum(cpu - old.get(pid, 0.0) for pid, cpu in pids.items())
+            out[group] = round(100 * used / wall, 1)
+        busy = 100 * (after["machine_busy"] - before["machine_busy"]) / wall
+        out["other"] = round(max(0.0, busy - sum(out.values())), 1)
+        out["machine_busy"] = round(busy, 1)
+        return out
