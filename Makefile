@@ -38,5 +38,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench
 
+SCENARIO ?= contention
+USERS ?= 200
+DURATION ?= 30s
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtest.run $(SCENARIO) --users $(USERS) --duration $(DURATION)
+
+
 clean:
 	rm -rf $(VENV) .bangban
