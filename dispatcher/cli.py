@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import signal
 import sys
-
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
