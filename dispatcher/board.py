@@ -41,14 +41,21 @@ class Board:
 
     @classmethod
     def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
-        client = aioredis.Redis.from_url(
+        # A blocking pool: under a burst (1,000 agents claiming one order) callers wait for a
+        # free connection instead of failing with "Too many connections", which turned most
+        # losers' `taken` into `unavailable`.  64 connections keep Redis busy; more only adds
+        # context switches on a small machine.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=64,
+            timeout=5,
             socket_timeout=5,
             socket_connect_timeout=5,
             health_check_interval=10,
-            max_connections=256,
         )
+        client = aioredis.Redis(connection_pool=pool)
         return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms)
+
 
     async def close(self) -> None:
         await self.redis.aclose()

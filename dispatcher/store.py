@@ -73,7 +73,12 @@ def _order(row: asyncpg.Record) -> Order:
     )
 
 
+async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    return None
+
+
 class Store(GridStore):
+
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -91,6 +96,10 @@ class Store(GridStore):
                     max_size=max_size,
                     command_timeout=5,
                     max_inactive_connection_lifetime=60,
+                    # We keep no session state (no LISTEN, SET or prepared cursors across
+                    # acquisitions), so skip asyncpg's reset query on every release: about a
+                    # fifth of Postgres's CPU per order in the throughput benchmark.
+                    reset=_no_reset,
                 )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 last = exc
