@@ -1,4 +1,4 @@
-"""Operator endpoints: grids, agents and intake tokens (admin token only)."""
+"""Operator endpoints: grids, agents, intake tokens, order lists (admin token only)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import geo
 from dispatcher import auth, validate
 from dispatcher.exceptions import ConflictError, RequestError
 from dispatcher.http import answer, body, body_bytes, context, principal
+from dispatcher.orders import Status
 from dispatcher.pg import StoreConflictError, UnknownGridError
 from dispatcher.roster import TokenKind
 
@@ -159,6 +160,42 @@ async def create_token(request: Request) -> Response:
     return answer(request, {"token": token, "kind": kind, "name": name}, 201)
 
 
+MAX_LIST = 500
+
+
+def _query_int(request: Request, name: str, default: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= hi:
+        raise validate.invalid(name, f"{name!r} must be a whole number from 0 to {hi}")
+    return int(raw)
+
+
+async def list_orders(request: Request) -> Response:
+    """Orders for operators: ``?status=escalated``, ``?overdue=true`` (accepted past the due
+    date, or awaiting materials past the supply-by date), ``?agent_id=``; pages by id with
+    ``?after=<last id>&limit=`` (default 100, at most 500).  Each order has ``overdue``."""
+    await principal(request, TokenKind.ADMIN)
+    q = request.query_params
+    status = q.get("status")
+    if status is not None and status not in {s.value for s in Status}:
+        raise validate.invalid("status", f"'status' must be one of {', '.join(Status)}")
+    if q.get("overdue") not in (None, "true", "false"):
+        raise validate.invalid("overdue", "'overdue' must be true or false")
+    ctx = context(request)
+    now = ctx.clock()
+    agent_id = _query_int(request, "agent_id", 0, 2**62)
+    orders = await ctx.store.list_orders(
+        status=status,
+        overdue_at=now if q.get("overdue") == "true" else None,
+        agent_id=agent_id or None,
+        after_id=_query_int(request, "after", 0, 2**62),
+        limit=_query_int(request, "limit", 100, MAX_LIST),
+    )
+    return answer(request, {"orders": [o.to_wire(now) for o in orders]})
+
+
 async def list_tokens(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     return answer(request, {"tokens": await context(request).store.list_tokens()})
@@ -173,4 +210,5 @@ routes = [
     Route("/v1/admin/agents", list_agents, methods=["GET"]),
     Route("/v1/admin/tokens", create_token, methods=["POST"]),
     Route("/v1/admin/tokens", list_tokens, methods=["GET"]),
+    Route("/v1/admin/orders", list_orders, methods=["GET"]),
 ]

@@ -46,7 +46,9 @@ def may_read(who: Principal, order: Order) -> bool:
     if who.kind is TokenKind.TRACKING:
         return who.order_id == order.id
     if who.agent is not None:
-        return order.claimed_by == who.agent.id or is_offered_to(order, who.agent.grids)
+        return order.claimed_by == who.agent.id or is_offered_to(
+            order, who.agent.grids, who.agent.id
+        )
     return False
 
 
@@ -60,7 +62,7 @@ async def get_order(request: Request) -> Response:
         if order is None:
             raise NotFoundError("no such order")
         raise ForbiddenError("this order is not yours to read")
-    data: dict[str, Any] = order.to_wire()
+    data: dict[str, Any] = order.to_wire(ctx.clock())
     owner = who.kind in (TokenKind.ADMIN, TokenKind.TRACKING) or (
         who.agent is not None and order.claimed_by == who.agent.id
     )

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
-from dispatcher import admin, api, auth, sockets, widening
+from dispatcher import actions, admin, api, auth, catalog_api, deadlines, sockets, widening
 from dispatcher.auth import Authenticator
 from dispatcher.board import Board
+from dispatcher.catalog import load_catalog
 from dispatcher.claims import HOLD_MS
-from dispatcher.context import Clock, Context, wall_clock
+from dispatcher.context import Clock, Context, make_policy, wall_clock
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
 from dispatcher.hub import Hub, Payload
 from dispatcher.metrics import Metrics
@@ -59,13 +60,34 @@ async def ensure_admin_token(store: Store, settings: Settings) -> str | None:
 async def resync(ctx: Context) -> None:
     """Resend every local connection its snapshot (after pub/sub missed events)."""
     for link in list(ctx.hub.agents):
-        for order in await ctx.store.open_orders_for(sorted(link.grids)):
-            link.outbox.push(Payload.of(Offer(order.to_wire())))
+        at_limit = ctx.hub.at_limit(link.agent_id)
+        for order in await ctx.store.open_orders_for(sorted(link.grids), link.agent_id):
+            link.outbox.push(Payload.of(Offer(order.to_wire(), at_limit=at_limit)))
     for order_id, trackers in list(ctx.hub.trackers.items()):
         current = await ctx.store.get_order(order_id)
         if current is not None:
             for tracker in trackers:
-                tracker.outbox.push(Payload.of(Status(current.to_wire())))
+                tracker.outbox.push(Payload.of(Status(current.to_wire(ctx.clock()))))
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the background tasks and wait for them to end.
+
+    A cancellation can be lost on Python 3.11: ``asyncio.wait_for`` (which redis-py uses for
+    socket timeouts) returns the inner result when it completes as the cancel arrives, and the
+    loop then sleeps on as if nothing happened.  So a task still running after a moment is
+    cancelled again, until it ends.
+    """
+    for task in tasks:
+        task.cancel()
+    pending = set(tasks)
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+        for task in pending:
+            task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _wait_for_redis(board: Board, attempts: int = 40) -> None:
@@ -89,6 +111,8 @@ def create_app(
     if not settings.redis_url or not settings.database_url:
         raise ConfigError("create_app needs redis_url and database_url")
     redis_url, database_url = settings.redis_url, settings.database_url
+    policy = make_policy(settings)  # a bad calendar file fails here, before anything starts
+    items = load_catalog(settings.catalog_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,10 +131,22 @@ def create_app(
                 log.info("migrations applied names=%s", ",".join(applied))
             await _wait_for_redis(board)
             generated = await ensure_admin_token(store, settings)
+            seeded = await store.seed_catalog(items.values())
+            if seeded:
+                log.info("catalogue seeded items=%d", seeded)
             metrics = Metrics()
-            hub = Hub(listener, metrics=metrics)
+            hub = Hub(listener, metrics=metrics, max_held=settings.max_held)
             metrics.watch_hub(lambda: hub.by_grid, lambda: len(hub.agents))
-            ctx = Context(settings, store, board, hub, Authenticator(store), clock, metrics=metrics)
+            ctx = Context(
+                settings,
+                store,
+                board,
+                hub,
+                Authenticator(store),
+                clock,
+                metrics=metrics,
+                policy=policy,
+            )
             hub.resync = lambda: resync(ctx)
             app.state.ctx = ctx
             await ctx.reload_grids(force=True)
@@ -121,6 +157,7 @@ def create_app(
             # while no process was running.
             await widening.reconcile(ctx)
             await widening.sweep(ctx)
+            await deadlines.sweep(ctx)
             tasks.append(asyncio.create_task(widening.run_sweeper(ctx), name="sweeper"))
             tasks.append(asyncio.create_task(widening.run_reconciler(ctx), name="reconciler"))
             if on_started is not None:
@@ -129,11 +166,7 @@ def create_app(
                 log.warning("admin token generated (shown once) token=%s", generated)
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop(tasks)
             await listener.aclose()
             await board.close()
             await store.close()
@@ -141,7 +174,14 @@ def create_app(
     from dispatcher.http import EXCEPTION_HANDLERS
 
     return Starlette(
-        routes=[*api.routes, *admin.routes, *sockets.routes, *api.metrics_routes],
+        routes=[
+            *api.routes,
+            *actions.routes,
+            *catalog_api.routes,
+            *admin.routes,
+            *sockets.routes,
+            *api.metrics_routes,
+        ],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )

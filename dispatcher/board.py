@@ -8,7 +8,7 @@ its own besides the connection pool.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -18,12 +18,35 @@ from redis.exceptions import RedisError
 from dispatcher import redis_scripts as rs
 from dispatcher.exceptions import RedisUnavailableError
 from dispatcher.orders import Order, Status
+from dispatcher.workflow import NEVER, next_deadline, state_of
 
 
-def change_event(order: Order, *, reason: str | None = None) -> bytes:
-    """The pub/sub payload announcing ``order``'s new state to every server process."""
-    event = {"order": order.to_wire(), "reason": reason, "at": time.time_ns() // 1_000_000}
-    packed: bytes = msgpack.packb(event)
+def change_event(
+    order: Order,
+    *,
+    reason: str | None = None,
+    event: Mapping[str, Any] | None = None,
+    notify: Iterable[int] = (),
+    held: Mapping[int, int] | None = None,
+) -> bytes:
+    """The pub/sub payload announcing ``order``'s new state to every server process.
+
+    ``reason``: why agents shown the order must drop it (``withdrawn``); ``event``: the trail
+    entry of the change, for the applicant's ``status`` frame; ``notify``: agents to send the
+    order to as an ``update`` (its agent, before and after); ``held``: agent id → how many
+    orders it holds now; ``excluded``: agents an open order is not offered to.
+    """
+    at = time.time_ns() // 1_000_000
+    payload = {
+        "order": order.to_wire(at),
+        "reason": reason,
+        "at": at,
+        "event": None if event is None else dict(event),
+        "excluded": sorted(order.excluded),
+        "notify": sorted(set(notify)),
+        "held": [[agent, count] for agent, count in (held or {}).items()],
+    }
+    packed: bytes = msgpack.packb(payload)
     return packed
 
 
@@ -38,6 +61,9 @@ class Board:
         self._sync = client.register_script(rs.SYNC)
         self._release = client.register_script(rs.RELEASE_HOLD)
         self._probe = client.register_script(rs.PROBE)
+        self._reserve = client.register_script(rs.RESERVE)
+        self._set_held = client.register_script(rs.SET_HELD)
+        self._reconcile_held = client.register_script(rs.RECONCILE_HELD)
 
     @classmethod
     def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
@@ -53,9 +79,9 @@ class Board:
             socket_connect_timeout=5,
             health_check_interval=10,
         )
-        client = aioredis.Redis(connection_pool=pool)
-        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms)
+        client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
 
+        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -69,13 +95,21 @@ class Board:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
     async def claim(
-        self, order_id: int, agent_id: int, answer_field: str, grids: Sequence[str], now: int
+        self,
+        order_id: int,
+        agent_id: int,
+        answer_field: str,
+        grids: Sequence[str],
+        now: int,
+        *,
+        at_limit: bool = False,
     ) -> str:
-        """Run CLAIM: ``'hold'``, ``'busy'`` or a final answer (see the script)."""
+        """Run CLAIM: ``'hold'``, ``'busy'``, ``'limit_reached'`` or a final answer."""
+        flag = "1" if at_limit else "0"
         try:
             out = await self._claim(
                 keys=[rs.order_key(order_id), rs.answers_key(order_id)],
-                args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, *grids],
+                args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -92,6 +126,7 @@ class Board:
             self.closed_ttl_ms,
             answer_field,
             answer,
+            "," + ",".join(str(a) for a in sorted(order.excluded)) + "," if order.excluded else "",
         ]
 
     async def sync(self, order: Order, *, answer_field: str = "", answer: str = "") -> bool:
@@ -115,11 +150,16 @@ class Board:
         reason: str | None = None,
         answer_field: str = "",
         answer: str = "",
+        event: Mapping[str, Any] | None = None,
+        notify: Iterable[int] = (),
+        held: Mapping[int, int] | None = None,
     ) -> None:
-        """Sync ``order`` into Redis, keep the widening schedule right, and publish the change.
+        """Sync ``order`` into Redis, keep the schedules right, and publish the change (see
+        :func:`change_event` for the rest of the arguments).
 
-        One round trip (a pipeline; the schedule is a global key, so it is not in the script).
+        One round trip (a pipeline; the schedules are global keys, so not in the script).
         """
+        deadline = next_deadline(state_of(order))
         key = rs.order_key(order.id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -132,8 +172,21 @@ class Board:
                     pipe.zadd(rs.WIDEN_DUE, {str(order.id): order.next_step_at})
                 else:
                     pipe.zrem(rs.WIDEN_DUE, str(order.id))
-                pipe.publish(rs.EVENTS_CHANNEL, change_event(order, reason=reason))
+                if deadline is not None and deadline[1] < NEVER:
+                    pipe.zadd(rs.CLOCK_DUE, {str(order.id): deadline[1]})
+                else:
+                    pipe.zrem(rs.CLOCK_DUE, str(order.id))
+                payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
+                pipe.publish(rs.EVENTS_CHANNEL, payload)
                 await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def publish_held(self, counts: Mapping[int, int]) -> None:
+        """Tell every process's agents how many orders they hold (after a repair)."""
+        payload = {"held": [[agent, count] for agent, count in counts.items()]}
+        try:
+            await self.redis.publish(rs.EVENTS_CHANNEL, msgpack.packb(payload))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -150,31 +203,106 @@ class Board:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return bool(removed)
 
-    async def due(self, now: int, limit: int = 500) -> list[int]:
-        """Ids of orders whose widening deadline has passed, per the Redis schedule."""
+    async def due(self, now: int, limit: int = 500, *, schedule: str = rs.WIDEN_DUE) -> list[int]:
+        """Ids of orders whose deadline has passed, per a Redis schedule (widening, or
+        :data:`~dispatcher.redis_scripts.CLOCK_DUE`)."""
         try:
             ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-                rs.WIDEN_DUE, "-inf", now, start=0, num=limit
+                schedule, "-inf", now, start=0, num=limit
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return [int(i) for i in ids]  # members are order ids written by announce()
 
-    async def reschedule(self, order_id: int, at: int) -> None:
-        """Put an order back on the sweepers' list at ``at`` (ms)."""
+    async def reschedule(self, order_id: int, at: int, *, schedule: str = rs.WIDEN_DUE) -> None:
+        """Put an order back on a sweepers' list at ``at`` (ms)."""
         try:
-            await self.redis.zadd(rs.WIDEN_DUE, {str(order_id): at})
+            await self.redis.zadd(schedule, {str(order_id): at})
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
-    async def unschedule(self, order_ids: Iterable[int]) -> None:
+    async def unschedule(self, order_ids: Iterable[int], *, schedule: str = rs.WIDEN_DUE) -> None:
         ids = [str(i) for i in order_ids]
         if not ids:
             return
         try:
-            await self.redis.zrem(rs.WIDEN_DUE, *ids)
+            await self.redis.zrem(schedule, *ids)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    # --- held orders (BANGBAN_MAX_HELD) ----------------------------------------------------
+
+    async def reserve(self, agent_id: int, order_id: int, now: int, limit: int) -> str:
+        """Run RESERVE: ``'ok'`` (then call :meth:`set_held` either way), ``'already'``,
+        ``'full'``."""
+        try:
+            out: bytes = await self._reserve(
+                keys=[rs.held_key(agent_id)], args=[order_id, now, limit, self.hold_ms]
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return out.decode()
+
+    async def set_held(
+        self,
+        agent_id: int,
+        order_id: int,
+        since: int | None,
+        *,
+        now: int,
+        only_pending: bool = False,
+    ) -> int:
+        """Mark ``order_id`` held by the agent since ``since`` (ms), or unmark it at ``now``
+        (``since`` None; with ``only_pending``, only a reservation).  Returns how many orders
+        the agent holds."""
+        value = "" if since is None else f"h:{since}"
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._set_held(
+                    keys=[rs.held_key(agent_id)],
+                    args=[order_id, value, "1" if only_pending else "0", now],
+                    client=pipe,
+                )
+                if since is not None:
+                    pipe.sadd(rs.HOLDERS, str(agent_id))
+                count, *_ = await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return int(count)
+
+    async def held_count(self, agent_id: int) -> int:
+        """How many orders the agent holds, per Redis."""
+        try:
+            values: list[bytes] = await self.redis.hvals(rs.held_key(agent_id))  # type: ignore[assignment]
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return sum(v.startswith(b"h") for v in values)
+
+    async def reconcile_held(
+        self, held: Mapping[int, Sequence[int]], read_at: int, now: int
+    ) -> dict[int, int]:
+        """Make every agent's held hash agree with ``held`` (agent → orders, read from
+        Postgres at ``read_at``), for those agents and every agent Redis lists as a holder.
+        Returns agent → held count, for the agents whose hash changed."""
+        try:
+            members: set[bytes] = await self.redis.smembers(rs.HOLDERS)  # type: ignore[assignment]
+            agents = sorted(set(held) | {int(m) for m in members})
+            if not agents:
+                return {}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for agent in agents:
+                    await self._reconcile_held(
+                        keys=[rs.held_key(agent)],
+                        args=[read_at, now, self.hold_ms, *held.get(agent, ())],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+            idle = [str(a) for a, (_, _, left) in zip(agents, results, strict=True) if not left]
+            if idle:
+                await self.redis.srem(rs.HOLDERS, *idle)
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return {a: int(n) for a, (changed, n, _) in zip(agents, results, strict=True) if changed}
 
     async def versions(self, order_ids: Sequence[int]) -> list[tuple[int | None, bool]]:
         """For each order: (version Redis has or None, whether a hold is set)."""

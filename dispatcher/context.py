@@ -17,6 +17,8 @@ from dispatcher.metrics import Metrics
 from dispatcher.orders import Reach
 from dispatcher.settings import Settings
 from dispatcher.store import Store
+from dispatcher.workdays import load_calendar
+from dispatcher.workflow import Policy
 from geo import GridSet
 
 log = logging.getLogger("bangban.context")
@@ -27,6 +29,17 @@ Clock = Callable[[], int]
 
 def wall_clock() -> int:
     return time.time_ns() // 1_000_000
+
+
+def make_policy(settings: Settings) -> Policy:
+    """The workflow's clocks and calendar from the settings.  Reads the calendar file:
+    raises ``CalendarError`` (malformed) or ``OSError`` (unreadable)."""
+    return Policy(
+        calendar=load_calendar(settings.calendar_path),
+        widen_after_ms=round(settings.schedule[-1].after * 1000),
+        escalate_after_ms=round(settings.escalate_after * 1000),
+        close_after_ms=round(settings.close_after * 1000),
+    )
 
 
 @dataclass
@@ -43,6 +56,8 @@ class Context:
     """The current generation of grids with boundaries and names, for routing."""
     generation: int = -1
     metrics: Metrics = field(default_factory=Metrics)
+    policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
+    """The workflow's clocks and calendar (:func:`make_policy`)."""
 
     async def grid_exists(self, code: str) -> bool:
         if code in self.grids:

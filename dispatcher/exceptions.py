@@ -4,6 +4,9 @@
 
     DispatchError                 root: anything the server raises on purpose
     ├── ConfigError               a setting is missing or malformed (start-up only)
+    │   ├── CatalogError          a catalogue item or file is malformed (catalog.py; an admin
+    │   │                         endpoint answers it with 422 naming the field)
+    │   └── CalendarError         the working-day calendar file is malformed (workdays.py)
     ├── RequestError              the caller sent something we refuse; carries code + HTTP status
     │   ├── AuthError             401: no token, or a token we do not know
     │   ├── ForbiddenError        403: a known token acting on something not its own
@@ -12,9 +15,10 @@
     └── StoreError                Postgres could not do what was asked
         └── StoreUnavailableError Postgres is unreachable or timed out: retry later (503)
 
-Expected outcomes are values, not exceptions: a lost claim is ``ClaimOutcome.TAKEN`` and an
-order already widened is simply not widened again.  Raw asyncpg and redis exceptions never
-reach an endpoint: the store and the Redis gateway translate them.
+Expected outcomes are values, not exceptions: a lost claim is ``ClaimOutcome.TAKEN``, an
+order already widened is simply not widened again, and a workflow action refused is a
+``refusals.Refusal`` until the shell turns it into a RequestError.  Raw asyncpg and redis
+exceptions never reach an endpoint: the store and the Redis gateway translate them.
 """
 
 from __future__ import annotations

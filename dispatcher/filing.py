@@ -1,5 +1,9 @@
 """Filing an order: validate the request, record it durably, then offer it live.
 
+An order naming a catalogue ``item`` must name a live one (422 ``unknown_item``, or
+``retired_item`` once operators retired it); the item's class, materials and time limit are
+copied onto the order, so later edits of the catalogue do not change orders already filed.
+
 The order is in Postgres (with its tracking token and `filed` event) before the caller hears
 201.  Offering it (Redis state, widening schedule, pub/sub) follows; if Redis is down at that
 moment the order is still filed and the reconciler offers it when Redis answers again.
@@ -13,6 +17,7 @@ from typing import Any
 
 import geo
 from dispatcher import auth, validate
+from dispatcher.catalog import Item
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError, RequestError
 from dispatcher.orders import Order, new_order
@@ -147,11 +152,31 @@ async def _h3_route(
     return code, {"input": "location", "grid": code, "method": "h3", "resolution": resolution}
 
 
+async def catalogue_item(ctx: Context, request: OrderRequest) -> Item | None:
+    """The live item the request names (None for free text).  Raises RequestError 422."""
+    if request.item is None:
+        return None
+    item = await ctx.store.get_item(request.item)
+    if item is None or item.retired:
+        code, what = ("unknown_item", "no") if item is None else ("retired_item", "a retired")
+        raise RequestError(
+            f"{what} catalogue item {request.item!r}; see GET /v1/catalog",
+            code=code,
+            status=422,
+            details={"field": "item"},
+        )
+    if request.item_class is not None and request.item_class != item.item_class:
+        raise validate.invalid("item_class", f"item {item.code} is of class {item.item_class}")
+    return item
+
+
 async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> tuple[Order, str]:
     """Record and offer a new order.  Returns (order, tracking token).
 
-    Raises RequestError (cannot route) or StoreUnavailableError (nothing recorded: retry).
+    Raises RequestError (unknown or retired item, cannot route) or StoreUnavailableError
+    (nothing recorded: retry).
     """
+    item = await catalogue_item(ctx, request)
     grid, routing = await route(ctx, request)
     token = auth.new_token(TokenKind.TRACKING)
     draft = new_order(
@@ -159,9 +184,13 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         grid=grid,
         item=request.item,
         text=request.text,
-        item_class=request.item_class,
+        item_class=request.item_class if item is None else item.item_class,
         created_at=ctx.clock(),
         schedule=ctx.settings.schedule,
+        escalate_after_s=ctx.settings.escalate_after,
+        item_name=None if item is None else item.name,
+        required=() if item is None else item.materials,
+        time_limit_days=None if item is None else item.time_limit_days,
     )
     order = await ctx.store.insert_order(
         draft,

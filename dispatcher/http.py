@@ -61,9 +61,12 @@ async def body_bytes(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return bytes(raw)
 
 
-async def body(request: Request) -> dict[str, Any]:
-    """The request body as a map.  Raises RequestError 400/413/415."""
+async def body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request body as a map (``{}`` for no body at all when ``empty_ok``).  Raises
+    RequestError 400/413/415."""
     raw = await body_bytes(request)
+    if empty_ok and not raw.strip():
+        return {}
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
     try:
         if ctype == MSGPACK:

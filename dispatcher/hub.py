@@ -10,6 +10,11 @@ connection's writer task drains its outbox onto the socket.  A connection whose 
 overflows (a client that stopped reading) is closed so that it cannot hold memory; it
 reconnects and gets every open order again.
 
+Besides offers and withdrawals, agents get ``update`` frames for the orders they hold (or held
+until the change) and ``held`` frames with how many they hold against ``BANGBAN_MAX_HELD``; the
+hub remembers those counts to flag offers ``at_limit`` per agent (one more encoding per
+event, not per connection).  Trackers get ``status`` frames with the trail entry.
+
 When the pub/sub connection is lost, events published meanwhile are gone for this process, so
 after re-subscribing the hub asks :attr:`Hub.resync` to resend every connection its snapshot
 (duplicates are allowed by the protocol; gaps are not).
@@ -132,7 +137,11 @@ class Hub:
     resync: Callable[[], Awaitable[None]] | None = None
     agents: set[AgentLink] = field(default_factory=set)
     by_grid: dict[str, set[AgentLink]] = field(default_factory=dict)
+    by_agent: dict[int, set[AgentLink]] = field(default_factory=dict)
     trackers: dict[int, set[TrackerLink]] = field(default_factory=dict)
+    max_held: int = 5
+    held: dict[int, int] = field(default_factory=dict)
+    """Agent id → orders it holds, as last announced (for ``at_limit`` on offers)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
     metrics: Metrics | None = None
@@ -141,11 +150,17 @@ class Hub:
 
     def add_agent(self, link: AgentLink) -> None:
         self.agents.add(link)
+        self.by_agent.setdefault(link.agent_id, set()).add(link)
         for grid in link.grids:
             self.by_grid.setdefault(grid, set()).add(link)
 
     def remove_agent(self, link: AgentLink) -> None:
         self.agents.discard(link)
+        same = self.by_agent.get(link.agent_id)
+        if same is not None:
+            same.discard(link)
+            if not same:
+                del self.by_agent[link.agent_id]
         for grid in link.grids:
             members = self.by_grid.get(grid)
             if members is not None:
@@ -165,13 +180,33 @@ class Hub:
 
     # --- routing -------------------------------------------------------------------------
 
+    def at_limit(self, agent_id: int) -> bool:
+        return self.held.get(agent_id, 0) >= self.max_held
+
+    def set_held(self, agent_id: int, count: int) -> int:
+        """Record how many orders an agent holds; tell its connections.  Returns frames."""
+        self.held[agent_id] = count
+        links = self.by_agent.get(agent_id, ())
+        if links:
+            frame = Payload.of(wire.Held(count, self.max_held))
+            for link in links:
+                link.outbox.push(frame)
+        return len(links)
+
     def deliver(self, event: dict[str, Any]) -> int:
         """Route one change event to local connections; returns how many frames were queued.
 
-        An open order is offered to its audience (its grid, or everyone once widened); a closed
-        one is withdrawn from that audience except its winner; its trackers get the status.
+        An open order is offered to its audience (its grid, or everyone once widened) except
+        the agents who released it, flagged ``at_limit`` for agents holding all they may; a
+        closed one is withdrawn from that audience except its winner; agents named in
+        ``notify`` get an ``update``; its trackers get the status with the step (``event``).
         """
-        order = event["order"]
+        sent = 0
+        for agent_id, count in event.get("held") or ():
+            sent += self.set_held(agent_id, count)
+        order = event.get("order")
+        if order is None:  # only held counts (the reconciler's repairs)
+            return sent
         audience: Iterable[AgentLink]
         if order["scope"] == "all":
             audience = self.agents
@@ -181,11 +216,18 @@ class Hub:
                 audience = self.by_grid.get(reach[0], ())
             else:  # an agent of two of these grids hears once
                 audience = set().union(*(self.by_grid.get(g, ()) for g in reach))
-        sent = 0
         if order["status"] in ("offered", "widened"):
             offer = Payload.of(wire.Offer(order))
+            greyed: Payload | None = None
+            excluded = set(event.get("excluded") or ())
             for link in audience:
-                link.outbox.push(offer)
+                if link.agent_id in excluded:
+                    continue
+                if self.at_limit(link.agent_id):
+                    greyed = greyed or Payload.of(wire.Offer(order, at_limit=True))
+                    link.outbox.push(greyed)
+                else:
+                    link.outbox.push(offer)
                 sent += 1
         elif event.get("reason"):
             gone = Payload.of(wire.Withdrawn(order["id"], event["reason"]))
@@ -194,9 +236,16 @@ class Hub:
                 if link.agent_id != winner:
                     link.outbox.push(gone)
                     sent += 1
+        notify = event.get("notify")
+        if notify:
+            update = Payload.of(wire.Update(order, event.get("event")))
+            for agent_id in notify:
+                for link in self.by_agent.get(agent_id, ()):
+                    link.outbox.push(update)
+                    sent += 1
         watchers = self.trackers.get(order["id"])
         if watchers:
-            status = Payload.of(wire.Status(order))
+            status = Payload.of(wire.Status(order, event.get("event")))
             for tracker in watchers:
                 tracker.outbox.push(status)
                 sent += 1

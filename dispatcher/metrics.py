@@ -74,6 +74,12 @@ class Metrics:
             registry=r,
         )
         self.orders_filed = Counter("bangban_orders_filed", "Orders filed", registry=r)
+        self.workflow = Counter(
+            "bangban_workflow_events",
+            "Workflow changes recorded after the grab, by trail event kind (a fixed set)",
+            ["kind"],
+            registry=r,
+        )
         self.redis_errors = Counter(
             "bangban_redis_errors", "Operations that failed because Redis did", registry=r
         )

@@ -6,7 +6,8 @@ Starlette.  The I/O shell (:mod:`dispatcher.filing`, :mod:`dispatcher.claims`,
 :mod:`dispatcher.widening`) asks these functions what to do and then makes it so, atomically,
 in Redis (which arbitrates) and Postgres (which remembers).
 
-The claim decision exists twice: here, as the readable rule, and in the Lua script
+The widening ladder's vocabulary is in :mod:`dispatcher.ladder` (re-exported here).  The
+claim decision exists twice: here, as the readable rule, and in the Lua script
 ``CLAIM`` of :mod:`dispatcher.redis_scripts`, as the atomic one.  ``tests/test_redis_scripts.py``
 runs both over the same table of cases so they cannot drift apart.
 """
@@ -14,87 +15,70 @@ runs both over the same table of cases so they cannot drift apart.
 from __future__ import annotations
 
 import enum
-import itertools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
+
+# The ladder's names are re-exported: callers know them as part of the order's rules.
+from dispatcher.ladder import (
+    Reach,
+    Schedule,
+    Step,
+    default_schedule,
+    format_schedule,
+    parse_schedule,
+    widen_deadline,
+)
+from dispatcher.points import Rating
+
+__all__ = [
+    "HELD_STATUSES",
+    "OPEN_STATUSES",
+    "ClaimOutcome",
+    "Order",
+    "Reach",
+    "Schedule",
+    "Scope",
+    "Status",
+    "Step",
+    "advanced",
+    "claimed",
+    "decide_claim",
+    "default_schedule",
+    "format_schedule",
+    "is_offered_to",
+    "is_overdue",
+    "new_order",
+    "parse_schedule",
+    "reoffered",
+    "widen_deadline",
+    "widened",
+    "withdrawn_reason",
+]
 
 
 class Status(enum.StrEnum):
+    """Every state of an order; :mod:`dispatcher.workflow` says which action leads where."""
+
     OFFERED = "offered"  # open, offered to its grid
     WIDENED = "widened"  # open, offered to all grids
-    CLAIMED = "claimed"
+    CLAIMED = "claimed"  # grabbed, not yet accepted
+    ACCEPTED = "accepted"  # 受理: being handled, due at ``due_at``
+    AWAITING_MATERIALS = "awaiting_materials"  # 补办件: waiting for materials until ``supply_by``
+    REPLIED = "replied"  # result sent, waiting for a rating until ``close_at``
+    CLOSED = "closed"  # rated (``rating``) or closed unrated
     CANCELLED = "cancelled"
+    ESCALATED = "escalated"  # nobody claimed it in time: an operator assigns it
 
 
 OPEN_STATUSES = frozenset({Status.OFFERED, Status.WIDENED})
+HELD_STATUSES = frozenset({Status.CLAIMED, Status.ACCEPTED, Status.AWAITING_MATERIALS})
+"""An agent *holds* an order in these states; ``BANGBAN_MAX_HELD`` caps how many at once."""
 
 
 class Scope(enum.StrEnum):
     GRID = "grid"
     ALL = "all"
-
-
-class Reach(enum.StrEnum):
-    """How far an open order is offered: the steps of the widening ladder, narrow to wide."""
-
-    GRID = "grid"  # the order's own grid
-    NEIGHBOURS = "neighbours"  # its grid and the grids sharing a border with it
-    PARENT = "parent"  # every grid under the same parent (e.g. the whole township)
-    ALL = "all"  # every grid
-
-
-_REACH_ORDER = (Reach.GRID, Reach.NEIGHBOURS, Reach.PARENT, Reach.ALL)
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One rung of the widening ladder: offer to ``reach`` from ``after`` seconds on."""
-
-    reach: Reach
-    after: float
-
-
-Schedule = tuple[Step, ...]
-
-
-def default_schedule(widen_after: float) -> Schedule:
-    """The seed's rule: own grid at once, all grids after ``widen_after`` seconds."""
-    return (Step(Reach.GRID, 0.0), Step(Reach.ALL, widen_after))
-
-
-def parse_schedule(text: str) -> Schedule:
-    """Parse ``grid@0,neighbours@300,all@600``.  Raises ValueError saying what is wrong.
-
-    The ladder starts with ``grid@0``, each step reaches further than the one before at a
-    later time, and it ends with ``all`` (so every order is eventually open to everyone).
-    """
-    steps: list[Step] = []
-    for part in text.replace(" ", "").split(","):
-        reach, sep, after = part.partition("@")
-        if not sep or reach not in Reach.__members__.values():
-            raise ValueError(
-                f"step {part!r} is not REACH@SECONDS (reach: grid, neighbours, parent or all)"
-            )
-        try:
-            seconds = float(after)
-        except ValueError:
-            raise ValueError(f"step {part!r}: {after!r} is not a number of seconds") from None
-        steps.append(Step(Reach(reach), seconds))
-    if steps[0] != Step(Reach.GRID, 0.0):
-        raise ValueError("the schedule must start with grid@0")
-    for prev, step in itertools.pairwise(steps):
-        if _REACH_ORDER.index(step.reach) <= _REACH_ORDER.index(prev.reach):
-            raise ValueError(f"{step.reach}@ must reach further than {prev.reach}@")
-        if step.after <= prev.after:
-            raise ValueError(f"{step.reach}@{step.after:g} must come after {prev.after:g} s")
-    if steps[-1].reach is not Reach.ALL or len(steps) < 2:
-        raise ValueError("the schedule must end with all@SECONDS")
-    return tuple(steps)
-
-
-def format_schedule(schedule: Schedule) -> str:
-    return ",".join(f"{s.reach.value}@{s.after:g}" for s in schedule)
 
 
 class ClaimOutcome(enum.StrEnum):
@@ -132,6 +116,24 @@ class Order:
     """When the order moves to the next rung (None once it reaches all grids)."""
     schedule: Schedule = ()
     """The widening ladder fixed when the order was filed."""
+    offered_at: int | None = None
+    """Where the ladder's times count from: filing, or the last release (None: ``created_at``)."""
+    escalate_at: int | None = None
+    """When an order still open escalates to the operators (None: never)."""
+    excluded: frozenset[int] = frozenset()
+    """Agents who released the order: it is not offered to them again."""
+    item_name: str | None = None
+    required: tuple[str, ...] = ()
+    """The catalogue item's materials, copied at filing or classification."""
+    time_limit_days: int | None = None
+    """The item's time limit in working days (None: free text, no due date)."""
+    missing: tuple[str, ...] = ()
+    supply_by: int | None = None
+    accepted_at: int | None = None
+    due_at: int | None = None
+    replied_at: int | None = None
+    close_at: int | None = None
+    rating: Rating | None = None
 
     def __post_init__(self) -> None:
         if not self.reach_grids:  # an order always reaches at least its own grid
@@ -142,12 +144,23 @@ class Order:
         return self.status in OPEN_STATUSES
 
     @property
+    def is_held(self) -> bool:
+        return self.status in HELD_STATUSES
+
+    @property
+    def ladder_base(self) -> int:
+        return self.created_at if self.offered_at is None else self.offered_at
+
+    @property
     def reach(self) -> Reach:
         return self.schedule[self.step].reach if self.schedule else Reach(self.scope.value)
 
-    def to_wire(self) -> dict[str, Any]:
-        """The order map of PROTOCOL.md (field names and types are the contract)."""
-        return {
+    def to_wire(self, now: int | None = None) -> dict[str, Any]:
+        """The order map of PROTOCOL.md (field names and types are the contract).
+
+        With ``now``, the map also says whether the order is ``overdue`` at that moment.
+        """
+        wire = {
             "id": self.id,
             "status": self.status.value,
             "grid": self.grid,
@@ -164,12 +177,45 @@ class Order:
             "reach": self.reach.value,
             "offered_grids": list(self.reach_grids) if self.scope is Scope.GRID else None,
             "next_step_at": self.next_step_at,
+            # After the grab:
+            "escalate_at": self.escalate_at,
+            "item_name": self.item_name,
+            "materials": list(self.required),
+            "time_limit_days": self.time_limit_days,
+            "missing": list(self.missing),
+            "supply_by": self.supply_by,
+            "accepted_at": self.accepted_at,
+            "due_at": self.due_at,
+            "replied_at": self.replied_at,
+            "close_at": self.close_at,
+            "rating": None if self.rating is None else self.rating.value,
+            "rating_label": None if self.rating is None else self.rating.label,
         }
+        if now is not None:
+            wire["overdue"] = is_overdue(self, now)
+        return wire
 
 
-def widen_deadline(created_at: int, widen_after_s: float) -> int:
-    """When an order filed at ``created_at`` widens to all grids (epoch ms)."""
-    return created_at + round(widen_after_s * 1000)
+class Dated(Protocol):
+    """What :func:`is_overdue` reads: an :class:`Order` or a ``workflow.OrderState``."""
+
+    @property
+    def status(self) -> Status: ...
+    @property
+    def due_at(self) -> int | None: ...
+    @property
+    def supply_by(self) -> int | None: ...
+
+
+def is_overdue(order: Dated, now: int) -> bool:
+    """Past its due date (accepted) or its supply-by date (awaiting materials)?"""
+    if order.status is Status.ACCEPTED:
+        due = order.due_at
+    elif order.status is Status.AWAITING_MATERIALS:
+        due = order.supply_by
+    else:
+        return False
+    return due is not None and now > due
 
 
 def new_order(
@@ -181,8 +227,16 @@ def new_order(
     item_class: int | None,
     created_at: int,
     schedule: Schedule,
+    escalate_after_s: float | None = None,
+    item_name: str | None = None,
+    required: tuple[str, ...] = (),
+    time_limit_days: int | None = None,
 ) -> Order:
-    """A freshly filed order: offered to its own grid, on the first rung of ``schedule``."""
+    """A freshly filed order: offered to its own grid, on the first rung of ``schedule``.
+
+    It escalates to the operators ``escalate_after_s`` seconds after filing if still open
+    (None: never).
+    """
     return Order(
         id=order_id,
         status=Status.OFFERED,
@@ -196,34 +250,61 @@ def new_order(
         reach_grids=(grid,),
         next_step_at=widen_deadline(created_at, schedule[1].after),
         schedule=schedule,
+        offered_at=created_at,
+        escalate_at=None
+        if escalate_after_s is None
+        else widen_deadline(created_at, escalate_after_s),
+        item_name=item_name,
+        required=required,
+        time_limit_days=time_limit_days,
     )
 
 
-def is_offered_to(order: Order, agent_grids: Collection[str]) -> bool:
-    """Is ``order`` open to an agent of ``agent_grids`` right now?
+def reoffered(order: Order, now: int) -> dict[str, Any]:
+    """The ladder fields of ``order`` offered afresh from ``now`` (after a release): its own
+    grid, on the first rung of its ladder, every step counted from ``now``."""
+    schedule = order.schedule or default_schedule((order.widen_at - order.ladder_base) / 1000)
+    return {
+        "offered_at": now,
+        "step": 0,
+        "reach_grids": (order.grid,),
+        "next_step_at": widen_deadline(now, schedule[1].after),
+        "widen_at": widen_deadline(now, schedule[-1].after),
+    }
 
-    Open orders are offered to their own grid; once widened, to every grid.
+
+def is_offered_to(order: Order, agent_grids: Collection[str], agent_id: int | None = None) -> bool:
+    """Is ``order`` open to agent ``agent_id`` of ``agent_grids`` right now?
+
+    Open orders are offered to their own grid; once widened, to every grid; never to an agent
+    who released them (``excluded``).
     """
-    if not order.is_open:
+    if not order.is_open or (agent_id is not None and agent_id in order.excluded):
         return False
     if order.scope is Scope.ALL:
         return True
     return any(g in agent_grids for g in (order.reach_grids or (order.grid,)))
 
 
-def decide_claim(order: Order | None, agent_id: int, agent_grids: Collection[str]) -> ClaimOutcome:
+def decide_claim(
+    order: Order | None, agent_id: int, agent_grids: Collection[str], *, at_limit: bool = False
+) -> ClaimOutcome:
     """The outcome of ``agent_id`` claiming ``order`` (``None``: no such order).
 
     A repeat by the agent who already holds the order is ``WON`` again, so a client that lost
-    its answer can simply ask again.
+    its answer can simply ask again.  An order that has an agent (claimed and every later
+    state but cancelled) is ``TAKEN`` for everyone else.  ``at_limit``: the agent holds as many
+    orders as allowed, so an order it could win is ``LIMIT_REACHED`` instead.
     """
     if order is None:
         return ClaimOutcome.UNKNOWN_ORDER
-    if order.status is Status.CLAIMED:
+    if not order.is_open:
+        if order.claimed_by is None or order.status is Status.CANCELLED:
+            return ClaimOutcome.NOT_OFFERED
         return ClaimOutcome.WON if order.claimed_by == agent_id else ClaimOutcome.TAKEN
-    if not is_offered_to(order, agent_grids):
+    if not is_offered_to(order, agent_grids, agent_id):
         return ClaimOutcome.NOT_OFFERED
-    return ClaimOutcome.WON
+    return ClaimOutcome.LIMIT_REACHED if at_limit else ClaimOutcome.WON
 
 
 def claimed(order: Order, agent_id: int, now: int) -> Order:
@@ -256,7 +337,7 @@ def advanced(
     rung = order.schedule[step]
     following = step + 1 < len(order.schedule)
     next_at = (
-        widen_deadline(order.created_at, order.schedule[step + 1].after) if following else None
+        widen_deadline(order.ladder_base, order.schedule[step + 1].after) if following else None
     )
     if rung.reach is Reach.ALL:
         return replace(
@@ -284,4 +365,6 @@ def withdrawn_reason(order: Order) -> str | None:
         return "claimed"
     if order.status is Status.CANCELLED:
         return "cancelled"
+    if order.status is Status.ESCALATED:
+        return "expired"
     return None

@@ -9,7 +9,17 @@ from datetime import UTC, datetime
 import asyncpg
 
 from dispatcher.exceptions import StoreError, StoreUnavailableError
+from dispatcher.orders import Order, Scope, Status, default_schedule, parse_schedule
+from dispatcher.points import Rating
 from dispatcher.roster import Agent
+
+ORDER_COLS = (
+    "id, status, grid, item, text, item_class, created_at, widen_at, scope, claimed_by,"
+    " claimed_at, version, step, reach_grids, next_step_at, schedule, offered_at, escalate_at,"
+    " excluded, item_name, required, time_limit_days, missing, supply_by, accepted_at, due_at,"
+    " replied_at, close_at, rating"
+)
+"""The columns :func:`order_from_row` reads."""
 
 
 class StoreConflictError(StoreError):
@@ -61,4 +71,46 @@ def agent_from_row(row: asyncpg.Record) -> Agent:
         phone=row["phone"],
         grids=tuple(row["grids"]),
         active=row["active"],
+    )
+
+
+def order_from_row(row: asyncpg.Record) -> Order:
+    created_at = ms(row["created_at"]) or 0
+    widen_at = ms(row["widen_at"]) or 0
+    offered_at = ms(row["offered_at"])
+    schedule = (
+        parse_schedule(row["schedule"])
+        if row["schedule"]
+        else default_schedule((widen_at - (offered_at or created_at)) / 1000)
+    )
+    return Order(
+        id=row["id"],
+        status=Status(row["status"]),
+        grid=row["grid"],
+        item=row["item"],
+        text=row["text"],
+        item_class=row["item_class"],
+        created_at=created_at,
+        widen_at=widen_at,
+        scope=Scope(row["scope"]),
+        claimed_by=row["claimed_by"],
+        claimed_at=ms(row["claimed_at"]),
+        version=row["version"],
+        step=row["step"],
+        reach_grids=tuple(row["reach_grids"] or (row["grid"],)),
+        next_step_at=ms(row["next_step_at"]),
+        schedule=schedule,
+        offered_at=offered_at,
+        escalate_at=ms(row["escalate_at"]),
+        excluded=frozenset(row["excluded"]),
+        item_name=row["item_name"],
+        required=tuple(row["required"]),
+        time_limit_days=row["time_limit_days"],
+        missing=tuple(row["missing"]),
+        supply_by=ms(row["supply_by"]),
+        accepted_at=ms(row["accepted_at"]),
+        due_at=ms(row["due_at"]),
+        replied_at=ms(row["replied_at"]),
+        close_at=ms(row["close_at"]),
+        rating=None if row["rating"] is None else Rating(row["rating"]),
     )

@@ -50,6 +50,18 @@ class Settings:
     h3_resolution: int | None = None
     """``BANGBAN_H3_RESOLUTION``: route locations outside every polygon to H3 cells of this
     resolution (grid code ``h3:<cell>``), for pilots without surveyed boundaries."""
+    escalate_after: float = 86400.0
+    """``BANGBAN_ESCALATE_AFTER``: seconds after filing (or a release) before an order nobody
+    claimed escalates to the operators (status ``escalated``)."""
+    close_after: float = 7 * 86400.0
+    """``BANGBAN_CLOSE_AFTER``: seconds after the reply before an unrated order closes."""
+    max_held: int = 5
+    """``BANGBAN_MAX_HELD``: open orders (claimed, accepted, awaiting materials) one agent may
+    hold at once; a further claim gets ``limit_reached``."""
+    catalog_path: Path | None = None
+    """``BANGBAN_CATALOG``: the catalogue file seeded on start (unset: the demo catalogue)."""
+    calendar_path: Path | None = None
+    """``BANGBAN_CALENDAR``: the working-day calendar (unset: the one shipped)."""
 
     @property
     def schedule(self) -> Schedule:
@@ -71,6 +83,12 @@ class Settings:
                 raise ConfigError(f"BANGBAN_WIDEN_SCHEDULE: {exc}") from None
         if self.h3_resolution is not None and not 0 <= self.h3_resolution <= 15:
             raise ConfigError("BANGBAN_H3_RESOLUTION must be 0..15")
+        if not 0 < self.escalate_after <= 365 * 86400:
+            raise ConfigError("BANGBAN_ESCALATE_AFTER must be > 0 and at most a year (seconds)")
+        if not 0 < self.close_after <= 365 * 86400:
+            raise ConfigError("BANGBAN_CLOSE_AFTER must be > 0 and at most a year (seconds)")
+        if not 1 <= self.max_held <= 1000:
+            raise ConfigError("BANGBAN_MAX_HELD must be 1..1000")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,4 +124,9 @@ class Settings:
             h3_resolution=(
                 int(num("BANGBAN_H3_RESOLUTION", 0)) if env.get("BANGBAN_H3_RESOLUTION") else None
             ),
+            escalate_after=num("BANGBAN_ESCALATE_AFTER", base.escalate_after),
+            close_after=num("BANGBAN_CLOSE_AFTER", base.close_after),
+            max_held=int(num("BANGBAN_MAX_HELD", base.max_held)),
+            catalog_path=Path(env["BANGBAN_CATALOG"]) if env.get("BANGBAN_CATALOG") else None,
+            calendar_path=Path(env["BANGBAN_CALENDAR"]) if env.get("BANGBAN_CALENDAR") else None,
         )

@@ -117,13 +117,17 @@ async def agent_ws(websocket: WebSocket) -> None:
     writer: asyncio.Task[None] | None = None
     try:
         try:
-            snapshot = await ctx.store.open_orders_for(agent.grids)
-        except StoreUnavailableError:
-            await websocket.close(CLOSE_TRY_AGAIN, "postgres unavailable; retry")
+            snapshot = await ctx.store.open_orders_for(agent.grids, agent.id)
+            held = await ctx.board.held_count(agent.id)
+        except (StoreUnavailableError, RedisUnavailableError):
+            await websocket.close(CLOSE_TRY_AGAIN, "postgres or redis unavailable; retry")
             return
         outbox.push(Payload.of(wire.Welcome(agent.id, list(agent.grids), ctx.clock())), first=True)
+        ctx.hub.held[agent.id] = held
+        outbox.push(Payload.of(wire.Held(held, ctx.settings.max_held)), first=True)
+        at_limit = held >= ctx.settings.max_held
         for order in snapshot:
-            outbox.push(Payload.of(wire.Offer(order.to_wire())), first=True)
+            outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
         outbox.release()
         writer = asyncio.create_task(_write(websocket, outbox))
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
@@ -177,13 +181,15 @@ async def tracking_ws(websocket: WebSocket) -> None:
     try:
         try:
             order = await ctx.store.get_order(order_id)
+            last = None if order is None else await ctx.store.last_event(order_id)
         except (StoreUnavailableError, RedisUnavailableError):
             await websocket.close(CLOSE_TRY_AGAIN, "postgres unavailable; retry")
             return
         if order is None:
             await websocket.close(CLOSE_FORBIDDEN, "no such order")
             return
-        outbox.push(Payload.of(wire.Status(order.to_wire())), first=True)
+        # The order as it is, with the step that made it so.
+        outbox.push(Payload.of(wire.Status(order.to_wire(ctx.clock()), last)), first=True)
         outbox.release()
         writer = asyncio.create_task(_write(websocket, outbox))
         bucket = _Bucket()

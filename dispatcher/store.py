@@ -21,64 +21,28 @@ import asyncpg
 
 from dispatcher import schema
 from dispatcher.exceptions import StoreUnavailableError
-from dispatcher.orders import (
-    Order,
-    Scope,
-    Status,
-    default_schedule,
-    format_schedule,
-    parse_schedule,
-)
+from dispatcher.lifecycle import label
+from dispatcher.orders import Order, format_schedule
 from dispatcher.pg import (
+    ORDER_COLS,
     UnknownGridError,
     agent_from_row,
     dt,
     ms,
+    order_from_row,
     translated,
 )
 from dispatcher.roster import Agent, Grid, Principal, TokenKind
+from dispatcher.store_catalog import CatalogStore
 from dispatcher.store_grids import GridStore
-
-_ORDER_COLS = (
-    "id, status, grid, item, text, item_class, created_at, widen_at, scope, claimed_by,"
-    " claimed_at, version, step, reach_grids, next_step_at, schedule"
-)
-
-
-def _order(row: asyncpg.Record) -> Order:
-    created_at = ms(row["created_at"]) or 0
-    widen_at = ms(row["widen_at"]) or 0
-    schedule = (
-        parse_schedule(row["schedule"])
-        if row["schedule"]
-        else default_schedule((widen_at - created_at) / 1000)
-    )
-    return Order(
-        id=row["id"],
-        status=Status(row["status"]),
-        grid=row["grid"],
-        item=row["item"],
-        text=row["text"],
-        item_class=row["item_class"],
-        created_at=created_at,
-        widen_at=widen_at,
-        scope=Scope(row["scope"]),
-        claimed_by=row["claimed_by"],
-        claimed_at=ms(row["claimed_at"]),
-        version=row["version"],
-        step=row["step"],
-        reach_grids=tuple(row["reach_grids"] or (row["grid"],)),
-        next_step_at=ms(row["next_step_at"]),
-        schedule=schedule,
-    )
+from dispatcher.store_workflow import WorkflowStore
 
 
 async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     return None
 
 
-class Store(GridStore):
-
+class Store(GridStore, CatalogStore, WorkflowStore):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -101,6 +65,7 @@ class Store(GridStore):
                     # fifth of Postgres's CPU per order in the throughput benchmark.
                     reset=_no_reset,
                 )
+
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 last = exc
                 await asyncio.sleep(0.25)
@@ -249,9 +214,10 @@ class Store(GridStore):
                 WITH o AS (
                     INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
                                         applicant_phone, created_at, widen_at, scope, routing,
-                                        schedule, step, reach_grids, next_step_at)
+                                        schedule, step, reach_grids, next_step_at, offered_at,
+                                        escalate_at, item_name, required, time_limit_days)
                     VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
-                            $12, 0, $13, $14)
+                            $12, 0, $13, $14, $7, $15, $16, $17, $18)
                     RETURNING *
                 ), t AS (
                     INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
@@ -260,7 +226,7 @@ class Store(GridStore):
                     SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
                     FROM o
                 )
-                SELECT {_ORDER_COLS} FROM o
+                SELECT {ORDER_COLS} FROM o
                 """,
                 order.grid,
                 order.item,
@@ -276,9 +242,13 @@ class Store(GridStore):
                 format_schedule(order.schedule),
                 list(order.reach_grids),
                 None if order.next_step_at is None else dt(order.next_step_at),
+                None if order.escalate_at is None else dt(order.escalate_at),
+                order.item_name,
+                list(order.required),
+                order.time_limit_days,
             )
         assert row is not None
-        return _order(row)
+        return order_from_row(row)
 
     async def order_routing(self, order_id: int) -> dict[str, Any] | None:
         with translated():
@@ -288,9 +258,9 @@ class Store(GridStore):
     async def get_order(self, order_id: int) -> Order | None:
         with translated():
             row = await self.pool.fetchrow(
-                f"SELECT {_ORDER_COLS} FROM orders WHERE id = $1", order_id
+                f"SELECT {ORDER_COLS} FROM orders WHERE id = $1", order_id
             )
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     async def get_applicant(self, order_id: int) -> dict[str, str | None]:
         with translated():
@@ -302,10 +272,10 @@ class Store(GridStore):
         return {"name": row["applicant_name"], "phone": row["applicant_phone"]}
 
     async def claim_order(self, order_id: int, agent_id: int, now: int) -> Order | None:
-        """Record ``agent_id`` as the one winner, if the order is still open; else None.
+        """Record ``agent_id`` as the one winner, if the order is still open to it; else None.
 
-        The update is conditional on the order being open, so Postgres can never record a
-        second winner, whatever Redis said.
+        The update is conditional on the order being open (and the agent not one who released
+        it), so Postgres can never record a second winner, whatever Redis said.
         """
         with translated():
             row = await self.pool.fetchrow(
@@ -314,18 +284,19 @@ class Store(GridStore):
                     UPDATE orders SET status = 'claimed', claimed_by = $2, claimed_at = $3,
                                       version = version + 1, updated_at = now()
                     WHERE id = $1 AND status IN ('offered', 'widened')
+                          AND NOT ($2 = ANY (excluded))
                     RETURNING *
                 ), e AS (
                     INSERT INTO order_events (order_id, at, kind, actor)
                     SELECT id, $3, 'claimed', 'agent:' || $2::text FROM c
                 )
-                SELECT {_ORDER_COLS} FROM c
+                SELECT {ORDER_COLS} FROM c
                 """,
                 order_id,
                 agent_id,
                 dt(now),
             )
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     async def advance_order(self, current: Order, nxt: Order, now: int) -> Order | None:
         """Move ``current`` to the rung ``nxt`` (computed by the core) if nobody did yet.
@@ -343,16 +314,17 @@ class Store(GridStore):
                     UPDATE orders SET status = $3, scope = $4, step = $5, reach_grids = $6,
                                       next_step_at = $7, version = version + 1,
                                       updated_at = now()
-                    WHERE id = $1 AND status = 'offered' AND step = $2
+                    WHERE id = $1 AND status = 'offered' AND step = $2 AND offered_at = $12
                     RETURNING *
                 ), e AS (
                     INSERT INTO order_events (order_id, at, kind, actor, details)
                     SELECT id, $8, 'widened', 'system',
                            jsonb_build_object('step', $5::int, 'reach', $9::text,
-                                              'late_ms', $10::bigint, 'grids', $6::text[])
+                                              'late_ms', $10::bigint, 'grids', $6::text[],
+                                              'offered_at', $11::bigint)
                     FROM w
                 )
-                SELECT {_ORDER_COLS} FROM w
+                SELECT {ORDER_COLS} FROM w
                 """,
                 current.id,
                 current.step,
@@ -364,8 +336,10 @@ class Store(GridStore):
                 dt(now),
                 rung.reach.value,
                 late,
+                current.ladder_base,
+                dt(current.ladder_base),
             )
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     async def due_orders(self, now: int, limit: int = 500) -> list[int]:
         """Orders whose next widening step is due but not taken."""
@@ -378,28 +352,34 @@ class Store(GridStore):
             )
         return [r["id"] for r in rows]
 
-    async def open_orders_for(self, grids: Sequence[str]) -> list[Order]:
-        """Every order open to an agent of ``grids``: those reaching its grids, and all widened."""
+    async def open_orders_for(
+        self, grids: Sequence[str], agent_id: int | None = None
+    ) -> list[Order]:
+        """Every order open to agent ``agent_id`` of ``grids``: those reaching its grids, and
+        all widened, but none it released."""
         with translated():
             rows = await self.pool.fetch(
-                f"SELECT {_ORDER_COLS} FROM orders"
-                " WHERE (status = 'offered' AND reach_grids && $1::text[])"
-                " OR status = 'widened' ORDER BY id",
+                f"SELECT {ORDER_COLS} FROM orders"
+                " WHERE ((status = 'offered' AND reach_grids && $1::text[])"
+                " OR status = 'widened') AND NOT (coalesce($2::bigint, 0) = ANY (excluded))"
+                " ORDER BY id",
                 list(grids),
+                agent_id,
             )
-        return [_order(r) for r in rows]
+        return [order_from_row(r) for r in rows]
 
     async def changed_since(self, since: int) -> list[Order]:
         """Every open order, and every order changed at or after ``since`` (ms)."""
         with translated():
             rows = await self.pool.fetch(
-                f"SELECT {_ORDER_COLS} FROM orders"
+                f"SELECT {ORDER_COLS} FROM orders"
                 " WHERE status IN ('offered', 'widened') OR updated_at >= $1 ORDER BY id",
                 dt(since),
             )
-        return [_order(r) for r in rows]
+        return [order_from_row(r) for r in rows]
 
     async def order_events(self, order_id: int) -> list[dict[str, Any]]:
+        """The trail of an order, oldest first, each entry with its applicant's ``label``."""
         with translated():
             rows = await self.pool.fetch(
                 "SELECT id, at, kind, actor, details FROM order_events WHERE order_id = $1"
@@ -411,6 +391,7 @@ class Store(GridStore):
                 "id": r["id"],
                 "at": ms(r["at"]),
                 "kind": r["kind"],
+                "label": label(r["kind"]),
                 "actor": r["actor"],
                 "details": json.loads(r["details"]),
             }

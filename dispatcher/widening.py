@@ -7,10 +7,13 @@ sweep the same order, exactly one widens it and announces it.  No in-process tim
 key-expiry event is involved, so an order whose deadline passed while every process was
 stopped widens at the next start.
 
+The same loop sweeps the workflow's clock (:mod:`dispatcher.deadlines`: escalating, closing).
+
 The reconciler makes Redis agree with Postgres (on start-up, then every
 ``reconcile_interval``): it restores open orders Redis lost, brings Redis up to versions it
 missed (announcing them, so agents hear of changes whose announcement failed), clears stale
-holds, and widens due orders the Redis schedule no longer lists.
+holds, rebuilds the agents' held counts, and widens, escalates and closes due orders the Redis
+schedules no longer list.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import asyncio
 import logging
 import secrets
 
+from dispatcher import deadlines
 from dispatcher import redis_scripts as rs
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
+from dispatcher.lifecycle import trail_entry
 from dispatcher.orders import Order, Reach, Status, advanced, withdrawn_reason
 
 log = logging.getLogger("bangban.widening")
@@ -63,7 +68,8 @@ async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
             moved.reach.value,
             now - (current.next_step_at or now),
         )
-        await ctx.board.announce(moved)
+        details = {"step": moved.step, "reach": moved.reach.value}
+        await ctx.board.announce(moved, event=trail_entry("widened", now, details))
         current = moved
 
 
@@ -118,6 +124,13 @@ async def reconcile(ctx: Context) -> int:
     due = await ctx.store.due_orders(now)
     if due:
         repaired += await widen(ctx, due)
+    repaired += await deadlines.backstop(ctx)
+    read_at = ctx.clock()
+    holdings = await ctx.store.held_orders()
+    counts = await ctx.board.reconcile_held(holdings, read_at, ctx.clock())
+    if counts:
+        await ctx.board.publish_held(counts)
+    repaired += len(counts)
     if repaired:
         log.warning("reconciled repaired=%d", repaired)
     return repaired
@@ -128,6 +141,7 @@ async def run_sweeper(ctx: Context) -> None:
     while True:
         try:
             await sweep(ctx)
+            await deadlines.sweep(ctx)
         except (RedisUnavailableError, StoreUnavailableError) as exc:
             log.warning("sweep failed error=%s", exc)
         except Exception:

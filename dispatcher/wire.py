@@ -76,10 +76,35 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """An order open to the receiving agent.  ``order`` is the order map of PROTOCOL.md."""
+    """An order open to the receiving agent.  ``order`` is the order map of PROTOCOL.md.
+
+    ``at_limit``: the agent holds as many orders as allowed, so claiming this one would get
+    ``limit_reached`` (the app greys it out).  Sent only when true.
+    """
 
     order: dict[str, Any]
+    at_limit: bool = False
     type: str = field(default="offer", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """How many orders the agent holds and how many it may: sent after ``welcome`` and
+    whenever the count changes, so an app can grey out offers or enable them again."""
+
+    held: int
+    limit: int
+    type: str = field(default="held", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """An order the receiving agent holds, or held until this change, changed: assigned to it
+    by an operator, reassigned away, cancelled, rated...  ``event`` is the trail entry."""
+
+    order: dict[str, Any]
+    event: dict[str, Any] | None = None
+    type: str = field(default="update", init=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +132,11 @@ class Error:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Applicant tracking: the full order after every change."""
+    """Applicant tracking: the full order after every change, and the step that changed it
+    (``event``: ``kind``, ``label`` for people, ``at``, ``details``; sent when known)."""
 
     order: dict[str, Any]
+    event: dict[str, Any] | None = None
     type: str = field(default="status", init=False)
 
 
@@ -138,9 +165,13 @@ class Pong:
     type: str = field(default="pong", init=False)
 
 
-ServerFrame = Welcome | Offer | Withdrawn | ClaimResult | Error | Status | Pong
+ServerFrame = Welcome | Offer | Withdrawn | ClaimResult | Error | Status | Pong | Held | Update
 ClientFrame = Claim | Ping
 Frame = ServerFrame | ClientFrame
+
+
+_OPTIONAL: dict[str, Any] = {"at_limit": False, "event": None}
+"""Fields added to v1 frames, left out at their default so v1 frames stay as they were."""
 
 
 def to_map(frame: Frame) -> dict[str, Any]:
@@ -151,6 +182,8 @@ def to_map(frame: Frame) -> dict[str, Any]:
             continue
         value = getattr(frame, name)
         if value is None and isinstance(frame, Error | Pong | Ping):
+            continue
+        if name in _OPTIONAL and value == _OPTIONAL[name] and not isinstance(frame, Update):
             continue
         out[name] = value
     return out
@@ -233,6 +266,8 @@ _SERVER_TYPES: dict[str, type[ServerFrame]] = {
     "error": Error,
     "status": Status,
     "pong": Pong,
+    "held": Held,
+    "update": Update,
 }
 
 

@@ -131,6 +131,8 @@ class ServerProcess:
             DATABASE_URL=backends.database_url,
             BANGBAN_ADMIN_TOKEN=admin_token,
             BANGBAN_LOG_LEVEL="warning",
+            # Bench agents never finish an order; the default limit (5 held) would refuse them.
+            BANGBAN_MAX_HELD="100000",
             BANGBAN_DATA_DIR=str(data_dir),
             # The server runs the code next to this bench (what an editable install points
             # at anyway): a checkout benchmarks itself.

@@ -81,7 +81,7 @@ async def services(tmp_root: Path) -> AsyncIterator[Services]:
             embedded_redis.stop()
 
 
-_TABLES = "order_events, orders, tokens, agents, grids"
+_TABLES = "order_events, orders, tokens, agents, grids, catalog_items"
 
 
 @pytest.fixture
@@ -107,6 +107,9 @@ def settings(clean: Services) -> Settings:
         reconcile_interval=1.0,
         data_dir=clean.tmp / "data",
         pg_pool_size=10,
+        # The contention and load tests race the same few agents for many orders; the limit
+        # on held orders has tests of its own (test_limits.py), which set it low.
+        max_held=1000,
     )
 
 

@@ -16,7 +16,7 @@ import uvicorn
 
 from clients import ApiClient
 from dispatcher.app import create_app
-from dispatcher.context import Context
+from dispatcher.context import Clock, Context, wall_clock
 from dispatcher.embedded import free_port
 from dispatcher.settings import Settings
 
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 class InProcessServer:
     """The app under real uvicorn (websockets-sansio) on a free port, in the test's loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = wall_clock) -> None:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(settings)
+        self.app = create_app(settings, clock=clock)
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -104,6 +104,9 @@ class ProcessServer:
             BANGBAN_WIDEN_AFTER=str(s.widen_after),
             BANGBAN_SWEEP_INTERVAL=str(s.sweep_interval),
             BANGBAN_RECONCILE_INTERVAL=str(s.reconcile_interval),
+            BANGBAN_ESCALATE_AFTER=str(s.escalate_after),
+            BANGBAN_CLOSE_AFTER=str(s.close_after),
+            BANGBAN_MAX_HELD=str(s.max_held),
             BANGBAN_LOG_LEVEL="info",
             PYTHONPATH=str(ROOT),
         )

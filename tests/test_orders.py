@@ -18,8 +18,10 @@ from dispatcher.orders import (
     decide_claim,
     default_schedule,
     is_offered_to,
+    is_overdue,
     new_order,
     parse_schedule,
+    reoffered,
     widen_deadline,
     widened,
     withdrawn_reason,
@@ -178,3 +180,71 @@ def test_three_step_ladder_moves_one_rung_at_a_time() -> None:
     assert (a.status, a.scope, a.next_step_at, a.version) == (Status.WIDENED, Scope.ALL, None, 3)
     assert advanced(a, T0 + 10**9, neighbours) is None
     assert is_offered_to(a, {"g9"})
+
+
+def test_an_order_is_never_offered_to_an_agent_who_released_it() -> None:
+    o = order(excluded=frozenset({7}))
+    assert is_offered_to(o, {"g1"}) and is_offered_to(o, {"g1"}, 8)
+    assert not is_offered_to(o, {"g1"}, 7)
+    assert decide_claim(o, 7, {"g1"}) is ClaimOutcome.NOT_OFFERED
+    assert decide_claim(o, 8, {"g1"}) is ClaimOutcome.WON
+
+
+def test_after_the_grab_an_order_is_taken_except_for_its_agent() -> None:
+    for status in (Status.ACCEPTED, Status.AWAITING_MATERIALS, Status.REPLIED, Status.CLOSED):
+        o = order(status=status, claimed_by=7)
+        assert decide_claim(o, 7, {"g1"}) is ClaimOutcome.WON
+        assert decide_claim(o, 8, {"g1"}) is ClaimOutcome.TAKEN
+    assert decide_claim(order(status=Status.ESCALATED), 7, {"g1"}) is ClaimOutcome.NOT_OFFERED
+    cancelled = order(status=Status.CANCELLED, claimed_by=7)
+    assert decide_claim(cancelled, 7, {"g1"}) is ClaimOutcome.NOT_OFFERED
+
+
+def test_at_the_limit_only_a_claim_that_could_win_is_refused() -> None:
+    assert decide_claim(order(), 7, {"g1"}, at_limit=True) is ClaimOutcome.LIMIT_REACHED
+    assert decide_claim(order(), 7, {"g2"}, at_limit=True) is ClaimOutcome.NOT_OFFERED
+    mine = order(status=Status.CLAIMED, claimed_by=7)
+    assert decide_claim(mine, 7, {"g1"}, at_limit=True) is ClaimOutcome.WON
+
+
+def test_escalation_withdraws_with_reason_expired() -> None:
+    assert withdrawn_reason(order(status=Status.ESCALATED)) == "expired"
+    assert withdrawn_reason(order(status=Status.ACCEPTED, claimed_by=7)) is None
+
+
+def test_a_released_order_climbs_its_ladder_again_from_the_release() -> None:
+    o = new_order(
+        order_id=1,
+        grid="g1",
+        item=None,
+        text="x",
+        item_class=None,
+        created_at=T0,
+        schedule=LADDER,
+        escalate_after_s=86400,
+    )
+    assert o.escalate_at == T0 + 86_400_000 and o.offered_at == T0
+    wide = advanced(advanced(o, T0 + 300_000, neighbours) or o, T0 + 600_000, neighbours)
+    assert wide is not None and wide.scope is Scope.ALL
+    later = T0 + 3_600_000
+    fresh = reoffered(wide, later)
+    assert fresh == {
+        "offered_at": later,
+        "step": 0,
+        "reach_grids": ("g1",),
+        "next_step_at": later + 300_000,
+        "widen_at": later + 600_000,
+    }
+    again = replace(wide, status=Status.OFFERED, scope=Scope.GRID, **fresh)
+    assert advanced(again, later + 299_999, neighbours) is None
+    step = advanced(again, later + 300_000, neighbours)
+    assert step is not None and step.next_step_at == later + 600_000
+
+
+def test_overdue_only_while_being_handled() -> None:
+    accepted = order(status=Status.ACCEPTED, claimed_by=7, due_at=T0)
+    assert not is_overdue(accepted, T0) and is_overdue(accepted, T0 + 1)
+    waiting = order(status=Status.AWAITING_MATERIALS, claimed_by=7, supply_by=T0)
+    assert is_overdue(waiting, T0 + 1)
+    assert not is_overdue(order(status=Status.REPLIED, claimed_by=7, due_at=T0), T0 + 1)
+    assert accepted.to_wire(T0 + 1)["overdue"] is True and "overdue" not in accepted.to_wire()

@@ -46,6 +46,16 @@ CASES = [
     (order(status=Status.CLAIMED, claimed_by=9, version=2), 7, ["g1"]),
     (order(status=Status.CLAIMED, claimed_by=7, version=2), 7, ["g1"]),
     (order(status=Status.CANCELLED, version=2), 7, ["g1"]),
+    # After the grab: every state with an agent is taken for others, won for it.
+    (order(status=Status.ACCEPTED, claimed_by=9, version=3), 7, ["g1"]),
+    (order(status=Status.REPLIED, claimed_by=7, version=4), 7, ["g1"]),
+    (order(status=Status.CLOSED, claimed_by=9, version=5), 7, ["g1"]),
+    (order(status=Status.CANCELLED, claimed_by=9, version=3), 7, ["g1"]),
+    (order(status=Status.ESCALATED, version=2), 7, ["g1"]),
+    # Released by 7: offered again, but never to 7.
+    (order(version=3, excluded=frozenset({7})), 7, ["g1"]),
+    (order(version=3, excluded=frozenset({7})), 8, ["g1"]),
+    (order(status=Status.WIDENED, scope=Scope.ALL, version=4, excluded=frozenset({3, 7})), 7, []),
 ]
 
 
@@ -115,3 +125,64 @@ def test_all_keys_of_an_order_share_a_cluster_slot() -> None:
 
     for oid in (1, 42, 10**12):
         assert key_slot(rs.order_key(oid).encode()) == key_slot(rs.answers_key(oid).encode())
+
+
+@pytest.mark.parametrize(("o", "agent", "grids"), CASES)
+async def test_claim_script_at_the_limit_agrees_with_core(
+    board: Board, o: Order, agent: int, grids: list[str]
+) -> None:
+    """An agent at its limit: `limit_reached` only where it could have won an open order."""
+    await board.sync(o)
+    got = await board.claim(o.id, agent, f"{agent}:r", grids, T0, at_limit=True)
+    assert got == decide_claim(o, agent, grids, at_limit=True).value
+
+
+async def test_limit_reached_is_not_remembered(board: Board) -> None:
+    await board.sync(order())
+    assert await board.claim(1, 7, "7:a", ["g1"], T0, at_limit=True) == "limit_reached"
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD  # a place came free
+
+
+async def test_reserve_counts_holdings_and_live_reservations(board: Board) -> None:
+    assert await board.reserve(7, 1, T0, 2) == "ok"
+    assert await board.reserve(7, 1, T0, 2) == "already"
+    assert await board.reserve(7, 2, T0, 2) == "ok"
+    assert await board.reserve(7, 3, T0, 2) == "full"
+    assert await board.set_held(7, 1, T0, now=T0) == 1  # won: a holding
+    assert await board.set_held(7, 2, None, now=T0, only_pending=True) == 1  # lost: given back
+    assert await board.set_held(7, 1, None, now=T0, only_pending=True) == 1  # a holding stays
+    assert await board.reserve(7, 3, T0, 2) == "ok"
+    # A reservation whose claim died lapses after the hold lifetime.
+    assert await board.reserve(7, 4, T0 + HOLD + 1, 2) == "ok"
+    assert await board.held_count(7) == 1
+    assert await board.set_held(7, 1, None, now=T0) == 0  # it left the agent: a tombstone
+    assert await board.redis.hget(rs.held_key(7), "1") == f"d:{T0}".encode()
+    assert await board.reserve(7, 1, T0 + 1, 2) == "ok"  # a tombstone holds no place
+
+
+async def test_reconcile_held_agrees_with_postgres(board: Board) -> None:
+    await board.set_held(7, 1, T0, now=T0)  # Postgres no longer has it (marked before the read)
+    await board.set_held(7, 2, T0 + 50, now=T0 + 50)  # marked after the read: just committed
+    await board.set_held(7, 6, T0, now=T0)
+    await board.set_held(7, 6, None, now=T0 + 40)  # left after the read; Postgres still lists it
+    await board.reserve(8, 5, T0, 5)  # a live reservation of another agent
+    counts = await board.reconcile_held({7: [3, 6], 9: [4]}, T0 + 10, T0 + 20)
+    assert counts == {7: 2, 9: 1}
+    held = await board.redis.hgetall(rs.held_key(7))
+    assert held == {
+        b"2": f"h:{T0 + 50}".encode(),
+        b"3": f"h:{T0 + 10}".encode(),
+        b"6": b"d:" + str(T0 + 40).encode(),
+    }
+    # The next pass, reading Postgres after the tombstone, clears it.
+    assert await board.reconcile_held({7: [2, 3]}, T0 + 60, T0 + 70) == {}
+    assert sorted(await board.redis.hkeys(rs.held_key(7))) == [b"2", b"3"]
+    # A reservation in flight is left alone (it lapses by itself if its claim died).
+    assert await board.reserve(8, 5, T0 + 30, 5) == "already"
+
+
+def test_the_held_key_is_one_slot_of_its_own() -> None:
+    from redis.crc import key_slot
+
+    assert rs.held_key(7).startswith("bb:{a:7}")
+    assert key_slot(rs.held_key(7).encode()) == key_slot(b"{a:7}")

@@ -18,6 +18,10 @@ def test_round_trip_msgpack_and_json() -> None:
         wire.ClaimResult("r1", 1, "won"),
         wire.Error("bad_frame", "nope", "r2"),
         wire.Status({"id": 1}),
+        wire.Offer({"id": 1, "version": 2}, at_limit=True),
+        wire.Status({"id": 1}, {"kind": "accepted", "label": "代办员已受理您的申请", "at": 5}),
+        wire.Held(2, 5),
+        wire.Update({"id": 1}, {"kind": "reassigned"}),
     ):
         for encoding in ("msgpack", "json"):
             assert wire.decode_server(wire.encode(frame, encoding)) == frame  # type: ignore[arg-type]
@@ -79,3 +83,15 @@ def test_frame_error_carries_request_id_when_readable() -> None:
 def test_server_frames_ignore_unknown_fields() -> None:
     data = msgpack.packb({"type": "withdrawn", "order_id": 1, "reason": "claimed", "new": 1})
     assert wire.decode_server(data) == wire.Withdrawn(1, "claimed")
+
+
+def test_fields_added_to_v1_frames_are_sent_only_when_set() -> None:
+    assert json.loads(wire.encode(wire.Offer({"id": 1}), "json")) == {
+        "type": "offer",
+        "order": {"id": 1},
+    }
+    assert json.loads(wire.encode(wire.Status({"id": 1}), "json")) == {
+        "type": "status",
+        "order": {"id": 1},
+    }
+    assert json.loads(wire.encode(wire.Offer({"id": 1}, at_limit=True), "json"))["at_limit"]

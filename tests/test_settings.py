@@ -1,0 +1,45 @@
+"""Settings from the environment: the workflow's clocks, the limit, the data files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatcher.exceptions import ConfigError
+from dispatcher.settings import Settings
+
+
+def test_workflow_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.escalate_after, s.close_after, s.max_held) == (86400.0, 7 * 86400.0, 5)
+    assert s.catalog_path is None and s.calendar_path is None
+
+
+def test_workflow_settings_from_the_environment() -> None:
+    s = Settings.from_env(
+        {
+            "BANGBAN_ESCALATE_AFTER": "0.5",
+            "BANGBAN_CLOSE_AFTER": "3600",
+            "BANGBAN_MAX_HELD": "8",
+            "BANGBAN_CATALOG": "/srv/county/catalog.json",
+            "BANGBAN_CALENDAR": "/srv/county/calendar.json",
+        }
+    )
+    assert (s.escalate_after, s.close_after, s.max_held) == (0.5, 3600.0, 8)
+    assert s.catalog_path == Path("/srv/county/catalog.json")
+    assert s.calendar_path == Path("/srv/county/calendar.json")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BANGBAN_ESCALATE_AFTER": "0"},
+        {"BANGBAN_CLOSE_AFTER": "-1"},
+        {"BANGBAN_MAX_HELD": "0"},
+        {"BANGBAN_MAX_HELD": "many"},
+    ],
+)
+def test_bad_workflow_settings_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
