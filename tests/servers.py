@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from clients import ApiClient
+from clients import AgentClient, ApiClient
+from dispatcher import wire
 from dispatcher.app import create_app
 from dispatcher.context import Clock, Context, wall_clock
 from dispatcher.embedded import free_port
@@ -172,3 +173,18 @@ async def intake_token(api: ApiClient) -> str:
     body = await api.create_token("intake", "tests")
     token: str = body["token"]
     return token
+
+
+async def offers_for(agent: AgentClient, order_id: int, seconds: float) -> list[dict[str, Any]]:
+    """Every offer for ``order_id`` that ``agent`` receives within ``seconds``: the order map
+    plus ``received_at`` (epoch ms, this machine's clock)."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = await agent.recv(timeout=left)
+        except TimeoutError:
+            break
+        if isinstance(frame, wire.Offer) and frame.order["id"] == order_id:
+            got.append({**frame.order, "received_at": time.time_ns() // 1_000_000})
+    return got

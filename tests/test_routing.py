@@ -7,7 +7,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ import pytest
 
 import geo
 from clients import AgentClient, ApiClient, ApiError
-from dispatcher import wire
 from dispatcher.settings import Settings
 from geo import sample
-from tests.servers import ROOT, InProcessServer, intake_token
+from tests.servers import ROOT, InProcessServer, intake_token, offers_for
 
 AGENT_GRIDS = {
     "longmen": sample.LONGMEN,
@@ -216,16 +214,10 @@ async def test_cli_imports(settings: Settings, tmp_path: Path) -> None:
 
 async def _offers(agent: AgentClient, order_id: int, seconds: float) -> list[tuple[int, str, int]]:
     """(version, reach, received ms) of every offer for ``order_id`` within ``seconds``."""
-    got = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frame = await agent.recv(timeout=left)
-        except TimeoutError:
-            break
-        if isinstance(frame, wire.Offer) and frame.order["id"] == order_id:
-            got.append((frame.order["version"], frame.order["reach"], time.time_ns() // 10**6))
-    return got
+    return [
+        (o["version"], o["reach"], o["received_at"])
+        for o in await offers_for(agent, order_id, seconds)
+    ]
 
 
 LADDER = "grid@0,neighbours@0.6,all@1.2"

@@ -14,29 +14,14 @@ from pathlib import Path
 import asyncpg
 
 from clients import AgentClient, ApiClient
-from dispatcher import wire
 from dispatcher.settings import Settings
-from tests.servers import InProcessServer, ProcessServer, intake_token, roster
+from tests.servers import InProcessServer, ProcessServer, intake_token, offers_for, roster
 
 BOUND_MS = 1500
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def offers_for(agent: AgentClient, order_id: int, seconds: float) -> list[dict[str, object]]:
-    """Every offer frame for ``order_id`` that ``agent`` receives within ``seconds``."""
-    got = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frame = await agent.recv(timeout=left)
-        except TimeoutError:
-            break
-        if isinstance(frame, wire.Offer) and frame.order["id"] == order_id:
-            got.append({**frame.order, "received_at": now_ms()})
-    return got
 
 
 async def test_other_grids_get_the_offer_only_after_the_deadline(settings: Settings) -> None:
