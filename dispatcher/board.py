@@ -58,6 +58,7 @@ class Board:
         self.hold_ms = hold_ms
         self.closed_ttl_ms = closed_ttl_ms
         self._claim = client.register_script(rs.CLAIM)
+        self._claim_many = client.register_script(rs.CLAIM_MANY)
         self._sync = client.register_script(rs.SYNC)
         self._release = client.register_script(rs.RELEASE_HOLD)
         self._probe = client.register_script(rs.PROBE)
@@ -115,6 +116,31 @@ class Board:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         result: bytes = out[0]
         return result.decode()
+
+    async def claim_many(
+        self,
+        order_id: int,
+        claims: Sequence[tuple[int, str, Sequence[str]]],
+        now: int,
+        *,
+        lead: bool = False,
+        at_limit: bool = False,
+    ) -> list[str]:
+        """Run CLAIM_MANY for (agent id, answer field, grids) claims on one order, in order:
+        for each, a final answer, ``'busy'``, or ``''`` (undecided: only CLAIM may decide it).
+        With ``lead`` the first claim is decided as CLAIM decides it (its agent reserved a
+        place, or is ``at_limit``): ``'hold'`` and ``'limit_reached'`` are its answers too."""
+        first = ("L" if at_limit else "1") if lead else ""
+        args: list[Any] = [now, self.hold_ms, self.closed_ttl_ms, first]
+        for agent_id, answer_field, grids in claims:
+            args += [agent_id, answer_field, len(grids), *grids]
+        try:
+            out = await self._claim_many(
+                keys=[rs.order_key(order_id), rs.answers_key(order_id)], args=args
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return [answer.decode() for answer in out]
 
     def _sync_args(self, order: Order, answer_field: str, answer: str) -> list[Any]:
         return [

@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dispatcher import wire
+from dispatcher.claimed import ClaimedOrders
 from dispatcher.metrics import Metrics
 from dispatcher.redis_scripts import EVENTS_CHANNEL
 
@@ -142,6 +143,8 @@ class Hub:
     max_held: int = 5
     held: dict[int, int] = field(default_factory=dict)
     """Agent id → orders it holds, as last announced (for ``at_limit`` on offers)."""
+    claimed: ClaimedOrders = field(default_factory=ClaimedOrders)
+    """Orders heard closed, for the claim flow (:mod:`dispatcher.claimed`)."""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
     metrics: Metrics | None = None
@@ -207,6 +210,7 @@ class Hub:
         order = event.get("order")
         if order is None:  # only held counts (the reconciler's repairs)
             return sent
+        self.claimed.learn(order["id"], order["status"], order["version"])
         audience: Iterable[AgentLink]
         if order["scope"] == "all":
             audience = self.agents

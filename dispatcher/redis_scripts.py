@@ -29,7 +29,8 @@ slot), so a claim first *reserves* a place in the agent's hash (:data:`RESERVE`)
 :data:`CLAIM`, then turns the reservation into a holding if Postgres recorded the win, or
 drops it otherwise (:data:`SET_HELD`).  Each step is atomic on its own key; a process that dies
 between them leaves a pending place that lapses by itself, and :data:`RECONCILE_HELD` makes
-the hash agree with Postgres.
+the hash agree with Postgres.  Claims that are never given the hold need no place:
+:data:`CLAIM_MANY` decides them, many at once, by the same rule as :data:`CLAIM`.
 
 Redis arbitrates who may try to record a claim (``holder``); Postgres records the winner.  The
 ``version`` in Redis always comes from Postgres, and :data:`SYNC` never lets it go backwards.
@@ -61,7 +62,47 @@ def held_key(agent_id: int) -> str:
 HOLD = "hold"  # you hold the order: record it in Postgres, then FINISH_CLAIM or RELEASE_HOLD
 BUSY = "busy"  # your own other request holds it right now: answer `unavailable`
 
-CLAIM = """
+_CLAIM_RULE = """
+-- The claim rule: the Lua twin of orders.decide_claim, shared by CLAIM and CLAIM_MANY.
+-- o: HMGET of the order hash (ORDER_FIELDS); agent: the agent id; grids: its grid codes;
+-- now, hold_ms: numbers.  Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
+-- (the agent's own other request holds the order right now), or 'open' (the order is open to
+-- the agent and nobody holds it: only CLAIM may act on that).
+local function rule(o, agent, grids, now, hold_ms)
+  local status = o[1]
+  if status ~= 'offered' and status ~= 'widened' then
+    -- Claimed and every later state name their agent; cancelled and escalated are no one's.
+    if status == 'cancelled' or not o[4] or o[4] == '' then return 'not_offered' end
+    if o[4] == agent then return 'won' end
+    return 'taken'
+  end
+  local eligible = (o[3] == 'all')
+  if not eligible then
+    local reach = o[2] or ''
+    for _, g in ipairs(grids) do
+      if string.find(reach, ',' .. g .. ',', 1, true) then eligible = true; break end
+    end
+  end
+  if eligible and o[7] and string.find(o[7], ',' .. agent .. ',', 1, true) then
+    eligible = false  -- this agent released the order
+  end
+  if not eligible then return 'not_offered' end
+  if o[5] and o[5] ~= '' and tonumber(o[6]) + hold_ms > now then
+    -- Someone is recording a claim in Postgres right now.
+    if o[5] == agent then return 'busy' end
+    return 'taken'
+  end
+  return 'open'
+end
+local function order_fields(key)
+  return redis.call('HMGET', key, 'status', 'reach', 'scope', 'claimed_by', 'holder',
+                    'holder_at', 'excluded')
+end
+"""
+
+CLAIM = (
+    _CLAIM_RULE
+    + """
 -- Decide a claim atomically.
 -- KEYS[1] order hash, KEYS[2] answers hash
 -- ARGV[1] agent id, ARGV[2] answer field ("<agent>:<request_id>"), ARGV[3] now (ms),
@@ -75,48 +116,74 @@ CLAIM = """
 -- is not (after handing an order on, the agent may retry the same request and win).
 local prev = redis.call('HGET', KEYS[2], ARGV[2])
 if prev then return {prev} end
-local o = redis.call('HMGET', KEYS[1], 'status', 'reach', 'scope', 'claimed_by', 'holder',
-                     'holder_at', 'excluded')
-local status = o[1]
-if not status then return {'unknown_order'} end
-local answer
-if status ~= 'offered' and status ~= 'widened' then
-  -- Claimed and every later state name their agent; cancelled and escalated are no one's.
-  if status == 'cancelled' or not o[4] or o[4] == '' then
-    answer = 'not_offered'
-  elseif o[4] == ARGV[1] then
-    answer = 'won'
-  else
-    answer = 'taken'
-  end
-else
-  local eligible = (o[3] == 'all')
-  if not eligible then
-    local reach = o[2] or ''
-    for i = 7, #ARGV do
-      if string.find(reach, ',' .. ARGV[i] .. ',', 1, true) then eligible = true; break end
-    end
-  end
-  if eligible and o[7] and string.find(o[7], ',' .. ARGV[1] .. ',', 1, true) then
-    eligible = false  -- this agent released the order
-  end
-  if not eligible then
-    answer = 'not_offered'
-  elseif o[5] and o[5] ~= '' and tonumber(o[6]) + tonumber(ARGV[4]) > tonumber(ARGV[3]) then
-    -- Someone is recording a claim in Postgres right now.
-    if o[5] == ARGV[1] then return {'busy'} end
-    answer = 'taken'
-  elseif ARGV[6] == '1' then
-    return {'limit_reached'}
-  else
-    redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3])
-    return {'hold'}
-  end
+local o = order_fields(KEYS[1])
+if not o[1] then return {'unknown_order'} end
+local grids = {}
+for i = 7, #ARGV do grids[#grids + 1] = ARGV[i] end
+local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]))
+if answer == 'busy' then return {'busy'} end
+if answer == 'open' then
+  if ARGV[6] == '1' then return {'limit_reached'} end
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3])
+  return {'hold'}
 end
 redis.call('HSET', KEYS[2], ARGV[2], answer)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {answer}
 """
+)
+
+CLAIM_MANY = (
+    _CLAIM_RULE
+    + """
+-- Decide many claims on one order at once, in order, as CLAIM would one after another; only
+-- the first may take the hold (only it reserved a place).  For claims that arrived together.
+-- KEYS[1] order hash, KEYS[2] answers hash
+-- ARGV[1] now (ms), ARGV[2] hold lifetime (ms), ARGV[3] answer lifetime (ms), ARGV[4] the
+-- first claim: '1' may take the hold, 'L' its agent is at its limit, '' as the others; then
+-- for each claim: agent id, answer field, n, and the agent's n grid codes
+-- Returns one answer per claim: a remembered answer, a final answer (remembered as CLAIM
+-- remembers it), 'busy', for the first also 'hold', 'limit_reached' or 'unknown_order' as
+-- CLAIM answers them, or '' where only CLAIM can decide (the order is open to the agent and
+-- nobody holds it, or Redis does not know the order: the caller must run CLAIM for that
+-- claim).
+local o = order_fields(KEYS[1])
+local now, hold_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, remembered = {}, false
+local i = 5
+while i <= #ARGV do
+  local agent, field, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local grids = {}
+  for j = 1, n do grids[j] = ARGV[i + 2 + j] end
+  i = i + 3 + n
+  local answer = redis.call('HGET', KEYS[2], field)
+  if not answer then
+    if not o[1] then
+      answer = (#out == 0 and ARGV[4] ~= '') and 'unknown_order' or ''
+    else
+      answer = rule(o, agent, grids, now, hold_ms)
+      if answer == 'open' then
+        if #out == 0 and ARGV[4] == '1' then
+          redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1])
+          o[5], o[6] = agent, ARGV[1]
+          answer = 'hold'
+        elseif #out == 0 and ARGV[4] == 'L' then
+          answer = 'limit_reached'
+        else
+          answer = ''
+        end
+      elseif answer ~= 'busy' then
+        redis.call('HSET', KEYS[2], field, answer)
+        remembered = true
+      end
+    end
+  end
+  out[#out + 1] = answer
+end
+if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return out
+"""
+)
 
 SYNC = """
 -- Copy an order's state from Postgres into Redis, never backwards.

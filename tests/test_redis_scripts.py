@@ -186,3 +186,74 @@ def test_the_held_key_is_one_slot_of_its_own() -> None:
 
     assert rs.held_key(7).startswith("bb:{a:7}")
     assert key_slot(rs.held_key(7).encode()) == key_slot(b"{a:7}")
+
+
+# --- CLAIM_MANY: the same rule, for many claims in one call ------------------------------
+
+
+@pytest.mark.parametrize(("o", "agent", "grids"), CASES)
+async def test_claim_many_agrees_with_claim(
+    board: Board, o: Order, agent: int, grids: list[str]
+) -> None:
+    """Without a hold, CLAIM_MANY answers what CLAIM answers, except that where CLAIM would
+    hold it leaves the claim undecided ('').  Its first claim, leading, answers exactly as
+    CLAIM (at the limit too); both remember what they answered for the other."""
+    await board.sync(o)
+    expected = await board.claim(o.id, agent, f"{agent}:claim", grids, T0)
+    await board.release_hold(o.id, agent, T0)
+    assert await board.claim_many(o.id, [(agent, f"{agent}:many", grids)], T0) == [
+        "" if expected == rs.HOLD else expected
+    ]
+    assert await board.claim_many(o.id, [(agent, f"{agent}:lead", grids)], T0, lead=True) == [
+        expected
+    ]
+    await board.release_hold(o.id, agent, T0)
+    limit = await board.claim(o.id, agent, f"{agent}:limit", grids, T0, at_limit=True)
+    many = await board.claim_many(
+        o.id, [(agent, f"{agent}:limit2", grids)], T0, lead=True, at_limit=True
+    )
+    assert many == [limit]
+    if expected != rs.HOLD:  # a final answer: repeats get it from either script
+        for field in (f"{agent}:claim", f"{agent}:many"):
+            assert await board.claim_many(o.id, [(agent, field, grids)], T0 + 1) == [expected]
+            assert await board.claim(o.id, agent, field, grids, T0 + 1) == expected
+
+
+async def test_claim_many_decides_riders_after_the_leader(board: Board) -> None:
+    """In order, as CLAIM one after another: the leader holds, the others see the hold."""
+    await board.sync(order())
+    answers = await board.claim_many(
+        1,
+        [(7, "7:a", ["g1"]), (8, "8:a", ["g1"]), (9, "9:a", ["g2"]), (7, "7:b", ["g1"])],
+        T0,
+        lead=True,
+    )
+    assert answers == [rs.HOLD, "taken", "not_offered", rs.BUSY]
+    assert await board.redis.hget(rs.order_key(1), "holder") == b"7"
+    # Remembered as CLAIM remembers (busy is not: the claim may be retried).
+    assert await board.claim(1, 8, "8:a", ["g1"], T0 + HOLD + 1) == "taken"
+    assert await board.claim(1, 9, "9:a", ["g1"], T0 + HOLD + 1) == "not_offered"
+    assert await board.claim(1, 7, "7:b", ["g1"], T0 + HOLD + 1) == rs.HOLD
+
+
+async def test_claim_many_takes_no_hold_for_riders(board: Board) -> None:
+    """A leader that cannot hold (at its limit) leaves the riders undecided: they run CLAIM."""
+    await board.sync(order())
+    answers = await board.claim_many(
+        1, [(7, "7:a", ["g1"]), (8, "8:a", ["g1"])], T0, lead=True, at_limit=True
+    )
+    assert answers == ["limit_reached", ""]
+    assert await board.claim_many(1, [(8, "8:a", ["g1"]), (9, "9:a", ["g1"])], T0) == ["", ""]
+    assert await board.redis.hget(rs.order_key(1), "holder") is None
+    assert not await board.redis.exists(rs.answers_key(1))  # nothing final, nothing remembered
+    assert await board.claim(1, 8, "8:a", ["g1"], T0) == rs.HOLD
+
+
+async def test_claim_many_on_an_unknown_order(board: Board) -> None:
+    """Redis does not know the order: the leader hears `unknown_order` (then Postgres is
+    asked), the others are left undecided; a remembered answer still comes first."""
+    many = [(7, "7:a", ["g1"]), (8, "8:a", ["g1"])]
+    assert await board.claim_many(404, many, T0, lead=True) == ["unknown_order", ""]
+    assert await board.claim_many(404, many, T0) == ["", ""]
+    await board.redis.hset(rs.answers_key(404), "8:a", "taken")
+    assert await board.claim_many(404, many, T0) == ["", "taken"]
