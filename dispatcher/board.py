@@ -346,3 +346,24 @@ class Board:
             return bool(await self.redis.set(name, token, nx=True, px=ttl_ms))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    # --- the reconciler's watermark (added for dispatcher/reconciler.py) --------------------
+
+    async def reconcile_mark(self) -> str | None:
+        """The reconciler's watermark as stored, or None when Redis has none."""
+        try:
+            raw: bytes | None = await self.redis.get(rs.RECONCILE_MARK)  # type: ignore[assignment]
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return None if raw is None else raw.decode()
+
+    async def swap_reconcile_mark(self, read: str | None, new: str) -> bool:
+        """Store ``new`` as the watermark if Redis still holds ``read`` (None: none at all).
+        Returns False, writing nothing, when it holds something else now."""
+        try:
+            swapped = await self.redis.register_script(rs.SWAP)(
+                keys=[rs.RECONCILE_MARK], args=[read or "", new]
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return bool(swapped)

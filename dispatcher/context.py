@@ -58,6 +58,9 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
+    full_reconcile_due: bool = True
+    """This process has not yet finished a full reconcile (:mod:`dispatcher.reconciler`):
+    its first pass re-reads every open order, whatever the watermark says."""
 
     async def grid_exists(self, code: str) -> bool:
         if code in self.grids:

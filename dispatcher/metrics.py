@@ -94,6 +94,12 @@ class Metrics:
         self.dropped_slow = Counter(
             "bangban_slow_connections_dropped", "Connections closed for not reading", registry=r
         )
+        self.reconcile_rows = Counter(
+            "bangban_reconcile_rows",
+            "Order rows the reconciler read from Postgres, by pass (full, periodic)",
+            ["pass"],
+            registry=r,
+        )
         self.loop_lag = Gauge(
             "bangban_event_loop_lag_seconds",
             "How late a 0.5 s timer fired, last sample",

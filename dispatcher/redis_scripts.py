@@ -331,3 +331,21 @@ PROBE = """
 -- Health probe: proves scripts run.  No keys.  Returns 'ok'.
 return 'ok'
 """
+
+# --- the reconciler's watermark (dispatcher/reconciler.py) -------------------------------------
+
+RECONCILE_MARK = "bb:reconcile-mark"
+"""string  "<epoch>:<xid>:<audit>": the reconciler's watermark, kept next to the data it vouches
+for.  It has no expiry, so it vanishes exactly when Redis loses its data (FLUSHALL, a restart
+without persistence); a snapshot restored brings back the watermark of that snapshot."""
+
+SWAP = """
+-- Replace a string key's value only if it is still the value the caller read.
+-- KEYS[1] the key
+-- ARGV[1] the value read ('': the key was absent), ARGV[2] the new value
+-- Returns 1 when replaced, 0 when the key holds something else now (nothing written).
+local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""

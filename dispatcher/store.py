@@ -34,6 +34,7 @@ from dispatcher.pg import (
 )
 from dispatcher.roster import Agent, Grid, Principal, TokenKind
 from dispatcher.store_catalog import CatalogStore
+from dispatcher.store_changes import ChangeStore
 from dispatcher.store_grids import GridStore
 from dispatcher.store_workflow import WorkflowStore
 
@@ -42,7 +43,7 @@ async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     return None
 
 
-class Store(GridStore, CatalogStore, WorkflowStore):
+class Store(GridStore, CatalogStore, WorkflowStore, ChangeStore):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -365,16 +366,6 @@ class Store(GridStore, CatalogStore, WorkflowStore):
                 " ORDER BY id",
                 list(grids),
                 agent_id,
-            )
-        return [order_from_row(r) for r in rows]
-
-    async def changed_since(self, since: int) -> list[Order]:
-        """Every open order, and every order changed at or after ``since`` (ms)."""
-        with translated():
-            rows = await self.pool.fetch(
-                f"SELECT {ORDER_COLS} FROM orders"
-                " WHERE status IN ('offered', 'widened') OR updated_at >= $1 ORDER BY id",
-                dt(since),
             )
         return [order_from_row(r) for r in rows]
 

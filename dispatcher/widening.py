@@ -13,7 +13,8 @@ The reconciler makes Redis agree with Postgres (on start-up, then every
 ``reconcile_interval``): it restores open orders Redis lost, brings Redis up to versions it
 missed (announcing them, so agents hear of changes whose announcement failed), clears stale
 holds, rebuilds the agents' held counts, and widens, escalates and closes due orders the Redis
-schedules no longer list.
+schedules no longer list.  It reads the orders from a watermark, in pages; a process's first
+pass and the first after Redis lost data re-read them in full (:mod:`dispatcher.reconciler`).
 """
 
 from __future__ import annotations
@@ -22,17 +23,15 @@ import asyncio
 import logging
 import secrets
 
-from dispatcher import deadlines
+from dispatcher import deadlines, reconciler
 from dispatcher import redis_scripts as rs
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
 from dispatcher.lifecycle import trail_entry
-from dispatcher.orders import Order, Reach, Status, advanced, withdrawn_reason
+from dispatcher.orders import Order, Reach, Status, advanced
+from dispatcher.reconciler import Reconciled
 
 log = logging.getLogger("bangban.widening")
-
-RECENT_MS = 15 * 60 * 1000
-"""How far back the reconciler looks at closed orders (longer than any outage it repairs)."""
 
 
 async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
@@ -103,37 +102,31 @@ async def sweep(ctx: Context) -> int:
     return await widen(ctx, await ctx.board.due(ctx.clock()))
 
 
-async def reconcile(ctx: Context) -> int:
-    """Make Redis agree with Postgres.  Returns how many orders were repaired."""
+async def reconcile(ctx: Context, *, chunk: int = reconciler.CHUNK) -> Reconciled | None:
+    """Make Redis agree with Postgres, unless another process is at it (then None).
+
+    Returns what the pass read and repaired.  The orders are brought up from the watermark
+    (:mod:`dispatcher.reconciler`, pages of ``chunk`` rows); due widenings, the clock's
+    backstop and the agents' held counts come from Postgres's own work lists.
+    """
     token = secrets.token_hex(8)
     lock_ms = max(1000, int(ctx.settings.reconcile_interval * 1000))
     if not await ctx.board.try_lock(rs.RECONCILE_LOCK, token, lock_ms):
-        return 0  # another process is on it
+        return None  # another process is on it
     now = ctx.clock()
-    orders = await ctx.store.changed_since(now - RECENT_MS)
-    have = await ctx.board.versions([o.id for o in orders]) if orders else []
-    repaired = 0
-    for order, (version, held) in zip(orders, have, strict=True):
-        if version is None and not order.is_open:
-            continue  # closed and expired from Redis: claims fall back to Postgres
-        if version is None or version < order.version:
-            await ctx.board.announce(order, reason=withdrawn_reason(order))
-            repaired += 1
-        elif held:
-            await ctx.board.release_hold(order.id, None, now, only_stale=True)
+    result = await reconciler.sync_orders(ctx, chunk=chunk)
     due = await ctx.store.due_orders(now)
     if due:
-        repaired += await widen(ctx, due)
-    repaired += await deadlines.backstop(ctx)
+        result.widened = await widen(ctx, due)
+    result.clock = await deadlines.backstop(ctx)
     read_at = ctx.clock()
     holdings = await ctx.store.held_orders()
     counts = await ctx.board.reconcile_held(holdings, read_at, ctx.clock())
     if counts:
         await ctx.board.publish_held(counts)
-    repaired += len(counts)
-    if repaired:
-        log.warning("reconciled repaired=%d", repaired)
-    return repaired
+    result.held = len(counts)
+    reconciler.report(ctx, result)
+    return result
 
 
 async def run_sweeper(ctx: Context) -> None:
