@@ -18,7 +18,17 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
-from dispatcher import actions, admin, api, auth, catalog_api, deadlines, sockets, widening
+from dispatcher import (
+    actions,
+    admin,
+    api,
+    auth,
+    catalog_api,
+    deadlines,
+    gc_policy,
+    sockets,
+    widening,
+)
 from dispatcher.auth import Authenticator
 from dispatcher.board import Board
 from dispatcher.catalog import load_catalog
@@ -31,6 +41,7 @@ from dispatcher.roster import TokenKind
 from dispatcher.settings import Settings
 from dispatcher.store import Store
 from dispatcher.wire import Offer, Status
+from dispatcher.wsconn import Message, Receive, Send
 
 log = logging.getLogger("bangban.app")
 
@@ -100,6 +111,18 @@ async def _wait_for_redis(board: Board, attempts: int = 40) -> None:
     await board.probe()
 
 
+class App(Starlette):
+    """Starlette, but the websocket endpoints are served straight from ASGI
+    (:func:`dispatcher.sockets.serve`; :mod:`dispatcher.wsconn` says why)."""
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            ctx: Context = self.state.ctx
+            if await sockets.serve(ctx, scope, receive, send):
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -125,6 +148,8 @@ def create_app(
             redis_url, health_check_interval=5, socket_connect_timeout=5
         )
         tasks: list[asyncio.Task[None]] = []
+        metrics = Metrics()
+        metrics.watch_gc()
         try:
             applied = await store.migrate()
             if applied:
@@ -134,7 +159,6 @@ def create_app(
             seeded = await store.seed_catalog(items.values())
             if seeded:
                 log.info("catalogue seeded items=%d", seeded)
-            metrics = Metrics()
             hub = Hub(listener, metrics=metrics, max_held=settings.max_held)
             metrics.watch_hub(lambda: hub.by_grid, lambda: len(hub.agents))
             ctx = Context(
@@ -160,26 +184,36 @@ def create_app(
             await deadlines.sweep(ctx)
             tasks.append(asyncio.create_task(widening.run_sweeper(ctx), name="sweeper"))
             tasks.append(asyncio.create_task(widening.run_reconciler(ctx), name="reconciler"))
+            if settings.gc_freeze_interval:
+                gc_policy.freeze_round(full=False)  # what start-up built lives as long as we do
+                tasks.append(
+                    asyncio.create_task(
+                        gc_policy.run(settings.gc_freeze_interval, settings.gc_full_every),
+                        name="gc",
+                    )
+                )
+
             if on_started is not None:
                 on_started(Started(generated))
             elif generated:
                 log.warning("admin token generated (shown once) token=%s", generated)
             yield
         finally:
+            metrics.unwatch_gc()
             await _stop(tasks)
+
             await listener.aclose()
             await board.close()
             await store.close()
 
     from dispatcher.http import EXCEPTION_HANDLERS
 
-    return Starlette(
+    return App(
         routes=[
             *api.routes,
             *actions.routes,
             *catalog_api.routes,
             *admin.routes,
-            *sockets.routes,
             *api.metrics_routes,
         ],
         lifespan=lifespan,

@@ -56,8 +56,26 @@ def _admin_token(settings: Settings, *, remember: bool) -> Settings:
     return dataclasses.replace(settings, admin_token=token)
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (each agent is a socket; the
+    common default of 1,024 would refuse agents long before memory or CPU run out)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # above the kernel's nr_open: keep what we have
+            pass
+    return soft
+
+
 async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
     import uvicorn
+
+    raise_open_files_limit()
 
     from dispatcher.app import Started, create_app
 
@@ -74,6 +92,7 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
         loop="none",
         http="httptools",
         ws_max_size=65536,
+        ws_per_message_deflate=settings.ws_deflate,
         ws_ping_interval=20,
         ws_ping_timeout=20,
         lifespan="on",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,49 +65,53 @@ class Payload:
         return self._json
 
 
+def _nobody() -> None:
+    pass
+
+
 class Outbox:
     """Frames waiting to be written to one websocket.
 
     Starts *held*: frames pushed before :meth:`release` wait behind the ones pushed with
     ``first=True`` (the welcome and the snapshot), so a connection never sees a live change
-    before the snapshot it supersedes.
+    before the snapshot it supersedes.  :attr:`wake` is called whenever frames become ready
+    to write (or the outbox overflows); the connection's writer sets it.
     """
+
+    __slots__ = ("_held", "_queue", "encoding", "limit", "overflowed", "wake")
 
     def __init__(self, encoding: wire.Encoding, limit: int) -> None:
         self.encoding: wire.Encoding = encoding
         self.limit = limit
         self.overflowed = False
-        self._queue: deque[bytes | str] = deque()
+        self.wake: Callable[[], None] = _nobody
+        self._queue: list[bytes | str] = []
         self._held: list[bytes | str] | None = []
-        self._ready = asyncio.Event()
 
     def push(self, payload: Payload, *, first: bool = False) -> None:
         data = payload.encoded(self.encoding)
-        target: deque[bytes | str] | list[bytes | str]
         target = self._queue if first or self._held is None else self._held
         if len(target) >= self.limit:
             self.overflowed = True
-            self._ready.set()
+            self.wake()
             return
         target.append(data)
         if target is self._queue:
-            self._ready.set()
+            self.wake()
 
     def release(self) -> None:
         """Let live frames through, after everything pushed with ``first=True``."""
         if self._held is not None:
             self._queue.extend(self._held)
             self._held = None
-            self._ready.set()
+            if self._queue:
+                self.wake()
 
-    async def take(self) -> list[bytes | str]:
-        """Wait for frames and return them all.  Returns [] once the outbox overflowed."""
-        await self._ready.wait()
-        self._ready.clear()
-        if self.overflowed:
+    def drain(self) -> list[bytes | str]:
+        """The frames ready to write, oldest first, now removed; [] once overflowed."""
+        if self.overflowed or not self._queue:
             return []
-        items = list(self._queue)
-        self._queue.clear()
+        items, self._queue = self._queue, []
         return items
 
 

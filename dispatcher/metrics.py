@@ -9,6 +9,7 @@ for at most ``MAX_GRID_LABELS`` grids (the rest summed under ``grid="_other"``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Iterator, Mapping, Sized
 
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 MAX_GRID_LABELS = 200
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 60.0)
+GC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class _Connected(Collector):
@@ -105,6 +107,14 @@ class Metrics:
             "How late a 0.5 s timer fired, last sample",
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "bangban_gc_pause_seconds",
+            "Garbage collector passes (they stop the event loop), by generation",
+            ["generation"],
+            buckets=GC_BUCKETS,
+            registry=r,
+        )
+        self._gc_started = 0.0
 
     def watch_hub(
         self, by_grid: Callable[[], Mapping[str, Sized]], total: Callable[[], int]
@@ -113,6 +123,22 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._gc_started
+            self.gc_pause.labels(str(info["generation"])).observe(pause)
+
+    def watch_gc(self) -> None:
+        """Time every collector pass until :meth:`unwatch_gc`."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
     async def sample_loop_lag(self, interval: float = 0.5) -> None:
         """Forever: measure how late the event loop runs a timer (a busy loop delays offers)."""

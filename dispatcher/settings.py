@@ -62,6 +62,17 @@ class Settings:
     """``BANGBAN_CATALOG``: the catalogue file seeded on start (unset: the demo catalogue)."""
     calendar_path: Path | None = None
     """``BANGBAN_CALENDAR``: the working-day calendar (unset: the one shipped)."""
+    ws_deflate: bool = False
+    """``BANGBAN_WS_DEFLATE``: accept permessage-deflate on websockets.  Off by default:
+    frames are a few hundred bytes, and a compressing connection keeps zlib state of tens of
+    KiB (browsers ask for it; they work uncompressed when the server declines)."""
+    gc_freeze_interval: float = 1.0
+    """``BANGBAN_GC_FREEZE_INTERVAL``: seconds between rounds that collect what is new and
+    freeze the survivors, so that the collector stops re-scanning long-lived connections
+    (``0``: leave CPython's collector as it is).  See :mod:`dispatcher.gc_policy`."""
+    gc_full_every: float = 21600.0
+    """``BANGBAN_GC_FULL_EVERY``: seconds between full collections that include frozen objects
+    (one pause of about 0.15 ms per connection held; ``0``: never)."""
 
     @property
     def schedule(self) -> Schedule:
@@ -89,6 +100,12 @@ class Settings:
             raise ConfigError("BANGBAN_CLOSE_AFTER must be > 0 and at most a year (seconds)")
         if not 1 <= self.max_held <= 1000:
             raise ConfigError("BANGBAN_MAX_HELD must be 1..1000")
+        if not (self.gc_freeze_interval == 0 or 0.1 <= self.gc_freeze_interval <= 3600):
+            raise ConfigError("BANGBAN_GC_FREEZE_INTERVAL must be 0 (off) or 0.1..3600 seconds")
+        if not (self.gc_full_every == 0 or self.gc_full_every >= self.gc_freeze_interval):
+            raise ConfigError(
+                "BANGBAN_GC_FULL_EVERY must be 0 (never) or at least BANGBAN_GC_FREEZE_INTERVAL"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +121,16 @@ class Settings:
                 return float(raw)
             except ValueError:
                 raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+        def flag(name: str, default: bool) -> bool:
+            raw = (env.get(name) or "").strip().lower()
+            if raw == "":
+                return default
+            if raw in ("1", "true", "yes", "on"):
+                return True
+            if raw in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
         return replace(
             base,
@@ -129,4 +156,7 @@ class Settings:
             max_held=int(num("BANGBAN_MAX_HELD", base.max_held)),
             catalog_path=Path(env["BANGBAN_CATALOG"]) if env.get("BANGBAN_CATALOG") else None,
             calendar_path=Path(env["BANGBAN_CALENDAR"]) if env.get("BANGBAN_CALENDAR") else None,
+            ws_deflate=flag("BANGBAN_WS_DEFLATE", base.ws_deflate),
+            gc_freeze_interval=num("BANGBAN_GC_FREEZE_INTERVAL", base.gc_freeze_interval),
+            gc_full_every=num("BANGBAN_GC_FULL_EVERY", base.gc_full_every),
         )

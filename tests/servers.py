@@ -41,6 +41,7 @@ class InProcessServer:
             lifespan="on",
             log_level="warning",
             ws_max_size=65536,
+            ws_per_message_deflate=settings.ws_deflate,
             access_log=False,
             timeout_graceful_shutdown=2,
         )

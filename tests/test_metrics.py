@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import re
 
 import httpx
@@ -60,3 +61,11 @@ async def test_metrics_default_to_the_admin_token(server: InProcessServer) -> No
         assert (await http.get("/metrics")).status_code == 401
         r = await http.get("/metrics", headers={"Authorization": "Bearer bbi_nope"})
         assert r.status_code == 401
+
+
+async def test_metrics_time_garbage_collector_passes(server: InProcessServer) -> None:
+    gc.collect()
+    async with server.admin() as admin:
+        r = await admin.request("GET", "/metrics")
+    assert r.status_code == 200
+    assert _value(r.text, 'bangban_gc_pause_seconds_count{generation="2"}') >= 1

@@ -43,3 +43,30 @@ def test_workflow_settings_from_the_environment() -> None:
 def test_bad_workflow_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def test_connection_settings_from_the_environment() -> None:
+    s = Settings.from_env(
+        {
+            "BANGBAN_WS_DEFLATE": "yes",
+            "BANGBAN_GC_FREEZE_INTERVAL": "0",
+            "BANGBAN_GC_FULL_EVERY": "3600",
+        }
+    )
+    assert (s.ws_deflate, s.gc_freeze_interval, s.gc_full_every) == (True, 0.0, 3600.0)
+    d = Settings.from_env({})
+    assert (d.ws_deflate, d.gc_freeze_interval, d.gc_full_every) == (False, 1.0, 21600.0)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BANGBAN_WS_DEFLATE": "maybe"},
+        {"BANGBAN_GC_FREEZE_INTERVAL": "0.01"},
+        {"BANGBAN_GC_FREEZE_INTERVAL": "-1"},
+        {"BANGBAN_GC_FULL_EVERY": "0.5"},  # more often than the rounds it is one of
+    ],
+)
+def test_bad_connection_settings_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
