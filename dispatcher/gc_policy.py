@@ -32,15 +32,17 @@ log = logging.getLogger("bangban.gc")
 
 
 def freeze_round(*, full: bool) -> int:
-    """Collect, then freeze the survivors; returns the objects frozen in all.
+    """Collect, then freeze the survivors; returns how many objects that pass collected.
 
-    ``full`` first unfreezes everything, so that the pass scans the whole heap.
+    ``full`` first unfreezes everything, so that the pass scans the whole heap.  (Not
+    :func:`gc.get_freeze_count` here: it walks every frozen object, about 0.1 s a call with
+    7,600 agents connected.)
     """
     if full:
         gc.unfreeze()
-    gc.collect()
+    collected = gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
+    return collected
 
 
 async def run(
@@ -52,11 +54,11 @@ async def run(
         await asyncio.sleep(interval)
         full = full_every > 0 and monotonic() - last_full >= full_every
         started = time.perf_counter()
-        frozen = freeze_round(full=full)
+        collected = freeze_round(full=full)
         if full:
             last_full = monotonic()
             log.info(
-                "gc full pass frozen=%d pause_ms=%.0f",
-                frozen,
+                "gc full pass collected=%d pause_ms=%.0f",
+                collected,
                 (time.perf_counter() - started) * 1000,
             )

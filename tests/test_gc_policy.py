@@ -37,9 +37,9 @@ def test_a_round_collects_garbage_then_freezes_survivors() -> None:
     gone, gone_ref = _cycle()
     del gone
     assert gone_ref() is not None  # a cycle: reference counting alone never frees it
-    frozen = gc_policy.freeze_round(full=False)
+    collected = gc_policy.freeze_round(full=False)
     assert gone_ref() is None
-    assert frozen == gc.get_freeze_count() > 0
+    assert collected >= 2 and gc.get_freeze_count() > 0
     assert not any(o is kept for o in gc.get_objects())  # frozen: no pass scans it
 
 
