@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench loadtest clean help
+.PHONY: run test lint format bench capacity loadtest clean help
 
 help:
 	@echo "make run    set up, start embedded Redis+Postgres (unless REDIS_URL/DATABASE_URL), seed a demo, serve on $(HOST):$(PORT)"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
+	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench
+
+capacity: $(STAMP)
+	$(BIN)/python -m loadtest.capacity
 
 SCENARIO ?= contention
 USERS ?= 200

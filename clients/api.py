@@ -178,6 +178,18 @@ class ApiClient:
         """``GET /v1/admin/agents``: the decoded body, as the server shapes it."""
         return await self._call("GET", "/v1/admin/agents")
 
+    async def import_agents(self, roster_csv: str) -> list[dict[str, Any]]:
+        """``POST /v1/admin/agents/import`` with a ``name,phone,grids`` CSV (all or nothing):
+        the agents created, each with its ``token``."""
+        response = await self._http.post(
+            "/v1/admin/agents/import",
+            content=roster_csv.encode(),
+            headers={"Content-Type": "text/csv; charset=utf-8"},
+        )
+        body = _checked(response)
+        agents: list[dict[str, Any]] = body["agents"]
+        return agents
+
 
 def _checked(response: httpx.Response) -> Any:
     """The decoded body of a 2xx response; raises ApiError for any other status."""

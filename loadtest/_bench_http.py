@@ -5,9 +5,12 @@ bare keep-alive connection on asyncio streams, so that the time taken just befor
 written is the time the request left (httpx spends a few hundred microseconds of CPU per
 request, which on two cores is taken from the server).
 
-:func:`run_filers` runs in its own process: ``concurrency`` connections each file orders back
-to back (closed loop) into the given grids until a deadline, and send back when each order was
-sent and answered.
+:class:`FilerProcess` runs in its own process: ``concurrency`` connections each file orders
+back to back (closed loop) into the given grids until a deadline, and send back when each
+order was sent and answered.  With ``rate`` the loop is open instead: filing ``k`` is due at
+``start + k / rate`` whatever happened to the ones before (a slow server does not slow the
+offered load down; it shows as filings sent late, counted in ``late``), with ``concurrency``
+connections to carry them.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ async def _file_until(
     grids: Sequence[str],
     concurrency: int,
     stop_at: float,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     sent: dict[int, float] = {}
     filed: list[float] = []
@@ -121,13 +125,24 @@ async def _file_until(
     statuses: dict[int, int] = {}
     errors: list[str] = []
     counter = 0
+    late = 0
+    start = time.time()
 
     async def filer(index: int) -> None:
-        nonlocal counter
+        nonlocal counter, late
         conn = HttpConnection(host, port, token)
         try:
             while time.time() < stop_at:
                 counter += 1
+                if rate is not None:
+                    due = start + counter / rate
+                    if due >= stop_at:
+                        break
+                    wait = due - time.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    elif wait < -0.01:
+                        late += 1
                 grid = grids[counter % len(grids)]  # round robin over the grids
                 body = json.dumps({"grid": grid, "text": ORDER_TEXT}, ensure_ascii=False)
                 try:
@@ -159,6 +174,7 @@ async def _file_until(
         "statuses": statuses,
         "errors": errors[:5],
         "error_count": len(errors),
+        "late": late,
         "cpu_seconds": time.process_time(),
     }
 
@@ -171,11 +187,12 @@ def filer_main(
     grids: Sequence[str],
     concurrency: int,
     stop_at: float,
+    rate: float | None = None,
 ) -> None:
     """Entry point of the filer process: file until ``stop_at`` (time.time()), send results."""
 
     async def run() -> dict[str, Any]:
-        return await _file_until(host, port, token, grids, concurrency, stop_at)
+        return await _file_until(host, port, token, grids, concurrency, stop_at, rate)
 
     from loadtest._bench_agents import run_event_loop
 
@@ -194,12 +211,13 @@ class FilerProcess:
         grids: Sequence[str],
         concurrency: int,
         stop_at: float,
+        rate: float | None = None,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.pipe, child = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(
             target=filer_main,
-            args=(child, host, port, token, list(grids), concurrency, stop_at),
+            args=(child, host, port, token, list(grids), concurrency, stop_at, rate),
             daemon=True,
         )
         self.proc.start()

@@ -119,7 +119,14 @@ def _bangban_command() -> list[str]:
 class ServerProcess:
     """``bangban serve --host 127.0.0.1 --port P`` in a subprocess (``async with``)."""
 
-    def __init__(self, backends: Backends, admin_token: str, data_dir: Path, log: Path) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        admin_token: str,
+        data_dir: Path,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = admin_token
@@ -132,12 +139,14 @@ class ServerProcess:
             BANGBAN_ADMIN_TOKEN=admin_token,
             BANGBAN_LOG_LEVEL="warning",
             # Bench agents never finish an order; the default limit (5 held) would refuse them.
-            BANGBAN_MAX_HELD="100000",
+            BANGBAN_MAX_HELD="1000",
             BANGBAN_DATA_DIR=str(data_dir),
             # The server runs the code next to this bench (what an editable install points
             # at anyway): a checkout benchmarks itself.
             PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         )
+        self.env.update(extra_env or {})
+
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -291,8 +300,22 @@ class CpuMeter:
         else:
             self._psutil = psutil
 
+    @classmethod
+    def for_run(cls, backends: Backends, server_pid: int, client_pids: list[int]) -> CpuMeter:
+        """Groups ``server``, ``clients``, ``bench`` (this process), ``postgres``, ``redis``."""
+        meter = cls()
+        meter.roots = {"server": [server_pid], "clients": client_pids, "bench": [os.getpid()]}
+        for group, pid in (("postgres", backends.postgres_pid), ("redis", backends.redis_pid)):
+            if pid is not None:
+                meter.roots[group] = [pid]
+                meter.trees.add(group)
+            else:  # given by URL: count every such process on this machine
+                meter.by_name[group] = "postgres" if group == "postgres" else "redis-server"
+        return meter
+
     def snapshot(self) -> dict[str, Any] | None:
         """CPU seconds by group and pid, and the machine's busy seconds, at this moment."""
+
         ps = self._psutil
         if ps is None:
             return None

@@ -522,15 +522,8 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
         admin = await stack.enter_async_context(ApiClient(server.url, admin_token, timeout=30))
         pool = AgentPool(opts.workers)
         stack.callback(pool.close)
-        meter = CpuMeter()
         assert server.pid is not None
-        meter.roots = {"server": [server.pid], "clients": pool.pids, "bench": [os.getpid()]}
-        for group, pid in (("postgres", backends.postgres_pid), ("redis", backends.redis_pid)):
-            if pid is not None:
-                meter.roots[group] = [pid]
-                meter.trees.add(group)
-            else:  # given by URL: count every such process on this machine
-                meter.by_name[group] = "postgres" if group == "postgres" else "redis-server"
+        meter = CpuMeter.for_run(backends, server.pid, pool.pids)
 
         intake = (await admin.create_token("intake", "bench"))["token"]
         http = HttpConnection("127.0.0.1", server.port, intake)
