@@ -174,16 +174,18 @@ async def seed_agents(admin: ApiClient, start: int, stop: int, grids: int) -> li
     return tokens
 
 
-async def scrape_gc(admin: ApiClient) -> dict[str, dict[str, float]]:
-    response = await admin.request("GET", "/metrics")
+async def scrape_gc(url: str, token: str) -> dict[str, dict[str, float]]:
+    # A client per call here and per step below: a keep-alive connection left idle through a
+    # load phase can be closed by the server just as the next request goes out.
+    async with ApiClient(url, token, timeout=60) as admin:
+        response = await admin.request("GET", "/metrics")
     response.raise_for_status()
     return gc_pauses(response.text)
 
 
 async def load(
     pool: AgentPool,
-    admin: ApiClient,
-    port: int,
+    server: ServerProcess,
     intake: str,
     agents: int,
     opts: Options,
@@ -195,11 +197,11 @@ async def load(
     origin = time.time()
     start, end = origin + opts.warmup, origin + opts.warmup + opts.duration
     codes = [grid_code(i) for i in range(opts.grids)]
-    filer = FilerProcess("127.0.0.1", port, intake, codes, opts.filers, end, opts.rate)
+    filer = FilerProcess("127.0.0.1", server.port, intake, codes, opts.filers, end, opts.rate)
     await asyncio.sleep(max(0.0, start - time.time()))
-    before, gc_before = meter.snapshot(), await scrape_gc(admin)
+    before, gc_before = meter.snapshot(), await scrape_gc(server.url, server.admin_token)
     await asyncio.sleep(max(0.0, end - time.time()))
-    after, gc_after = meter.snapshot(), await scrape_gc(admin)
+    after, gc_after = meter.snapshot(), await scrape_gc(server.url, server.admin_token)
     filed = await filer.result()
     await asyncio.sleep(2.0)  # offers of the last filings arrive
     rec = await pool.collect()
@@ -269,18 +271,19 @@ async def run(opts: Options, tmp: Path) -> dict[str, Any]:
                 extra_env={"BANGBAN_METRICS_TOKEN": admin_token},
             )
         )
-        admin = await stack.enter_async_context(ApiClient(server.url, admin_token, timeout=120))
         pool = AgentPool(opts.workers)
         stack.callback(pool.close)
         assert server.pid is not None
         meter = CpuMeter.for_run(backends, server.pid, pool.pids)
-        for i in range(opts.grids):
-            await admin.create_grid(grid_code(i), f"容量网格 {i}")
-        intake = (await admin.create_token("intake", "capacity"))["token"]
+        async with ApiClient(server.url, admin_token, timeout=120) as admin:
+            for i in range(opts.grids):
+                await admin.create_grid(grid_code(i), f"容量网格 {i}")
+            intake = (await admin.create_token("intake", "capacity"))["token"]
         seeded = 0
         for target in opts.steps:
             t = time.monotonic()
-            tokens = await seed_agents(admin, seeded, target, opts.grids)
+            async with ApiClient(server.url, admin_token, timeout=120) as admin:
+                tokens = await seed_agents(admin, seeded, target, opts.grids)
             agents = [(tok, (seeded + j) // opts.grids) for j, tok in enumerate(tokens)]
             seeded = target
             conn = await pool.connect("127.0.0.1", server.port, agents, deflate=opts.deflate)
@@ -298,7 +301,7 @@ async def run(opts: Options, tmp: Path) -> dict[str, Any]:
                 log(f"{conn['failed']} agents failed to connect, e.g. {conn['failures'][:1]}")
                 break
             log(f"load: {opts.rate:g} orders/s for {opts.warmup:g}+{opts.duration:g} s")
-            step["load"] = await load(pool, admin, server.port, intake, target, opts, meter)
+            step["load"] = await load(pool, server, intake, target, opts, meter)
 
             step["after_load"] = memory(server.pid)
             step["passes"] = step["load"]["passes"]
