@@ -17,10 +17,12 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -31,6 +33,7 @@ from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from dispatcher.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def _with_database(url: str, name: str) -> str:
@@ -370,3 +373,27 @@ class CpuMeter:
         out["other"] = round(max(0.0, busy - sum(out.values())), 1)
         out["machine_busy"] = round(busy, 1)
         return out
+
+
+def run_in_tmp(
+    name: str, max_seconds: float, run: Callable[[Path], Coroutine[Any, Any, T]]
+) -> T | None:
+    """``run(folder)`` on the event loop in a fresh temporary folder, for at most
+    ``max_seconds``; None, after saying why on stderr, when it timed out or raised
+    RuntimeError (a server died, clients could not connect)."""
+    from loadtest._bench_agents import run_event_loop
+
+    async def bounded(tmp: Path) -> T:
+        async with asyncio.timeout(max_seconds):
+            return await run(tmp)
+
+    with tempfile.TemporaryDirectory(prefix=f"bangban-{name}-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)  # pgserver runs Postgres as its own user when we are root
+        try:
+            return run_event_loop(bounded(tmp))
+        except TimeoutError:
+            print(f"{name}: gave up after --max-seconds {max_seconds:g}", file=sys.stderr)
+        except RuntimeError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+    return None

@@ -42,7 +42,6 @@ import os
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,11 +61,16 @@ from loadtest._bench_agents import (
     AgentPool,
     Collected,
     raise_nofile_limit,
-    run_event_loop,
 )
 from loadtest._bench_http import ORDER_TEXT, FilerProcess, HttpConnection
 from loadtest._bench_report import plot, summary, table
-from loadtest._bench_services import Backends, CeilingProcess, CpuMeter, ServerProcess
+from loadtest._bench_services import (
+    Backends,
+    CeilingProcess,
+    CpuMeter,
+    ServerProcess,
+    run_in_tmp,
+)
 
 SCENARIOS = ("fanout", "ceiling", "contention", "throughput")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -604,21 +608,10 @@ def _ratios(fan: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, list[floa
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
 
-    async def bounded(tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        async with asyncio.timeout(opts.max_seconds):
-            return await run(opts, tmp)
-
-    with tempfile.TemporaryDirectory(prefix="bangban-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)  # pgserver runs Postgres as its own user when we are root
-        try:
-            results, raw = run_event_loop(bounded(tmp))
-        except TimeoutError:
-            print(f"bench: gave up after --max-seconds {opts.max_seconds:g}", file=sys.stderr)
-            return 1
-        except (BenchError, RuntimeError) as exc:  # server died, clients could not connect
-            print(f"bench: {exc}", file=sys.stderr)
-            return 1
+    done = run_in_tmp("bench", opts.max_seconds, lambda tmp: run(opts, tmp))
+    if done is None:
+        return 1
+    results, raw = done
     print(table(results), flush=True)
     if opts.out is not None:
         opts.out.parent.mkdir(parents=True, exist_ok=True)

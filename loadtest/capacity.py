@@ -38,7 +38,6 @@ import os
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,10 +46,10 @@ from typing import Any
 
 from clients import ApiClient
 from dispatcher.settings import Settings
-from loadtest._bench_agents import CLAIM_MINE, AgentPool, raise_nofile_limit, run_event_loop
+from loadtest._bench_agents import CLAIM_MINE, AgentPool, raise_nofile_limit
 from loadtest._bench_http import FilerProcess
 from loadtest._bench_report import summary
-from loadtest._bench_services import Backends, CpuMeter, ServerProcess
+from loadtest._bench_services import Backends, CpuMeter, ServerProcess, run_in_tmp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIRST_PHONE = 13_200_000_000
@@ -365,21 +364,9 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
 
-    async def bounded(tmp: Path) -> dict[str, Any]:
-        async with asyncio.timeout(opts.max_seconds):
-            return await run(opts, tmp)
-
-    with tempfile.TemporaryDirectory(prefix="bangban-capacity-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)  # pgserver runs Postgres as its own user when we are root
-        try:
-            result = run_event_loop(bounded(tmp))
-        except TimeoutError:
-            print(f"capacity: gave up after --max-seconds {opts.max_seconds:g}", file=sys.stderr)
-            return 1
-        except RuntimeError as exc:  # server died, workers failed
-            print(f"capacity: {exc}", file=sys.stderr)
-            return 1
+    result = run_in_tmp("capacity", opts.max_seconds, lambda tmp: run(opts, tmp))
+    if result is None:
+        return 1
     result["options"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}
     print(table(result), flush=True)
     if opts.out is not None:
