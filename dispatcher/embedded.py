@@ -47,7 +47,7 @@ class EmbeddedRedis:
     """A private ``redis-server`` on a free loopback port.  Use as a context manager."""
 
     def __init__(self, data_dir: Path, *, persist: bool = True, port: int | None = None) -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()  # redis-server chdirs to --dir before the logfile
         self.persist = persist
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -120,7 +120,7 @@ class EmbeddedPostgres:
     """A private PostgreSQL (from ``pgserver``) with its data in ``data_dir``."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()
         self._server: Any = None
 
     def start(self) -> str:

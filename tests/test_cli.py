@@ -15,7 +15,9 @@ from dispatcher.embedded import free_port
 from tests.servers import ROOT
 
 
-async def _serve(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+async def _serve(workdir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """``bangban serve --demo`` run in ``workdir`` as `make run` runs it: the default, relative
+    data folder ``.bangban``."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -31,14 +33,12 @@ async def _serve(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list
             "--demo",
             "--port",
             str(port),
-            "--data-dir",
-            str(data_dir),
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=ROOT,
+        cwd=workdir,
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -60,7 +60,7 @@ def _stop(proc: subprocess.Popen[str]) -> int:
 
 async def test_serve_demo_on_embedded_servers_then_reuse_the_data(tmp_path: Path) -> None:
     port = free_port()
-    proc, lines = await _serve(tmp_path / "data", port)
+    proc, lines = await _serve(tmp_path, port)
     try:
         text = "".join(lines)
         assert "embedded redis" in text and "embedded postgres" in text
@@ -77,7 +77,7 @@ async def test_serve_demo_on_embedded_servers_then_reuse_the_data(tmp_path: Path
     finally:
         assert _stop(proc) == 0
     # Ctrl-C stopped everything it started: a second run reuses the data and the tokens.
-    proc, again = await _serve(tmp_path / "data", port)
+    proc, again = await _serve(tmp_path, port)
     try:
         assert re.search(r"intake token: (\S+)", "".join(again)).group(1) == intake.group(1)  # type: ignore[union-attr]
         async with ApiClient(url, intake.group(1)) as api:
