@@ -65,6 +65,7 @@ class Board:
         self._reserve = client.register_script(rs.RESERVE)
         self._set_held = client.register_script(rs.SET_HELD)
         self._reconcile_held = client.register_script(rs.RECONCILE_HELD)
+        self._swap = client.register_script(rs.SWAP)
 
     @classmethod
     def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
@@ -361,9 +362,8 @@ class Board:
         """Store ``new`` as the watermark if Redis still holds ``read`` (None: none at all).
         Returns False, writing nothing, when it holds something else now."""
         try:
-            swapped = await self.redis.register_script(rs.SWAP)(
-                keys=[rs.RECONCILE_MARK], args=[read or "", new]
-            )
+            swapped = await self._swap(keys=[rs.RECONCILE_MARK], args=[read or "", new])
+
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return bool(swapped)

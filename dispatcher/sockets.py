@@ -59,9 +59,7 @@ class _Bucket:
         return True
 
 
-async def _open(
-    ctx: Context, socket: AsgiSocket
-) -> tuple[Principal, wire.Encoding, Outbox, Writer] | None:
+async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Writer] | None:
     """Accept and authenticate.  Returns None after closing the socket on failure."""
     token = socket.param("token") or auth.bearer(socket.header(b"authorization"))
     encoding = socket.param("encoding") or "msgpack"
@@ -79,7 +77,7 @@ async def _open(
         return None
     chosen: wire.Encoding = "json" if encoding == "json" else "msgpack"
     outbox = Outbox(chosen, ctx.settings.send_queue)
-    return who, chosen, outbox, Writer(socket, outbox, ctx.metrics)
+    return who, outbox, Writer(socket, outbox, ctx.metrics)
 
 
 def _error(outbox: Outbox, err: wire.FrameError) -> None:
@@ -109,7 +107,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     opened = await _open(ctx, socket)
     if opened is None:
         return
-    who, _, outbox, writer = opened
+    who, outbox, writer = opened
     agent = who.agent
     if agent is None:
         await socket.close(CLOSE_FORBIDDEN, "an agent token is required")
@@ -148,7 +146,7 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
     opened = await _open(ctx, socket)
     if opened is None:
         return
-    who, _, outbox, writer = opened
+    who, outbox, writer = opened
     order_id = int(raw_order_id) if raw_order_id.isdigit() and 0 < int(raw_order_id) < 2**63 else 0
     if who.kind is not TokenKind.ADMIN and not (
         who.kind is TokenKind.TRACKING and who.order_id == order_id

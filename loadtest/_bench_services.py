@@ -31,6 +31,7 @@ import httpx
 from clients import ApiClient
 from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from dispatcher.settings import Settings
+from loadtest._bench_agents import run_event_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -381,7 +382,6 @@ def run_in_tmp(
     """``run(folder)`` on the event loop in a fresh temporary folder, for at most
     ``max_seconds``; None, after saying why on stderr, when it timed out or raised
     RuntimeError (a server died, clients could not connect)."""
-    from loadtest._bench_agents import run_event_loop
 
     async def bounded(tmp: Path) -> T:
         async with asyncio.timeout(max_seconds):
