@@ -1,6 +1,6 @@
 """Bangban clients: the agent and applicant websockets and the HTTP API (PROTOCOL.md, v1).
 
-Frames are the classes of :mod:`dispatcher.wire`, the one wire schema.
+Frames are the classes of :mod:`dispatcher.live.wire`, the one wire schema.
 
 Errors (expected outcomes such as a lost claim are values, not errors)::
 

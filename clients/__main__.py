@@ -12,7 +12,7 @@ import json
 import sys
 
 from clients.agent import AgentClient, ClientError
-from dispatcher import wire
+from dispatcher.live import wire
 
 
 async def main(url: str, token: str, grab: bool) -> int:

@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from dispatcher import wire
+from dispatcher.live import wire
 
 __all__ = [
     "AgentClient",

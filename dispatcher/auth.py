@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import AuthError
-from dispatcher.roster import Principal, TokenKind
 
 if TYPE_CHECKING:  # the store imports this module to mint tokens
-    from dispatcher.store import Store
+    from dispatcher.store.store import Store
 
 _PREFIX = {
     TokenKind.ADMIN: "bba_",

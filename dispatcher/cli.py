@@ -47,7 +47,7 @@ def _admin_token(settings: Settings, *, remember: bool) -> Settings:
         token = path.read_text().strip()
     else:
         from dispatcher import auth
-        from dispatcher.roster import TokenKind
+        from dispatcher.core.roster import TokenKind
 
         token = auth.new_token(TokenKind.ADMIN)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
 
     raise_open_files_limit()
 
-    from dispatcher.app import Started, create_app
+    from dispatcher.web.app import Started, create_app
 
     def started(info: Started) -> None:
         if info.generated_admin_token:

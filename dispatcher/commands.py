@@ -16,8 +16,8 @@ from typing import Any
 
 import geo
 from dispatcher.exceptions import StoreError, StoreUnavailableError
-from dispatcher.pg import StoreConflictError, UnknownGridError
-from dispatcher.store import Store
+from dispatcher.store.pg import StoreConflictError, UnknownGridError
+from dispatcher.store.store import Store
 
 
 async def _with_store(dsn: str, work: Callable[[Store], Awaitable[int]]) -> int:

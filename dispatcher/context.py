@@ -11,14 +11,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from dispatcher.auth import Authenticator
-from dispatcher.board import Board
-from dispatcher.hub import Hub
+from dispatcher.board.board import Board
+from dispatcher.core.orders import Reach
+from dispatcher.core.workdays import load_calendar
+from dispatcher.core.workflow import Policy
+from dispatcher.live.hub import Hub
 from dispatcher.metrics import Metrics
-from dispatcher.orders import Reach
 from dispatcher.settings import Settings
-from dispatcher.store import Store
-from dispatcher.workdays import load_calendar
-from dispatcher.workflow import Policy
+from dispatcher.store.store import Store
 from geo import GridSet
 
 log = logging.getLogger("bangban.context")
@@ -59,7 +59,7 @@ class Context:
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
     full_reconcile_due: bool = True
-    """This process has not yet finished a full reconcile (:mod:`dispatcher.reconciler`):
+    """This process has not yet finished a full reconcile (:mod:`dispatcher.flows.reconciler`):
     its first pass re-reads every open order, whatever the watermark says."""
 
     async def grid_exists(self, code: str) -> bool:

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dispatcher.core.orders import Schedule, default_schedule, parse_schedule
 from dispatcher.exceptions import ConfigError
-from dispatcher.orders import Schedule, default_schedule, parse_schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class Settings:
     gc_freeze_interval: float = 1.0
     """``BANGBAN_GC_FREEZE_INTERVAL``: seconds between rounds that collect what is new and
     freeze the survivors, so that the collector stops re-scanning long-lived connections
-    (``0``: leave CPython's collector as it is).  See :mod:`dispatcher.gc_policy`."""
+    (``0``: leave CPython's collector as it is).  See :mod:`dispatcher.live.gc_policy`."""
     gc_full_every: float = 21600.0
     """``BANGBAN_GC_FULL_EVERY``: seconds between full collections that include frozen objects
     (one pause of about 0.15 ms per connection held; ``0``: never)."""

@@ -4,8 +4,8 @@ Each connection is an :class:`asyncio.Protocol` driving websockets' sans-I/O
 :class:`~websockets.client.ClientProtocol`.  Frames are handled inside ``data_received`` and
 stamped with ``time.time()`` as they come off the socket, so a receive time is not delayed by
 task scheduling, and the client side costs as little CPU as it can on a two-core machine where
-it competes with the server.  Frames are decoded with :func:`dispatcher.wire.unpack` and claims
-encoded with :func:`dispatcher.wire.encode`: the bench speaks the one wire schema.
+it competes with the server.  Frames are decoded with :func:`dispatcher.live.wire.unpack` and claims
+encoded with :func:`dispatcher.live.wire.encode`: the bench speaks the one wire schema.
 
 :class:`AgentPool` (the orchestrator's side) starts worker processes and drives them over a
 :class:`multiprocessing.connection.Connection`; every call is bounded by a timeout, and a
@@ -41,7 +41,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from dispatcher import wire
+from dispatcher.live import wire
 
 OBSERVE = "observe"
 CLAIM_ALL = "claim_all"

@@ -52,7 +52,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.version import version as websockets_version
 
 from clients import ApiClient
-from dispatcher import wire
+from dispatcher.live import wire
 from dispatcher.settings import Settings
 from loadtest._bench_agents import (
     CLAIM_ALL,
@@ -499,7 +499,7 @@ def _meta(opts: Options, backends: Backends) -> dict[str, Any]:
         "backends": f"Redis: {redis}; Postgres {backends.postgres_version}: {pg}, "
         "a database created for this run",
         "clients": f"{opts.workers} worker processes (uvloop), each a share of the websockets as "
-        "sans-I/O websockets protocols decoding msgpack with dispatcher.wire; filings over "
+        "sans-I/O websockets protocols decoding msgpack with dispatcher.live.wire; filings over "
         "keep-alive HTTP/1.1",
         "server_settings_from_env": ServerProcess.passed_settings(),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},

@@ -2,7 +2,7 @@
 
 ``python -m loadtest.ceiling --port P`` serves two websocket paths:
 
-- ``/v1/agent/ws``: an agent; it gets a ``welcome`` frame (from :mod:`dispatcher.wire`) on
+- ``/v1/agent/ws``: an agent; it gets a ``welcome`` frame (from :mod:`dispatcher.live.wire`) on
   connect and then whatever is broadcast;
 - ``/trigger``: every message received here is sent as is to every connected agent with
   :func:`websockets.asyncio.server.broadcast`.
@@ -22,7 +22,7 @@ import time
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from dispatcher import wire
+from dispatcher.live import wire
 from loadtest._bench_agents import raise_nofile_limit, run_event_loop
 
 AGENT_PATH = "/v1/agent/ws"

@@ -40,7 +40,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from dispatcher import redis_scripts as rs
+from dispatcher.board import scripts as rs
 
 OPEN = frozenset({"offered", "widened"})
 

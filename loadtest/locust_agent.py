@@ -1,7 +1,7 @@
 """One agent's websocket under locust: offers in, claims out, statistics into locust's own.
 
 The socket is ``websocket-client``'s (plain sockets, so it cooperates with the gevent
-monkey-patching locust applies); frames are MessagePack and go through :mod:`dispatcher.wire`,
+monkey-patching locust applies); frames are MessagePack and go through :mod:`dispatcher.live.wire`,
 the one wire schema.  A reader greenlet per connection decodes frames as they arrive and
 stamps them with the wall clock; :meth:`AgentSession.supervise`, called in a loop by the
 locust user, (re)connects and drops the connection in reconnect waves.
@@ -35,7 +35,7 @@ import gevent.pool
 import websocket
 from locust.event import Events
 
-from dispatcher import wire
+from dispatcher.live import wire
 from loadtest.scenarios import Behaviour, drops_in_wave
 
 log = logging.getLogger("bangban.loadtest")

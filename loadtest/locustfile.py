@@ -1,7 +1,7 @@
 """Locust scenarios for Bangban's claim contention path.
 
 Two kinds of user: :class:`AgentUser` holds one agent's websocket (MessagePack frames of
-:mod:`dispatcher.wire`), grabs offers with a probability after a think time, and reconnects
+:mod:`dispatcher.live.wire`), grabs offers with a probability after a think time, and reconnects
 when dropped; :class:`IntakeUser` files orders through ``POST /v1/orders`` at a fixed rate.
 ``--scenario`` picks the layout and the behaviour (:mod:`loadtest.scenarios`):
 ``contention``, ``county`` or ``reconnect-storm``.

@@ -39,7 +39,7 @@ import asyncpg
 import httpx
 import redis
 
-from dispatcher import redis_scripts as rs
+from dispatcher.board import scripts as rs
 from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from dispatcher.settings import Settings
 from loadtest.consistency import check

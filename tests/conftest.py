@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis
 from dispatcher.settings import Settings
-from dispatcher.store import Store
+from dispatcher.store.store import Store
 from tests.servers import InProcessServer
 
 ADMIN_TOKEN = "bba_test-admin-" + secrets.token_urlsafe(8)

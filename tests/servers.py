@@ -15,11 +15,11 @@ import httpx
 import uvicorn
 
 from clients import AgentClient, ApiClient
-from dispatcher import wire
-from dispatcher.app import create_app
 from dispatcher.context import Clock, Context, wall_clock
 from dispatcher.embedded import free_port
+from dispatcher.live import wire
 from dispatcher.settings import Settings
+from dispatcher.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

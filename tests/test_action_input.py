@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from clients import ApiClient
-from dispatcher.lifecycle import REASON_MAX, TEXT_MAX
+from dispatcher.core.lifecycle import REASON_MAX, TEXT_MAX
 from tests.flows import MATERIALS, Team, claimed, error, events, ok, post, row, team
 from tests.servers import InProcessServer
 

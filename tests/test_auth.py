@@ -116,7 +116,7 @@ async def test_tracking_socket_only_for_its_own_order(server: InProcessServer) -
 async def test_agent_socket_accepts_the_authorization_header(server: InProcessServer) -> None:
     from websockets.asyncio.client import connect
 
-    from dispatcher import wire
+    from dispatcher.live import wire
 
     s = await _setup(server)
     agent = s["agents"]["g1"][0]

@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from clients import AgentClient, ApiClient
-from dispatcher import wire
+from dispatcher.live import wire
 from tests.servers import InProcessServer, intake_token, roster
 
 

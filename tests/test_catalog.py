@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.catalog import (
+from dispatcher.core.catalog import (
     MATERIALS_MAX,
     NAME_MAX,
     CatalogError,

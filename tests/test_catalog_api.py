@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from clients import ApiClient
-from dispatcher.catalog import load_catalog
+from dispatcher.core.catalog import load_catalog
 from dispatcher.settings import Settings
 from tests.flows import ITEM, Team, claimed, error, file, get, team
 from tests.servers import InProcessServer

@@ -1,4 +1,4 @@
-"""What a process knows about claims (dispatcher.claimed): routing only, never an answer.
+"""What a process knows about claims (dispatcher.flows.claim_cache): routing only, never an answer.
 
 The first tests drive :class:`ClaimedOrders` alone; the rest run claims against real Redis
 and Postgres and check that the cheap routes answer what the full claim would, keep one
@@ -18,12 +18,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import AgentClient, ApiClient
-from dispatcher import claims
-from dispatcher import redis_scripts as rs
-from dispatcher.claimed import Claimant, ClaimedOrders
+from dispatcher.board import scripts as rs
+from dispatcher.core.orders import decide_claim
+from dispatcher.core.roster import Agent
 from dispatcher.exceptions import RedisUnavailableError
-from dispatcher.orders import decide_claim
-from dispatcher.roster import Agent
+from dispatcher.flows import claims
+from dispatcher.flows.claim_cache import Claimant, ClaimedOrders
 from dispatcher.settings import Settings
 from tests.flows import Team, claimed, file, ok, team
 from tests.servers import InProcessServer, ProcessServer

@@ -11,9 +11,9 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from clients import AgentClient, ApiClient
-from dispatcher import redis_scripts as rs
+from dispatcher.board import scripts as rs
 from dispatcher.settings import Settings
-from dispatcher.store import Store
+from dispatcher.store.store import Store
 from tests.proxy import Proxy
 from tests.servers import InProcessServer, intake_token, roster
 

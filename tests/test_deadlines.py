@@ -11,7 +11,7 @@ import time
 import asyncpg
 
 from clients import AgentClient, ApiClient, TrackingClient
-from dispatcher import wire
+from dispatcher.live import wire
 from dispatcher.settings import Settings
 from tests.flows import MATERIALS, claimed, error, file, get, ok, post, team
 from tests.servers import InProcessServer

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from clients import AgentClient, ApiClient
-from dispatcher import wire
+from dispatcher.live import wire
 from dispatcher.settings import Settings
 from tests.servers import InProcessServer, ProcessServer, intake_token, roster
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dispatcher import gc_policy
+from dispatcher.live import gc_policy
 
 
 class _Node:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from clients import AgentClient, ApiClient, TrackingClient
-from dispatcher import wire
-from dispatcher.workdays import load_calendar
+from dispatcher.core.workdays import load_calendar
+from dispatcher.live import wire
 from tests.flows import (
     ITEM,
     MATERIALS,

@@ -11,8 +11,8 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from clients import AgentClient, ApiClient
-from dispatcher import redis_scripts as rs
-from dispatcher import wire
+from dispatcher.board import scripts as rs
+from dispatcher.live import wire
 from dispatcher.settings import Settings
 from tests.flows import MATERIALS, claimed, error, file, ok, post, team
 from tests.servers import InProcessServer

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import ApiClient
-from dispatcher import redis_scripts as rs
+from dispatcher.board import scripts as rs
 from dispatcher.settings import Settings
 from loadtest import consistency as c
 from loadtest.run import seconds

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from dispatcher.orders import (
+from dispatcher.core.orders import (
     ClaimOutcome,
     Order,
     Reach,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from dispatcher.points import (
+from dispatcher.core.points import (
     PointsRecord,
     Rating,
     month_of,
@@ -17,7 +17,7 @@ from dispatcher.points import (
     quarterly_payouts,
     yuan,
 )
-from dispatcher.workdays import CHINA
+from dispatcher.core.workdays import CHINA
 
 R = Rating
 

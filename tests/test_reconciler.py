@@ -18,10 +18,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import ApiClient
-from dispatcher import redis_scripts as rs
-from dispatcher import widening
+from dispatcher.board import scripts as rs
 from dispatcher.context import Context
-from dispatcher.reconciler import CHUNK, Mark, Reconciled
+from dispatcher.flows import widening
+from dispatcher.flows.reconciler import CHUNK, Mark, Reconciled
 from dispatcher.settings import Settings
 from tests.flows import Team, claimed, file, ok, team
 from tests.servers import InProcessServer

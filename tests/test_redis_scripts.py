@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from dispatcher import redis_scripts as rs
-from dispatcher.board import Board
-from dispatcher.orders import ClaimOutcome, Order, Scope, Status, decide_claim, widen_deadline
+from dispatcher.board import scripts as rs
+from dispatcher.board.board import Board
+from dispatcher.core.orders import ClaimOutcome, Order, Scope, Status, decide_claim, widen_deadline
 from tests.conftest import Services
 
 T0 = 1_700_000_000_000

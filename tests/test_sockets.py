@@ -10,11 +10,11 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from dispatcher import wire
-from dispatcher.hub import Outbox, Payload
+from dispatcher.live import wire
+from dispatcher.live.asgi import AsgiSocket, Message, Writer
+from dispatcher.live.hub import Outbox, Payload
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
-from dispatcher.wsconn import AsgiSocket, Message, Writer
 from tests.servers import InProcessServer, roster
 
 # --- the writer, against an ASGI send we control ----------------------------------------------

@@ -7,7 +7,7 @@ import json
 import msgpack
 import pytest
 
-from dispatcher import wire
+from dispatcher.live import wire
 
 
 def test_round_trip_msgpack_and_json() -> None:

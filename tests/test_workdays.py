@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
+from dispatcher.core.workdays import (
+    CHINA,
+    DEFAULT_PATH,
+    CalendarError,
+    load_calendar,
+    parse_calendar,
+)
 from dispatcher.exceptions import ConfigError
-from dispatcher.workdays import CHINA, DEFAULT_PATH, CalendarError, load_calendar, parse_calendar
 
 CAL = load_calendar()
 D = dt.date

@@ -8,12 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from dispatcher.catalog import Level, load_catalog
-from dispatcher.exceptions import RequestError
-from dispatcher.orders import Scope
-from dispatcher.points import Rating
-from dispatcher.workdays import CHINA, load_calendar
-from dispatcher.workflow import (
+from dispatcher.core.catalog import Level, load_catalog
+from dispatcher.core.orders import Scope
+from dispatcher.core.points import Rating
+from dispatcher.core.workdays import CHINA, load_calendar
+from dispatcher.core.workflow import (
     EVENT_LABELS,
     TRANSITIONS,
     Action,
@@ -36,6 +35,7 @@ from dispatcher.workflow import (
     is_overdue,
     next_deadline,
 )
+from dispatcher.exceptions import RequestError
 
 S, A, K = State, Action, ActorKind
 HOUR = 3_600_000

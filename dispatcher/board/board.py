@@ -1,0 +1,369 @@
+"""The board: the server's view of Redis, where claims are arbitrated and changes fanned out.
+
+:class:`Board` runs the scripts of :mod:`dispatcher.board.scripts` and translates Redis
+failures into :class:`~dispatcher.exceptions.RedisUnavailableError`.  It holds no state of
+its own besides the connection pool.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from dispatcher.board import scripts as rs
+from dispatcher.core.orders import Order, Status
+from dispatcher.core.workflow import NEVER, next_deadline, state_of
+from dispatcher.exceptions import RedisUnavailableError
+
+
+def change_event(
+    order: Order,
+    *,
+    reason: str | None = None,
+    event: Mapping[str, Any] | None = None,
+    notify: Iterable[int] = (),
+    held: Mapping[int, int] | None = None,
+) -> bytes:
+    """The pub/sub payload announcing ``order``'s new state to every server process.
+
+    ``reason``: why agents shown the order must drop it (``withdrawn``); ``event``: the trail
+    entry of the change, for the applicant's ``status`` frame; ``notify``: agents to send the
+    order to as an ``update`` (its agent, before and after); ``held``: agent id → how many
+    orders it holds now; ``excluded``: agents an open order is not offered to.
+    """
+    at = time.time_ns() // 1_000_000
+    payload = {
+        "order": order.to_wire(at),
+        "reason": reason,
+        "at": at,
+        "event": None if event is None else dict(event),
+        "excluded": sorted(order.excluded),
+        "notify": sorted(set(notify)),
+        "held": [[agent, count] for agent, count in (held or {}).items()],
+    }
+    packed: bytes = msgpack.packb(payload)
+    return packed
+
+
+class Board:
+    """Redis operations for orders.  Every method may raise ``RedisUnavailableError``."""
+
+    def __init__(self, client: aioredis.Redis, *, hold_ms: int, closed_ttl_ms: int) -> None:
+        self.redis = client
+        self.hold_ms = hold_ms
+        self.closed_ttl_ms = closed_ttl_ms
+        self._claim = client.register_script(rs.CLAIM)
+        self._claim_many = client.register_script(rs.CLAIM_MANY)
+        self._sync = client.register_script(rs.SYNC)
+        self._release = client.register_script(rs.RELEASE_HOLD)
+        self._probe = client.register_script(rs.PROBE)
+        self._reserve = client.register_script(rs.RESERVE)
+        self._set_held = client.register_script(rs.SET_HELD)
+        self._reconcile_held = client.register_script(rs.RECONCILE_HELD)
+        self._swap = client.register_script(rs.SWAP)
+
+    @classmethod
+    def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
+        # A blocking pool: under a burst (1,000 agents claiming one order) callers wait for a
+        # free connection instead of failing with "Too many connections", which turned most
+        # losers' `taken` into `unavailable`.  64 connections keep Redis busy; more only adds
+        # context switches on a small machine.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=64,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=10,
+        )
+        client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
+
+        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def probe(self) -> None:
+        """Raise ``RedisUnavailableError`` unless Redis answers and runs our scripts."""
+        try:
+            if await self._probe() != b"ok":
+                raise RedisUnavailableError("redis probe script returned an unexpected value")
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def claim(
+        self,
+        order_id: int,
+        agent_id: int,
+        answer_field: str,
+        grids: Sequence[str],
+        now: int,
+        *,
+        at_limit: bool = False,
+    ) -> str:
+        """Run CLAIM: ``'hold'``, ``'busy'``, ``'limit_reached'`` or a final answer."""
+        flag = "1" if at_limit else "0"
+        try:
+            out = await self._claim(
+                keys=[rs.order_key(order_id), rs.answers_key(order_id)],
+                args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        result: bytes = out[0]
+        return result.decode()
+
+    async def claim_many(
+        self,
+        order_id: int,
+        claims: Sequence[tuple[int, str, Sequence[str]]],
+        now: int,
+        *,
+        lead: bool = False,
+        at_limit: bool = False,
+    ) -> list[str]:
+        """Run CLAIM_MANY for (agent id, answer field, grids) claims on one order, in order:
+        for each, a final answer, ``'busy'``, or ``''`` (undecided: only CLAIM may decide it).
+        With ``lead`` the first claim is decided as CLAIM decides it (its agent reserved a
+        place, or is ``at_limit``): ``'hold'`` and ``'limit_reached'`` are its answers too."""
+        first = ("L" if at_limit else "1") if lead else ""
+        args: list[Any] = [now, self.hold_ms, self.closed_ttl_ms, first]
+        for agent_id, answer_field, grids in claims:
+            args += [agent_id, answer_field, len(grids), *grids]
+        try:
+            out = await self._claim_many(
+                keys=[rs.order_key(order_id), rs.answers_key(order_id)], args=args
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return [answer.decode() for answer in out]
+
+    def _sync_args(self, order: Order, answer_field: str, answer: str) -> list[Any]:
+        return [
+            order.version,
+            order.status.value,
+            "," + ",".join(order.reach_grids) + ",",
+            order.scope.value,
+            "" if order.claimed_by is None else order.claimed_by,
+            self.closed_ttl_ms,
+            answer_field,
+            answer,
+            "," + ",".join(str(a) for a in sorted(order.excluded)) + "," if order.excluded else "",
+        ]
+
+    async def sync(self, order: Order, *, answer_field: str = "", answer: str = "") -> bool:
+        """Copy ``order`` (as Postgres has it) into Redis; optionally remember a claim answer.
+
+        Returns False when Redis already had that version or a newer one.
+        """
+        try:
+            written = await self._sync(
+                keys=[rs.order_key(order.id), rs.answers_key(order.id)],
+                args=self._sync_args(order, answer_field, answer),
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return bool(written)
+
+    async def announce(
+        self,
+        order: Order,
+        *,
+        reason: str | None = None,
+        answer_field: str = "",
+        answer: str = "",
+        event: Mapping[str, Any] | None = None,
+        notify: Iterable[int] = (),
+        held: Mapping[int, int] | None = None,
+    ) -> None:
+        """Sync ``order`` into Redis, keep the schedules right, and publish the change (see
+        :func:`change_event` for the rest of the arguments).
+
+        One round trip (a pipeline; the schedules are global keys, so not in the script).
+        """
+        deadline = next_deadline(state_of(order))
+        key = rs.order_key(order.id)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._sync(
+                    keys=[key, rs.answers_key(order.id)],
+                    args=self._sync_args(order, answer_field, answer),
+                    client=pipe,
+                )
+                if order.status is Status.OFFERED and order.next_step_at is not None:
+                    pipe.zadd(rs.WIDEN_DUE, {str(order.id): order.next_step_at})
+                else:
+                    pipe.zrem(rs.WIDEN_DUE, str(order.id))
+                if deadline is not None and deadline[1] < NEVER:
+                    pipe.zadd(rs.CLOCK_DUE, {str(order.id): deadline[1]})
+                else:
+                    pipe.zrem(rs.CLOCK_DUE, str(order.id))
+                payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
+                pipe.publish(rs.EVENTS_CHANNEL, payload)
+                await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def publish_held(self, counts: Mapping[int, int]) -> None:
+        """Tell every process's agents how many orders they hold (after a repair)."""
+        payload = {"held": [[agent, count] for agent, count in counts.items()]}
+        try:
+            await self.redis.publish(rs.EVENTS_CHANNEL, msgpack.packb(payload))
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def release_hold(
+        self, order_id: int, agent_id: int | None, now: int, *, only_stale: bool = False
+    ) -> bool:
+        """Drop a hold: the agent's own (after Postgres failed), or any stale one."""
+        try:
+            removed = await self._release(
+                keys=[rs.order_key(order_id)],
+                args=["" if agent_id is None else agent_id, now, self.hold_ms if only_stale else 0],
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return bool(removed)
+
+    async def due(self, now: int, limit: int = 500, *, schedule: str = rs.WIDEN_DUE) -> list[int]:
+        """Ids of orders whose deadline has passed, per a Redis schedule (widening, or
+        :data:`~dispatcher.board.scripts.CLOCK_DUE`)."""
+        try:
+            ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                schedule, "-inf", now, start=0, num=limit
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return [int(i) for i in ids]  # members are order ids written by announce()
+
+    async def reschedule(self, order_id: int, at: int, *, schedule: str = rs.WIDEN_DUE) -> None:
+        """Put an order back on a sweepers' list at ``at`` (ms)."""
+        try:
+            await self.redis.zadd(schedule, {str(order_id): at})
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def unschedule(self, order_ids: Iterable[int], *, schedule: str = rs.WIDEN_DUE) -> None:
+        ids = [str(i) for i in order_ids]
+        if not ids:
+            return
+        try:
+            await self.redis.zrem(schedule, *ids)
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    # --- held orders (BANGBAN_MAX_HELD) ----------------------------------------------------
+
+    async def reserve(self, agent_id: int, order_id: int, now: int, limit: int) -> str:
+        """Run RESERVE: ``'ok'`` (then call :meth:`set_held` either way), ``'already'``,
+        ``'full'``."""
+        try:
+            out: bytes = await self._reserve(
+                keys=[rs.held_key(agent_id)], args=[order_id, now, limit, self.hold_ms]
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return out.decode()
+
+    async def set_held(
+        self,
+        agent_id: int,
+        order_id: int,
+        since: int | None,
+        *,
+        now: int,
+        only_pending: bool = False,
+    ) -> int:
+        """Mark ``order_id`` held by the agent since ``since`` (ms), or unmark it at ``now``
+        (``since`` None; with ``only_pending``, only a reservation).  Returns how many orders
+        the agent holds."""
+        value = "" if since is None else f"h:{since}"
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._set_held(
+                    keys=[rs.held_key(agent_id)],
+                    args=[order_id, value, "1" if only_pending else "0", now],
+                    client=pipe,
+                )
+                if since is not None:
+                    pipe.sadd(rs.HOLDERS, str(agent_id))
+                count, *_ = await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return int(count)
+
+    async def held_count(self, agent_id: int) -> int:
+        """How many orders the agent holds, per Redis."""
+        try:
+            values: list[bytes] = await self.redis.hvals(rs.held_key(agent_id))  # type: ignore[assignment]
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return sum(v.startswith(b"h") for v in values)
+
+    async def reconcile_held(
+        self, held: Mapping[int, Sequence[int]], read_at: int, now: int
+    ) -> dict[int, int]:
+        """Make every agent's held hash agree with ``held`` (agent → orders, read from
+        Postgres at ``read_at``), for those agents and every agent Redis lists as a holder.
+        Returns agent → held count, for the agents whose hash changed."""
+        try:
+            members: set[bytes] = await self.redis.smembers(rs.HOLDERS)  # type: ignore[assignment]
+            agents = sorted(set(held) | {int(m) for m in members})
+            if not agents:
+                return {}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for agent in agents:
+                    await self._reconcile_held(
+                        keys=[rs.held_key(agent)],
+                        args=[read_at, now, self.hold_ms, *held.get(agent, ())],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+            idle = [str(a) for a, (_, _, left) in zip(agents, results, strict=True) if not left]
+            if idle:
+                await self.redis.srem(rs.HOLDERS, *idle)
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return {a: int(n) for a, (changed, n, _) in zip(agents, results, strict=True) if changed}
+
+    async def versions(self, order_ids: Sequence[int]) -> list[tuple[int | None, bool]]:
+        """For each order: (version Redis has or None, whether a hold is set)."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for oid in order_ids:
+                    pipe.hmget(rs.order_key(oid), "version", "holder")
+                rows = await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return [(None if v is None else int(v), bool(h)) for v, h in rows]
+
+    async def try_lock(self, name: str, token: str, ttl_ms: int) -> bool:
+        try:
+            return bool(await self.redis.set(name, token, nx=True, px=ttl_ms))
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    # --- the reconciler's watermark (added for dispatcher/flows/reconciler.py) --------------------
+
+    async def reconcile_mark(self) -> str | None:
+        """The reconciler's watermark as stored, or None when Redis has none."""
+        try:
+            raw: bytes | None = await self.redis.get(rs.RECONCILE_MARK)  # type: ignore[assignment]
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return None if raw is None else raw.decode()
+
+    async def swap_reconcile_mark(self, read: str | None, new: str) -> bool:
+        """Store ``new`` as the watermark if Redis still holds ``read`` (None: none at all).
+        Returns False, writing nothing, when it holds something else now."""
+        try:
+            swapped = await self._swap(keys=[rs.RECONCILE_MARK], args=[read or "", new])
+
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return bool(swapped)

@@ -1,0 +1,351 @@
+"""Redis key names and Lua scripts: the one place that knows Redis's layout.
+
+Every key of one order carries the hash tag ``{o:<id>}`` so that all of them land in one
+cluster slot, and every script touches only the keys of one order, or only the key of one
+agent (hash tag ``{a:<id>}``): the scripts run unchanged on Redis Cluster.  Global keys (the
+schedules, the reconcile lock, the holders) are used only by plain single-key commands, never
+inside a script together with an order's keys.
+
+Layout::
+
+    bb:{o:<id>}           hash   status, grid, scope, reach (",g1,g2,": the grids offered to while
+                                 scope is grid), excluded (",7,9,": agents who released it),
+                                 version, claimed_by, holder, holder_at
+    bb:{o:<id>}:answers   hash   "<agent>:<request_id>" -> final claim answer (expires)
+    bb:{a:<id>}:held      hash   order id -> "h:<ms>" (the agent holds it since), "p:<ms>"
+                                 (a claim reserved a place for it then; lapses after the hold
+                                 lifetime) or "d:<ms>" (it left the agent then: a tombstone
+                                 for the reconciler): the h and live p count for
+                                 BANGBAN_MAX_HELD
+    bb:holders            set    agents whose held hash may be non-empty, for the reconciler
+    bb:widen-due          zset   order id scored by its next widening step (ms): the sweepers'
+                                 work list
+    bb:clock-due          zset   order id scored by its next clock action (escalate, close)
+    bb:reconcile-lock     string one process at a time rebuilds Redis from Postgres
+    bb:events             pubsub every order change, for every server process's fan-out
+
+The limit on held orders cannot live in the order's script (the agent's key is in another
+slot), so a claim first *reserves* a place in the agent's hash (:data:`RESERVE`), then runs
+:data:`CLAIM`, then turns the reservation into a holding if Postgres recorded the win, or
+drops it otherwise (:data:`SET_HELD`).  Each step is atomic on its own key; a process that dies
+between them leaves a pending place that lapses by itself, and :data:`RECONCILE_HELD` makes
+the hash agree with Postgres.  Claims that are never given the hold need no place:
+:data:`CLAIM_MANY` decides them, many at once, by the same rule as :data:`CLAIM`.
+
+Redis arbitrates who may try to record a claim (``holder``); Postgres records the winner.  The
+``version`` in Redis always comes from Postgres, and :data:`SYNC` never lets it go backwards.
+"""
+
+from __future__ import annotations
+
+PREFIX = "bb:"
+EVENTS_CHANNEL = "bb:events"
+WIDEN_DUE = "bb:widen-due"
+CLOCK_DUE = "bb:clock-due"
+HOLDERS = "bb:holders"
+RECONCILE_LOCK = "bb:reconcile-lock"
+
+
+def order_key(order_id: int) -> str:
+    return f"bb:{{o:{order_id}}}"
+
+
+def answers_key(order_id: int) -> str:
+    return f"bb:{{o:{order_id}}}:answers"
+
+
+def held_key(agent_id: int) -> str:
+    return f"bb:{{a:{agent_id}}}:held"
+
+
+# Outcomes of CLAIM that are not final answers.
+HOLD = "hold"  # you hold the order: record it in Postgres, then FINISH_CLAIM or RELEASE_HOLD
+BUSY = "busy"  # your own other request holds it right now: answer `unavailable`
+
+_CLAIM_RULE = """
+-- The claim rule: the Lua twin of orders.decide_claim, shared by CLAIM and CLAIM_MANY.
+-- o: HMGET of the order hash (ORDER_FIELDS); agent: the agent id; grids: its grid codes;
+-- now, hold_ms: numbers.  Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
+-- (the agent's own other request holds the order right now), or 'open' (the order is open to
+-- the agent and nobody holds it: only CLAIM may act on that).
+local function rule(o, agent, grids, now, hold_ms)
+  local status = o[1]
+  if status ~= 'offered' and status ~= 'widened' then
+    -- Claimed and every later state name their agent; cancelled and escalated are no one's.
+    if status == 'cancelled' or not o[4] or o[4] == '' then return 'not_offered' end
+    if o[4] == agent then return 'won' end
+    return 'taken'
+  end
+  local eligible = (o[3] == 'all')
+  if not eligible then
+    local reach = o[2] or ''
+    for _, g in ipairs(grids) do
+      if string.find(reach, ',' .. g .. ',', 1, true) then eligible = true; break end
+    end
+  end
+  if eligible and o[7] and string.find(o[7], ',' .. agent .. ',', 1, true) then
+    eligible = false  -- this agent released the order
+  end
+  if not eligible then return 'not_offered' end
+  if o[5] and o[5] ~= '' and tonumber(o[6]) + hold_ms > now then
+    -- Someone is recording a claim in Postgres right now.
+    if o[5] == agent then return 'busy' end
+    return 'taken'
+  end
+  return 'open'
+end
+local function order_fields(key)
+  return redis.call('HMGET', key, 'status', 'reach', 'scope', 'claimed_by', 'holder',
+                    'holder_at', 'excluded')
+end
+"""
+
+CLAIM = (
+    _CLAIM_RULE
+    + """
+-- Decide a claim atomically.
+-- KEYS[1] order hash, KEYS[2] answers hash
+-- ARGV[1] agent id, ARGV[2] answer field ("<agent>:<request_id>"), ARGV[3] now (ms),
+-- ARGV[4] hold lifetime (ms): a holder older than this is presumed dead and may be replaced,
+-- ARGV[5] answer lifetime (ms), ARGV[6] '1' when the agent holds as many orders as allowed,
+-- ARGV[7..] the agent's grid codes
+-- Returns {outcome}: 'hold' (caller must now record the claim in Postgres), 'busy',
+-- 'limit_reached' (the order is open to the agent but it is at its limit), or a final answer
+-- 'won' | 'taken' | 'not_offered' | 'unknown_order'.  Final answers except 'unknown_order'
+-- are remembered under ARGV[2], so a repeated request gets the same answer; 'limit_reached'
+-- is not (after handing an order on, the agent may retry the same request and win).
+local prev = redis.call('HGET', KEYS[2], ARGV[2])
+if prev then return {prev} end
+local o = order_fields(KEYS[1])
+if not o[1] then return {'unknown_order'} end
+local grids = {}
+for i = 7, #ARGV do grids[#grids + 1] = ARGV[i] end
+local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]))
+if answer == 'busy' then return {'busy'} end
+if answer == 'open' then
+  if ARGV[6] == '1' then return {'limit_reached'} end
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3])
+  return {'hold'}
+end
+redis.call('HSET', KEYS[2], ARGV[2], answer)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {answer}
+"""
+)
+
+CLAIM_MANY = (
+    _CLAIM_RULE
+    + """
+-- Decide many claims on one order at once, in order, as CLAIM would one after another; only
+-- the first may take the hold (only it reserved a place).  For claims that arrived together.
+-- KEYS[1] order hash, KEYS[2] answers hash
+-- ARGV[1] now (ms), ARGV[2] hold lifetime (ms), ARGV[3] answer lifetime (ms), ARGV[4] the
+-- first claim: '1' may take the hold, 'L' its agent is at its limit, '' as the others; then
+-- for each claim: agent id, answer field, n, and the agent's n grid codes
+-- Returns one answer per claim: a remembered answer, a final answer (remembered as CLAIM
+-- remembers it), 'busy', for the first also 'hold', 'limit_reached' or 'unknown_order' as
+-- CLAIM answers them, or '' where only CLAIM can decide (the order is open to the agent and
+-- nobody holds it, or Redis does not know the order: the caller must run CLAIM for that
+-- claim).
+local o = order_fields(KEYS[1])
+local now, hold_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, remembered = {}, false
+local i = 5
+while i <= #ARGV do
+  local agent, field, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local grids = {}
+  for j = 1, n do grids[j] = ARGV[i + 2 + j] end
+  i = i + 3 + n
+  local answer = redis.call('HGET', KEYS[2], field)
+  if not answer then
+    if not o[1] then
+      answer = (#out == 0 and ARGV[4] ~= '') and 'unknown_order' or ''
+    else
+      answer = rule(o, agent, grids, now, hold_ms)
+      if answer == 'open' then
+        if #out == 0 and ARGV[4] == '1' then
+          redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1])
+          o[5], o[6] = agent, ARGV[1]
+          answer = 'hold'
+        elseif #out == 0 and ARGV[4] == 'L' then
+          answer = 'limit_reached'
+        else
+          answer = ''
+        end
+      elseif answer ~= 'busy' then
+        redis.call('HSET', KEYS[2], field, answer)
+        remembered = true
+      end
+    end
+  end
+  out[#out + 1] = answer
+end
+if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return out
+"""
+)
+
+SYNC = """
+-- Copy an order's state from Postgres into Redis, never backwards.
+-- KEYS[1] order hash, KEYS[2] answers hash
+-- ARGV[1] version, ARGV[2] status, ARGV[3] reach (",g1,g2,"), ARGV[4] scope,
+-- ARGV[5] claimed_by ('' none),
+-- ARGV[6] lifetime (ms) of the keys once the order is closed,
+-- ARGV[7] answer field to remember ('' none), ARGV[8] the answer,
+-- ARGV[9] excluded (",7,9,": agents who released the order; '' none)
+-- Returns 1 when written, 0 when Redis already had this version or a newer one.
+-- A closed order (not offered/widened) loses its holder and expires after ARGV[6]: claims
+-- for it then fall back to Postgres.
+local v = redis.call('HGET', KEYS[1], 'version')
+local written = 0
+if (not v) or tonumber(v) < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
+             'scope', ARGV[4], 'claimed_by', ARGV[5], 'excluded', ARGV[9])
+  written = 1
+end
+if ARGV[2] ~= 'offered' and ARGV[2] ~= 'widened' then
+  redis.call('HDEL', KEYS[1], 'holder', 'holder_at')
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+return written
+"""
+
+RELEASE_HOLD = """
+-- Give up a hold that could not be recorded (Postgres unavailable), or clear a stale one.
+-- KEYS[1] order hash
+-- ARGV[1] agent id ('' = any holder), ARGV[2] now (ms), ARGV[3] hold lifetime (ms; 0 = now)
+-- Returns 1 when a hold was removed, else 0.
+local o = redis.call('HMGET', KEYS[1], 'holder', 'holder_at')
+if not o[1] or o[1] == '' then return 0 end
+if ARGV[1] ~= '' and o[1] ~= ARGV[1] then return 0 end
+if tonumber(o[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) and ARGV[3] ~= '0' then return 0 end
+redis.call('HDEL', KEYS[1], 'holder', 'holder_at')
+return 1
+"""
+
+RESERVE = """
+-- Reserve a place among the orders an agent holds, before it claims one.
+-- KEYS[1] the agent's held hash
+-- ARGV[1] order id, ARGV[2] now (ms), ARGV[3] the limit, ARGV[4] pending lifetime (ms)
+-- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way),
+-- 'already' (the order is in the hash already: held, or being claimed by another request of
+-- the agent; nothing reserved) or 'full' (nothing reserved).  Lapsed pendings are dropped;
+-- tombstones ('d:') are left for the reconciler.
+local function live(v)
+  local kind = string.sub(v, 1, 1)
+  return kind == 'h' or
+         (kind == 'p' and tonumber(string.sub(v, 3)) + tonumber(ARGV[4]) > tonumber(ARGV[2]))
+end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and live(cur) then return 'already' end
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if live(all[i + 1]) then
+    n = n + 1
+  elseif string.sub(all[i + 1], 1, 1) == 'p' then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if n >= tonumber(ARGV[3]) then return 'full' end
+redis.call('HSET', KEYS[1], ARGV[1], 'p:' .. ARGV[2])
+return 'ok'
+"""
+
+SET_HELD = """
+-- Record that an agent holds an order, or no longer does (or no longer reserves a place).
+-- KEYS[1] the agent's held hash
+-- ARGV[1] order id, ARGV[2] 'h:<now>' (holds it) or '' (remove), ARGV[3] '1': remove only a
+-- pending reservation (a claim that was not won), ARGV[4] now (ms)
+-- A holding removed leaves a tombstone 'd:<now>', so that a reconciler that read Postgres
+-- just before cannot bring it back (RECONCILE_HELD clears tombstones older than its read).
+-- Returns how many orders the agent holds now.
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  local cur = redis.call('HGET', KEYS[1], ARGV[1])
+  if cur and string.sub(cur, 1, 1) == 'p' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  elseif ARGV[3] ~= '1' then
+    redis.call('HSET', KEYS[1], ARGV[1], 'd:' .. ARGV[4])
+  end
+end
+local n = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
+  if string.sub(v, 1, 1) == 'h' then n = n + 1 end
+end
+return n
+"""
+
+RECONCILE_HELD = """
+-- Make an agent's held hash agree with Postgres.
+-- KEYS[1] the agent's held hash
+-- ARGV[1] when Postgres was read (ms), ARGV[2] now (ms), ARGV[3] pending lifetime (ms),
+-- ARGV[4..] the orders Postgres says the agent holds
+-- Entries changed before Postgres was read are made to agree with it; entries changed after
+-- are newer than what it says and are kept: a holding marked later (its claim committed after
+-- the read), a tombstone written later (the order left the agent after the read).  Lapsed
+-- pendings are dropped; holdings Postgres knows and Redis lacks (lost data) are added.
+-- Returns {changes, how many orders the agent holds now, entries left}.
+local read_at = tonumber(ARGV[1])
+local want = {}
+for i = 4, #ARGV do want[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[1])
+local changed, n = 0, 0
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local kind, at = string.sub(v, 1, 1), tonumber(string.sub(v, 3))
+  if want[f] then
+    want[f] = nil
+    if kind == 'h' then
+      n = n + 1
+    elseif kind == 'd' and at >= read_at then
+      -- left the agent after the read: Postgres is behind
+    else
+      redis.call('HSET', KEYS[1], f, 'h:' .. ARGV[1]); changed = changed + 1; n = n + 1
+    end
+  elseif kind == 'p' then
+    if at + tonumber(ARGV[3]) <= tonumber(ARGV[2]) then
+      redis.call('HDEL', KEYS[1], f); changed = changed + 1
+    end
+  elseif at < read_at then
+    redis.call('HDEL', KEYS[1], f)
+    if kind == 'h' then changed = changed + 1 end
+  elseif kind == 'h' then
+    n = n + 1
+  end
+end
+for f, _ in pairs(want) do
+  redis.call('HSET', KEYS[1], f, 'h:' .. ARGV[1]); changed = changed + 1; n = n + 1
+end
+return {changed, n, redis.call('HLEN', KEYS[1])}
+"""
+
+PROBE = """
+-- Health probe: proves scripts run.  No keys.  Returns 'ok'.
+return 'ok'
+"""
+
+# --- the reconciler's watermark (dispatcher/flows/reconciler.py) ---------------------------
+
+RECONCILE_MARK = "bb:reconcile-mark"
+"""string  "<epoch>:<xid>:<audit>": the reconciler's watermark, kept next to the data it vouches
+for.  It has no expiry, so it vanishes exactly when Redis loses its data (FLUSHALL, a restart
+without persistence); a snapshot restored brings back the watermark of that snapshot."""
+
+SWAP = """
+-- Replace a string key's value only if it is still the value the caller read.
+-- KEYS[1] the key
+-- ARGV[1] the value read ('': the key was absent), ARGV[2] the new value
+-- Returns 1 when replaced, 0 when the key holds something else now (nothing written).
+local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""

@@ -1,0 +1,205 @@
+"""The claim flow: Redis decides who may record a claim, Postgres records the one winner.
+
+1. CLAIM (Lua, atomic) answers at once for everyone but one claimant, who gets a *hold*.
+2. The holder's claim is recorded in Postgres by a conditional update that can never record a
+   second winner, even if Redis had lost its data.
+3. Only then is the holder told ``won``; Redis is synced and the change published, so every
+   other agent who was shown the order gets ``withdrawn``.
+
+An agent holds at most ``BANGBAN_MAX_HELD`` orders.  The agent's count lives under its own
+key (another cluster slot than the order's), so before step 1 the claim reserves a place there
+(RESERVE, atomic on the agent's key); the place becomes a holding once Postgres recorded the
+win, and is given back otherwise.  An agent with no place left still runs CLAIM, told so: it
+answers ``limit_reached`` only where the claim could have been won (never ``taken`` turned
+into ``limit_reached``), and ``won`` to the agent that already holds the order.
+
+If Postgres is unreachable the hold is dropped and the claimant gets ``unavailable``: nothing
+is half-recorded.  If Redis is unreachable the claimant gets ``unavailable`` too.  If the
+process dies while holding, the hold expires (``hold_ms``) and the next claimant takes over;
+whatever Postgres recorded meanwhile wins.
+
+Only a claim that may get the hold needs the reservation, and under contention that is one
+claim of each process (:mod:`dispatcher.flows.claim_cache`).  The first claim of an order in this
+process runs in full; claims of it that arrive meanwhile ride in its CLAIM (CLAIM_MANY: each
+decided right after it, as CLAIM would decide it then, but never given the hold).  Claims of
+an order this process knows closed are decided by CLAIM_MANY too, together.  No hold, no
+reservation, no agent's count is touched for them: they cannot make a winner nor exceed a
+limit, and the answer is CLAIM's, after the same remembered answers, remembered in turn
+(``limit_reached`` only ever comes from a reserved claim, for an order it could have won).
+Where CLAIM_MANY finds the order open after all, the claim runs in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from dispatcher.board import scripts as rs
+from dispatcher.context import Context
+from dispatcher.core.lifecycle import trail_entry
+from dispatcher.core.orders import ClaimOutcome, decide_claim, withdrawn_reason
+from dispatcher.core.roster import Agent
+from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
+from dispatcher.flows.claim_cache import Claimant, Flight
+
+log = logging.getLogger("bangban.claims")
+
+HOLD_MS = 10_000
+"""A hold older than this is presumed dead (longer than Postgres's 5 s command timeout)."""
+
+
+def answer_field(agent_id: int, request_id: Any) -> str:
+    return f"{agent_id}:{type(request_id).__name__[0]}:{request_id}"
+
+
+async def claim(ctx: Context, agent: Agent, order_id: int, request_id: Any) -> ClaimOutcome:
+    """Try to claim ``order_id`` for ``agent``.  Never raises for an expected outcome.
+
+    Repeating a ``request_id`` gets the first answer again (except ``unavailable``, which is
+    never remembered: the client should retry).
+    """
+    field = answer_field(agent.id, request_id)
+    started = time.perf_counter()
+    try:
+        outcome = await _claim(ctx, agent, order_id, field)
+    except (RedisUnavailableError, StoreUnavailableError) as exc:
+        log.warning("claim unavailable order_id=%s agent_id=%s error=%s", order_id, agent.id, exc)
+        failed = ctx.metrics.redis_errors if isinstance(exc, RedisUnavailableError) else None
+        (failed or ctx.metrics.postgres_errors).inc()
+        outcome = ClaimOutcome.UNAVAILABLE
+    ctx.metrics.claims.labels(outcome.value).inc()
+    ctx.metrics.claim_seconds.observe(time.perf_counter() - started)
+    return outcome
+
+
+async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> ClaimOutcome:
+    """Route the claim: in full (leading, or on its own), riding along, or in a batch."""
+    known = ctx.hub.claimed
+    mine: Claimant = (agent.id, field, agent.grids)
+    if not known.is_closed(order_id):
+        flight = known.flight(order_id)
+        if flight is None:
+            with known.leading(order_id) as flight:
+                return await _contend(ctx, agent, order_id, field, flight)
+        ride = flight.ride(mine)
+        if ride is not None:  # decided in the leader's call, right after it
+            answer = await ride  # (this claim's own future: cancelling it harms no other)
+            if not answer:  # the leader did not take the hold (or failed): on our own
+                return await _contend(ctx, agent, order_id, field)
+            return ClaimOutcome.UNAVAILABLE if answer == rs.BUSY else ClaimOutcome(answer)
+        await asyncio.wait([flight.done])  # the leader's CLAIM may show the order held
+        if not known.is_closed(order_id):
+            return await _contend(ctx, agent, order_id, field)
+
+    def decide(claims: list[Claimant]) -> Awaitable[list[str]]:
+        return ctx.board.claim_many(order_id, claims, ctx.clock())
+
+    answer = await known.settle(order_id, mine, decide)
+    if not answer:
+        known.forget(order_id)  # open after all (released meanwhile), or unknown to Redis
+        return await _contend(ctx, agent, order_id, field)
+    return ClaimOutcome.UNAVAILABLE if answer == rs.BUSY else ClaimOutcome(answer)
+
+
+async def _contend(
+    ctx: Context, agent: Agent, order_id: int, field: str, flight: Flight | None = None
+) -> ClaimOutcome:
+    """The claim in full: reserve a place, CLAIM (with ``flight``'s riders), record a hold in
+    Postgres, give the place back unless won."""
+    now = ctx.clock()
+    place = await ctx.board.reserve(agent.id, order_id, now, ctx.settings.max_held)
+    recorded = False
+    try:
+        full = place == "full"
+        outcome, recorded = await _decide(ctx, agent, order_id, field, now, full, flight)
+    finally:
+        if place == "ok" and not recorded:
+            # Give the place back; if Redis fails here the reservation lapses by itself.
+            with contextlib.suppress(RedisUnavailableError):
+                await ctx.board.set_held(agent.id, order_id, None, now=now, only_pending=True)
+    if outcome in (ClaimOutcome.WON, ClaimOutcome.TAKEN):
+        ctx.hub.claimed.note_closed(order_id)  # (also when Postgres decided, below)
+    return outcome
+
+
+async def _decide(
+    ctx: Context,
+    agent: Agent,
+    order_id: int,
+    field: str,
+    now: int,
+    full: bool,
+    flight: Flight | None,
+) -> tuple[ClaimOutcome, bool]:
+    """The claim's outcome, and whether this call recorded a new win in Postgres."""
+    riders = flight.board() if flight is not None else []
+    if flight is not None and riders:
+        claims = [(agent.id, field, agent.grids), *riders]
+        answers = await ctx.board.claim_many(order_id, claims, now, lead=True, at_limit=full)
+        if len(answers) != len(claims):
+            raise RedisUnavailableError("CLAIM_MANY answered the wrong number of claims")
+        result = answers[0]
+        flight.answer(answers[1:])
+    else:
+        result = await ctx.board.claim(order_id, agent.id, field, agent.grids, now, at_limit=full)
+    if result == ClaimOutcome.UNKNOWN_ORDER:
+        # Redis may have lost or expired the order: Postgres remembers.
+        stored = await ctx.store.get_order(order_id)
+        if stored is None:
+            return ClaimOutcome.UNKNOWN_ORDER, False
+        await ctx.board.sync(stored)
+        result = await ctx.board.claim(order_id, agent.id, field, agent.grids, now, at_limit=full)
+    if result in (rs.HOLD, ClaimOutcome.TAKEN, ClaimOutcome.WON):
+        # No other claim can get a hold now: claims waiting here go to CLAIM_MANY (`taken`).
+        ctx.hub.claimed.note_closed(order_id)
+    if result == rs.BUSY:
+        return ClaimOutcome.UNAVAILABLE, False
+    if result != rs.HOLD:
+        return ClaimOutcome(result), False
+
+    try:
+        won = await ctx.store.claim_order(order_id, agent.id, now)
+    except StoreUnavailableError:
+        # Nothing recorded: let others try.  If Redis is down too, the hold simply expires.
+        ctx.hub.claimed.forget(order_id)
+        try:
+            await ctx.board.release_hold(order_id, agent.id, now)
+        except RedisUnavailableError:
+            pass
+        raise
+    if won is not None:
+        log.debug("claim won order_id=%s agent_id=%s", order_id, agent.id)
+        try:
+            held = await ctx.board.set_held(agent.id, order_id, now, now=now)
+            await ctx.board.announce(
+                won,
+                reason=withdrawn_reason(won),
+                answer_field=field,
+                answer=ClaimOutcome.WON,
+                event=trail_entry("claimed", now),
+                held={agent.id: held},
+            )
+        except RedisUnavailableError:
+            # The win is durable; the reconciler brings Redis and the other agents up to date.
+            log.warning("claim announce failed order_id=%s; reconciler will repair", order_id)
+        return ClaimOutcome.WON, True
+
+    # Postgres says the order is no longer open to this agent: Redis was behind (lost data, a
+    # holder that died after recording, a change not yet synced).  Postgres is right; bring
+    # Redis up to date and answer.
+    current = await ctx.store.get_order(order_id)
+    if current is None:
+        return ClaimOutcome.UNKNOWN_ORDER, False
+    outcome = decide_claim(current, agent.id, agent.grids, at_limit=full)
+    answer = "" if outcome is ClaimOutcome.LIMIT_REACHED else outcome.value
+    await ctx.board.announce(
+        current,
+        reason=withdrawn_reason(current),
+        answer_field=field if answer else "",
+        answer=answer,
+    )
+    return outcome, False

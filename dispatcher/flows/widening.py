@@ -1,0 +1,154 @@
+"""Widening and reconciliation: the background loops every server process runs.
+
+The widening deadline is data: ``orders.widen_at`` in Postgres and the ``bb:widen-due`` sorted
+set in Redis.  Every process sweeps the sorted set every ``sweep_interval`` (≤ 1 s) and at
+start-up; the widening itself is a conditional update in Postgres, so however many processes
+sweep the same order, exactly one widens it and announces it.  No in-process timer and no
+key-expiry event is involved, so an order whose deadline passed while every process was
+stopped widens at the next start.
+
+The same loop sweeps the workflow's clock (:mod:`dispatcher.flows.deadlines`: escalating, closing).
+
+The reconciler makes Redis agree with Postgres (on start-up, then every
+``reconcile_interval``): it restores open orders Redis lost, brings Redis up to versions it
+missed (announcing them, so agents hear of changes whose announcement failed), clears stale
+holds, rebuilds the agents' held counts, and widens, escalates and closes due orders the Redis
+schedules no longer list.  It reads the orders from a watermark, in pages; a process's first
+pass and the first after Redis lost data re-read them in full (:mod:`dispatcher.flows.reconciler`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from dispatcher.board import scripts as rs
+from dispatcher.context import Context
+from dispatcher.core.lifecycle import trail_entry
+from dispatcher.core.orders import Order, Reach, Status, advanced
+from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
+from dispatcher.flows import deadlines, reconciler
+from dispatcher.flows.reconciler import Reconciled
+
+log = logging.getLogger("bangban.widening")
+
+
+async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
+    """Move ``current`` up its ladder as far as is due.
+
+    Returns (the order as this process last saw it, steps taken), or (None, steps) when another
+    process moved it first: that process announces it, which also reschedules it.
+    """
+    steps = 0
+    while True:
+        now = ctx.clock()
+        upcoming = current.step + 1
+        if upcoming < len(current.schedule) and current.schedule[upcoming].reach in (
+            Reach.NEIGHBOURS,
+            Reach.PARENT,
+        ):
+            # Neighbours come from this process's copy of the grids: make sure it is the
+            # newest generation (an import through another process may be seconds old).
+            await ctx.reload_grids()
+        nxt = advanced(current, now, ctx.audience)
+
+        if nxt is None:
+            return current, steps
+        moved = await ctx.store.advance_order(current, nxt, now)
+        if moved is None:
+            return None, steps
+        steps += 1
+        ctx.metrics.widen_lateness.observe(max(0, now - (current.next_step_at or now)) / 1000)
+        log.info(
+            "order widened order_id=%s grid=%s reach=%s late_ms=%d",
+            moved.id,
+            moved.grid,
+            moved.reach.value,
+            now - (current.next_step_at or now),
+        )
+        details = {"step": moved.step, "reach": moved.reach.value}
+        await ctx.board.announce(moved, event=trail_entry("widened", now, details))
+        current = moved
+
+
+async def widen(ctx: Context, order_ids: list[int]) -> int:
+    """Move each due order up its ladder; returns how many steps this call took.
+
+    Of several processes sweeping the same order, the conditional update lets exactly one move
+    it per step.  Only orders this process has seen closed leave the schedule.
+    """
+    steps = 0
+    done: list[int] = []
+    for order_id in order_ids:
+        stored = await ctx.store.get_order(order_id)
+        if stored is None:
+            done.append(order_id)
+            continue
+        current, taken = await _climb(ctx, stored)
+        steps += taken
+        if current is None:
+            continue
+        if current.status is not Status.OFFERED:
+            done.append(order_id)
+        elif current.next_step_at is not None and current.next_step_at > ctx.clock():
+            await ctx.board.reschedule(order_id, current.next_step_at)  # the score was stale
+    await ctx.board.unschedule(done)
+    return steps
+
+
+async def sweep(ctx: Context) -> int:
+    """One sweep of the Redis schedule.  Returns how many orders this process widened."""
+    return await widen(ctx, await ctx.board.due(ctx.clock()))
+
+
+async def reconcile(ctx: Context, *, chunk: int = reconciler.CHUNK) -> Reconciled | None:
+    """Make Redis agree with Postgres, unless another process is at it (then None).
+
+    Returns what the pass read and repaired.  The orders are brought up from the watermark
+    (:mod:`dispatcher.flows.reconciler`, pages of ``chunk`` rows); due widenings, the clock's
+    backstop and the agents' held counts come from Postgres's own work lists.
+    """
+    token = secrets.token_hex(8)
+    lock_ms = max(1000, int(ctx.settings.reconcile_interval * 1000))
+    if not await ctx.board.try_lock(rs.RECONCILE_LOCK, token, lock_ms):
+        return None  # another process is on it
+    now = ctx.clock()
+    result = await reconciler.sync_orders(ctx, chunk=chunk)
+    due = await ctx.store.due_orders(now)
+    if due:
+        result.widened = await widen(ctx, due)
+    result.clock = await deadlines.backstop(ctx)
+    read_at = ctx.clock()
+    holdings = await ctx.store.held_orders()
+    counts = await ctx.board.reconcile_held(holdings, read_at, ctx.clock())
+    if counts:
+        await ctx.board.publish_held(counts)
+    result.held = len(counts)
+    reconciler.report(ctx, result)
+    return result
+
+
+async def run_sweeper(ctx: Context) -> None:
+    """Sweep forever.  Errors are logged and the loop goes on."""
+    while True:
+        try:
+            await sweep(ctx)
+            await deadlines.sweep(ctx)
+        except (RedisUnavailableError, StoreUnavailableError) as exc:
+            log.warning("sweep failed error=%s", exc)
+        except Exception:
+            log.exception("sweep crashed; continuing")
+        await asyncio.sleep(ctx.settings.sweep_interval)
+
+
+async def run_reconciler(ctx: Context) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.reconcile_interval)
+        try:
+            await ctx.reload_grids()  # an import through another process, or the CLI
+            await reconcile(ctx)
+        except (RedisUnavailableError, StoreUnavailableError) as exc:
+            log.warning("reconcile failed error=%s", exc)
+        except Exception:
+            log.exception("reconcile crashed; continuing")

@@ -1,0 +1,1 @@
+"""Live connections: wire schema, fan-out, the ASGI websocket, agent and tracking sockets."""

@@ -1,0 +1,309 @@
+"""Fan-out: the connections of this process, and the pub/sub listener that feeds them.
+
+Every change of an order is published once on the Redis channel ``bb:events`` (by whichever
+process made it) and every server process routes it to its own connections here.  Process
+memory alone never carries an offer: a process hears its own changes back from Redis too.
+
+Each connection has an :class:`Outbox`.  Routing only appends to outboxes (synchronous, no
+awaits), and each frame is encoded once per encoding, not once per connection; the
+connection's writer task drains its outbox onto the socket.  A connection whose outbox
+overflows (a client that stopped reading) is closed so that it cannot hold memory; it
+reconnects and gets every open order again.
+
+Besides offers and withdrawals, agents get ``update`` frames for the orders they hold (or held
+until the change) and ``held`` frames with how many they hold against ``BANGBAN_MAX_HELD``; the
+hub remembers those counts to flag offers ``at_limit`` per agent (one more encoding per
+event, not per connection).  Trackers get ``status`` frames with the trail entry.
+
+When the pub/sub connection is lost, events published meanwhile are gone for this process, so
+after re-subscribing the hub asks :attr:`Hub.resync` to resend every connection its snapshot
+(duplicates are allowed by the protocol; gaps are not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from dispatcher.board.scripts import EVENTS_CHANNEL
+from dispatcher.flows.claim_cache import ClaimedOrders
+from dispatcher.live import wire
+from dispatcher.metrics import Metrics
+
+log = logging.getLogger("bangban.hub")
+
+
+class Payload:
+    """One frame map, encoded at most once per encoding however many connections get it."""
+
+    __slots__ = ("_json", "_msgpack", "map")
+
+    def __init__(self, frame_map: dict[str, Any]) -> None:
+        self.map = frame_map
+        self._msgpack: bytes | None = None
+        self._json: str | None = None
+
+    @classmethod
+    def of(cls, frame: wire.Frame) -> Payload:
+        return cls(wire.to_map(frame))
+
+    def encoded(self, encoding: wire.Encoding) -> bytes | str:
+        if encoding == "msgpack":
+            if self._msgpack is None:
+                self._msgpack = msgpack.packb(self.map, use_bin_type=True)
+            return self._msgpack
+        if self._json is None:
+            self._json = str(wire.pack(self.map, "json"))
+        return self._json
+
+
+def _nobody() -> None:
+    pass
+
+
+class Outbox:
+    """Frames waiting to be written to one websocket.
+
+    Starts *held*: frames pushed before :meth:`release` wait behind the ones pushed with
+    ``first=True`` (the welcome and the snapshot), so a connection never sees a live change
+    before the snapshot it supersedes.  :attr:`wake` is called whenever frames become ready
+    to write (or the outbox overflows); the connection's writer sets it.
+    """
+
+    __slots__ = ("_held", "_queue", "encoding", "limit", "overflowed", "wake")
+
+    def __init__(self, encoding: wire.Encoding, limit: int) -> None:
+        self.encoding: wire.Encoding = encoding
+        self.limit = limit
+        self.overflowed = False
+        self.wake: Callable[[], None] = _nobody
+        self._queue: list[bytes | str] = []
+        self._held: list[bytes | str] | None = []
+
+    def push(self, payload: Payload, *, first: bool = False) -> None:
+        data = payload.encoded(self.encoding)
+        target = self._queue if first or self._held is None else self._held
+        if len(target) >= self.limit:
+            self.overflowed = True
+            self.wake()
+            return
+        target.append(data)
+        if target is self._queue:
+            self.wake()
+
+    def release(self) -> None:
+        """Let live frames through, after everything pushed with ``first=True``."""
+        if self._held is not None:
+            self._queue.extend(self._held)
+            self._held = None
+            if self._queue:
+                self.wake()
+
+    def drain(self) -> list[bytes | str]:
+        """The frames ready to write, oldest first, now removed; [] once overflowed."""
+        if self.overflowed or not self._queue:
+            return []
+        items, self._queue = self._queue, []
+        return items
+
+
+@dataclass(eq=False, slots=True)
+class AgentLink:
+    """One connected agent app."""
+
+    agent_id: int
+    grids: frozenset[str]
+    outbox: Outbox
+
+
+@dataclass(eq=False, slots=True)
+class TrackerLink:
+    """One applicant watching one order."""
+
+    order_id: int
+    outbox: Outbox
+
+
+@dataclass
+class Hub:
+    """The connections of this process and the listener that feeds them."""
+
+    redis: aioredis.Redis
+    channel: str = EVENTS_CHANNEL
+    resync: Callable[[], Awaitable[None]] | None = None
+    agents: set[AgentLink] = field(default_factory=set)
+    by_grid: dict[str, set[AgentLink]] = field(default_factory=dict)
+    by_agent: dict[int, set[AgentLink]] = field(default_factory=dict)
+    trackers: dict[int, set[TrackerLink]] = field(default_factory=dict)
+    max_held: int = 5
+    held: dict[int, int] = field(default_factory=dict)
+    """Agent id → orders it holds, as last announced (for ``at_limit`` on offers)."""
+    claimed: ClaimedOrders = field(default_factory=ClaimedOrders)
+    """Orders heard closed, for the claim flow (:mod:`dispatcher.flows.claim_cache`)."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    reconnects: int = 0
+    metrics: Metrics | None = None
+
+    # --- registry ------------------------------------------------------------------------
+
+    def add_agent(self, link: AgentLink) -> None:
+        self.agents.add(link)
+        self.by_agent.setdefault(link.agent_id, set()).add(link)
+        for grid in link.grids:
+            self.by_grid.setdefault(grid, set()).add(link)
+
+    def remove_agent(self, link: AgentLink) -> None:
+        self.agents.discard(link)
+        same = self.by_agent.get(link.agent_id)
+        if same is not None:
+            same.discard(link)
+            if not same:
+                del self.by_agent[link.agent_id]
+        for grid in link.grids:
+            members = self.by_grid.get(grid)
+            if members is not None:
+                members.discard(link)
+                if not members:
+                    del self.by_grid[grid]
+
+    def add_tracker(self, link: TrackerLink) -> None:
+        self.trackers.setdefault(link.order_id, set()).add(link)
+
+    def remove_tracker(self, link: TrackerLink) -> None:
+        members = self.trackers.get(link.order_id)
+        if members is not None:
+            members.discard(link)
+            if not members:
+                del self.trackers[link.order_id]
+
+    # --- routing -------------------------------------------------------------------------
+
+    def at_limit(self, agent_id: int) -> bool:
+        return self.held.get(agent_id, 0) >= self.max_held
+
+    def set_held(self, agent_id: int, count: int) -> int:
+        """Record how many orders an agent holds; tell its connections.  Returns frames."""
+        self.held[agent_id] = count
+        links = self.by_agent.get(agent_id, ())
+        if links:
+            frame = Payload.of(wire.Held(count, self.max_held))
+            for link in links:
+                link.outbox.push(frame)
+        return len(links)
+
+    def deliver(self, event: dict[str, Any]) -> int:
+        """Route one change event to local connections; returns how many frames were queued.
+
+        An open order is offered to its audience (its grid, or everyone once widened) except
+        the agents who released it, flagged ``at_limit`` for agents holding all they may; a
+        closed one is withdrawn from that audience except its winner; agents named in
+        ``notify`` get an ``update``; its trackers get the status with the step (``event``).
+        """
+        sent = 0
+        for agent_id, count in event.get("held") or ():
+            sent += self.set_held(agent_id, count)
+        order = event.get("order")
+        if order is None:  # only held counts (the reconciler's repairs)
+            return sent
+        self.claimed.learn(order["id"], order["status"], order["version"])
+        audience: Iterable[AgentLink]
+        if order["scope"] == "all":
+            audience = self.agents
+        else:
+            reach = order.get("offered_grids") or (order["grid"],)
+            if len(reach) == 1:
+                audience = self.by_grid.get(reach[0], ())
+            else:  # an agent of two of these grids hears once
+                audience = set().union(*(self.by_grid.get(g, ()) for g in reach))
+        if order["status"] in ("offered", "widened"):
+            offer = Payload.of(wire.Offer(order))
+            greyed: Payload | None = None
+            excluded = set(event.get("excluded") or ())
+            for link in audience:
+                if link.agent_id in excluded:
+                    continue
+                if self.at_limit(link.agent_id):
+                    greyed = greyed or Payload.of(wire.Offer(order, at_limit=True))
+                    link.outbox.push(greyed)
+                else:
+                    link.outbox.push(offer)
+                sent += 1
+        elif event.get("reason"):
+            gone = Payload.of(wire.Withdrawn(order["id"], event["reason"]))
+            winner = order.get("claimed_by")
+            for link in audience:
+                if link.agent_id != winner:
+                    link.outbox.push(gone)
+                    sent += 1
+        notify = event.get("notify")
+        if notify:
+            update = Payload.of(wire.Update(order, event.get("event")))
+            for agent_id in notify:
+                for link in self.by_agent.get(agent_id, ()):
+                    link.outbox.push(update)
+                    sent += 1
+        watchers = self.trackers.get(order["id"])
+        if watchers:
+            status = Payload.of(wire.Status(order, event.get("event")))
+            for tracker in watchers:
+                tracker.outbox.push(status)
+                sent += 1
+        if self.metrics is not None:
+            if order["status"] in ("offered", "widened"):
+                self.metrics.offers.inc(sent)
+            else:
+                self.metrics.withdrawals.inc(sent)
+            if "at" in event:
+                self.metrics.fanout_seconds.observe(
+                    max(0, time.time_ns() // 1_000_000 - event["at"]) / 1000
+                )
+        return sent
+
+    # --- listener ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Listen forever; re-subscribe after a lost connection, then ask for a resync."""
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.ready.set()
+                if not first:
+                    self.reconnects += 1
+                    if self.metrics is not None:
+                        self.metrics.pubsub_reconnects.inc()
+                    log.warning("pubsub resubscribed reconnects=%d", self.reconnects)
+                    if self.resync is not None:
+                        await self.resync()
+                first = False
+                backoff = 0.1
+                while True:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    try:
+                        event = msgpack.unpackb(msg["data"], raw=False)
+                        self.deliver(event)
+                    except Exception:  # a bad event must not stop fan-out for the rest
+                        log.exception("event dropped: undecodable or unroutable")
+            except (RedisError, OSError) as exc:
+                self.ready.clear()
+                first = False
+                log.warning("pubsub lost error=%r retry_in=%.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                try:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except (RedisError, OSError):
+                    pass

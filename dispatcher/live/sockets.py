@@ -1,0 +1,204 @@
+"""Websocket endpoints: the agent's live offers and the applicant's order tracking.
+
+Both follow the same shape: authenticate (close 4401 on a missing or unknown token, 4403 on
+a token for something else), register an :class:`~dispatcher.live.hub.Outbox` with the hub (held),
+read the snapshot from Postgres and queue it first, release live frames, then read client
+frames until the client goes away; the outbox's :class:`~dispatcher.live.asgi.Writer` writes
+frames as they come.  Registering before reading the snapshot means no change can fall
+between the two (duplicates are allowed).
+
+They are served straight from ASGI (:func:`serve`, called by ``dispatcher.web.app.App``), not
+through Starlette's router: see :mod:`dispatcher.live.asgi` for why.
+
+A bad frame gets an ``error`` frame and the connection stays open; a frame over 64 KiB is
+refused by the transport with close code 1009 (uvicorn's ``ws_max_size``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncGenerator
+
+from dispatcher import auth
+from dispatcher.context import Context
+from dispatcher.core.roster import Principal, TokenKind
+from dispatcher.exceptions import AuthError, RedisUnavailableError, StoreUnavailableError
+from dispatcher.flows import claims
+from dispatcher.live import wire
+from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
+from dispatcher.live.hub import AgentLink, Outbox, Payload, TrackerLink
+
+log = logging.getLogger("bangban.ws")
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN = 1013
+CLOSE_POLICY = 1008
+
+FRAMES_PER_SECOND = 50.0
+FRAME_BURST = 100.0
+
+
+class _Bucket:
+    """Token bucket: a client may send ``FRAME_BURST`` frames at once, then 50 a second."""
+
+    __slots__ = ("at", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = FRAME_BURST
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(FRAME_BURST, self.tokens + (now - self.at) * FRAMES_PER_SECOND)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Writer] | None:
+    """Accept and authenticate.  Returns None after closing the socket on failure."""
+    token = socket.param("token") or auth.bearer(socket.header(b"authorization"))
+    encoding = socket.param("encoding") or "msgpack"
+    await socket.accept()
+    if encoding not in ("msgpack", "json"):
+        await socket.close(CLOSE_POLICY, "encoding must be msgpack or json")
+        return None
+    try:
+        who = await ctx.auth.resolve(token)
+    except AuthError:
+        await socket.close(CLOSE_UNAUTHORIZED, "missing or unknown token")
+        return None
+    except StoreUnavailableError:
+        await socket.close(CLOSE_TRY_AGAIN, "postgres unavailable; retry")
+        return None
+    chosen: wire.Encoding = "json" if encoding == "json" else "msgpack"
+    outbox = Outbox(chosen, ctx.settings.send_queue)
+    return who, outbox, Writer(socket, outbox, ctx.metrics)
+
+
+def _error(outbox: Outbox, err: wire.FrameError) -> None:
+    outbox.push(Payload.of(wire.Error(err.code, err.message, err.request_id)))
+
+
+async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.ClientFrame, None]:
+    """The client's frames until it goes away; a bad or excess frame is answered with an
+    ``error`` frame and skipped."""
+    bucket = _Bucket()
+    while True:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data is None:
+            data = message.get("text") or ""
+        try:
+            if not bucket.take():
+                raise wire.FrameError(wire.RATE_LIMITED, "too many frames; slow down")
+            yield wire.decode_client(data)
+        except wire.FrameError as err:
+            _error(outbox, err)
+
+
+async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
+    opened = await _open(ctx, socket)
+    if opened is None:
+        return
+    who, outbox, writer = opened
+    agent = who.agent
+    if agent is None:
+        await socket.close(CLOSE_FORBIDDEN, "an agent token is required")
+        return
+    link = AgentLink(agent.id, frozenset(agent.grids), outbox)
+    ctx.hub.add_agent(link)
+    try:
+        try:
+            snapshot = await ctx.store.open_orders_for(agent.grids, agent.id)
+            held = await ctx.board.held_count(agent.id)
+        except (StoreUnavailableError, RedisUnavailableError):
+            await socket.close(CLOSE_TRY_AGAIN, "postgres or redis unavailable; retry")
+            return
+        outbox.push(Payload.of(wire.Welcome(agent.id, list(agent.grids), ctx.clock())), first=True)
+        ctx.hub.held[agent.id] = held
+        outbox.push(Payload.of(wire.Held(held, ctx.settings.max_held)), first=True)
+        at_limit = held >= ctx.settings.max_held
+        for order in snapshot:
+            outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
+        outbox.release()
+        log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
+        async with contextlib.aclosing(_frames(socket, outbox)) as frames:
+            async for frame in frames:
+                if isinstance(frame, wire.Claim):
+                    outcome = await claims.claim(ctx, agent, frame.order_id, frame.request_id)
+                    result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
+                    outbox.push(Payload.of(result), first=True)
+                else:
+                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
+    finally:
+        ctx.hub.remove_agent(link)
+        await writer.stop()
+
+
+async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> None:
+    opened = await _open(ctx, socket)
+    if opened is None:
+        return
+    who, outbox, writer = opened
+    order_id = int(raw_order_id) if raw_order_id.isdigit() and 0 < int(raw_order_id) < 2**63 else 0
+    if who.kind is not TokenKind.ADMIN and not (
+        who.kind is TokenKind.TRACKING and who.order_id == order_id
+    ):
+        await socket.close(CLOSE_FORBIDDEN, "this token does not track this order")
+        return
+    link = TrackerLink(order_id, outbox)
+    ctx.hub.add_tracker(link)
+    try:
+        try:
+            order = await ctx.store.get_order(order_id)
+            last = None if order is None else await ctx.store.last_event(order_id)
+        except (StoreUnavailableError, RedisUnavailableError):
+            await socket.close(CLOSE_TRY_AGAIN, "postgres unavailable; retry")
+            return
+        if order is None:
+            await socket.close(CLOSE_FORBIDDEN, "no such order")
+            return
+        # The order as it is, with the step that made it so.
+        outbox.push(Payload.of(wire.Status(order.to_wire(ctx.clock()), last)), first=True)
+        outbox.release()
+        async with contextlib.aclosing(_frames(socket, outbox)) as frames:
+            async for frame in frames:
+                if isinstance(frame, wire.Ping):
+                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
+                else:
+                    refusal = wire.FrameError(
+                        wire.FORBIDDEN,
+                        "applicants cannot claim",
+                        getattr(frame, "request_id", None),
+                    )
+                    _error(outbox, refusal)
+
+    finally:
+        ctx.hub.remove_tracker(link)
+        await writer.stop()
+
+
+AGENT_PATH = "/v1/agent/ws"
+TRACKING_PATH = re.compile(r"/v1/orders/([^/]+)/ws")
+
+
+async def serve(ctx: Context, scope: Message, receive: Receive, send: Send) -> bool:
+    """Serve ``scope`` if it is one of our websocket paths; False (nothing done) if not."""
+    path: str = scope["path"]
+    if path == AGENT_PATH:
+        await agent_ws(ctx, AsgiSocket(scope, receive, send))
+        return True
+    match = TRACKING_PATH.fullmatch(path)
+    if match is not None:
+        await tracking_ws(ctx, AsgiSocket(scope, receive, send), match.group(1))
+        return True
+    return False

@@ -1,0 +1,1 @@
+"""Postgres: the store (:mod:`.store`), its parts by the data they own, and numbered migrations."""

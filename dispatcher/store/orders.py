@@ -1,0 +1,374 @@
+"""Postgres for orders: filing, claims, widening, workflow decisions, deadlines and the trail.
+
+Mixed into :class:`dispatcher.store.store.Store`.  A decision of :mod:`dispatcher.core.workflow` is
+stored by :meth:`OrderStore.record`: one statement that updates the order only where its
+version is still the one decided on *and* appends the event, so of two people acting on the
+same version of an order exactly one is recorded, with its trail entry, and the other learns
+it lost (None) and decides again on what is there now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from dispatcher.core.lifecycle import label
+from dispatcher.core.orders import HELD_STATUSES, Order, format_schedule
+from dispatcher.store.pg import ORDER_COLS, dt, ms, order_from_row, translated
+
+
+def _time(v: Any) -> Any:
+    return None if v is None else dt(v)
+
+
+def _value(v: Any) -> Any:
+    return None if v is None else v.value
+
+
+_COLUMNS: Mapping[str, Callable[[Any], Any]] = {
+    "status": _value,
+    "scope": _value,
+    "rating": _value,
+    "widen_at": _time,
+    "escalate_at": _time,
+    "offered_at": _time,
+    "next_step_at": _time,
+    "claimed_at": _time,
+    "supply_by": _time,
+    "accepted_at": _time,
+    "due_at": _time,
+    "replied_at": _time,
+    "close_at": _time,
+    "excluded": sorted,
+    "required": list,
+    "missing": list,
+    "reach_grids": list,
+    "claimed_by": lambda v: v,
+    "time_limit_days": lambda v: v,
+    "step": lambda v: v,
+    "version": lambda v: v,
+    "item": lambda v: v,
+    "item_name": lambda v: v,
+    "item_class": lambda v: v,
+}
+"""The order fields a decision may change, and how each is written."""
+
+_HELD = sorted(s.value for s in HELD_STATUSES)
+
+
+class OrderStore:
+    """Decisions and deadlines.  Mixed into Store; uses ``self.pool``."""
+
+    pool: asyncpg.Pool
+
+    async def record(
+        self,
+        order: Order,
+        changes: Mapping[str, Any],
+        *,
+        kind: str,
+        at: int,
+        actor: str,
+        details: Mapping[str, Any],
+    ) -> Order | None:
+        """Apply ``changes`` (``version`` included) to ``order`` and append its event, if the
+        stored order is still at ``order.version``.  Returns the new order, or None when
+        somebody changed it first (nothing recorded)."""
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"not an order column: {sorted(unknown)}")
+        names = sorted(changes)
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=7))
+        with translated():
+            row = await self.pool.fetchrow(
+                f"""
+                WITH u AS (
+                    UPDATE orders SET {sets}, updated_at = now()
+                    WHERE id = $1 AND version = $2
+                    RETURNING *
+                ), e AS (
+                    INSERT INTO order_events (order_id, at, kind, actor, details)
+                    SELECT id, $3, $4, $5, $6::jsonb FROM u
+                )
+                SELECT {ORDER_COLS} FROM u
+                """,
+                order.id,
+                order.version,
+                dt(at),
+                kind,
+                actor,
+                json.dumps(dict(details), ensure_ascii=False),
+                *(_COLUMNS[name](changes[name]) for name in names),
+            )
+        return None if row is None else order_from_row(row)
+
+    async def due_deadlines(self, now: int, limit: int = 500) -> list[int]:
+        """Orders whose clock action is due: open past ``escalate_at``, replied past
+        ``close_at``.  The backstop for the Redis schedule."""
+        with translated():
+            rows = await self.pool.fetch(
+                "(SELECT id FROM orders WHERE status IN ('offered', 'widened')"
+                "  AND escalate_at <= $1 ORDER BY escalate_at LIMIT $2)"
+                " UNION (SELECT id FROM orders WHERE status = 'replied' AND close_at <= $1"
+                "  ORDER BY close_at LIMIT $2)",
+                dt(now),
+                limit,
+            )
+        return sorted(r["id"] for r in rows)
+
+    async def list_orders(
+        self,
+        *,
+        status: str | None = None,
+        overdue_at: int | None = None,
+        agent_id: int | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[Order]:
+        """Orders for operators, by id: of ``status``, overdue at ``overdue_at`` (accepted past
+        ``due_at`` or awaiting materials past ``supply_by``), held by ``agent_id``."""
+        where = ["id > $1"]
+        args: list[Any] = [after_id]
+        if status is not None:
+            args.append(status)
+            where.append(f"status = ${len(args)}")
+        if overdue_at is not None:
+            args.append(dt(overdue_at))
+            n = len(args)
+            where.append(
+                f"((status = 'accepted' AND due_at < ${n})"
+                f" OR (status = 'awaiting_materials' AND supply_by < ${n}))"
+            )
+        if agent_id is not None:
+            args.append(agent_id)
+            where.append(f"claimed_by = ${len(args)}")
+        args.append(limit)
+        with translated():
+            rows = await self.pool.fetch(
+                f"SELECT {ORDER_COLS} FROM orders WHERE {' AND '.join(where)}"
+                f" ORDER BY id LIMIT ${len(args)}",
+                *args,
+            )
+        return [order_from_row(r) for r in rows]
+
+    async def held_orders(self, agent_id: int | None = None) -> dict[int, list[int]]:
+        """Agent id → the orders it holds (claimed, accepted, awaiting materials)."""
+        with translated():
+            rows = await self.pool.fetch(
+                "SELECT claimed_by, array_agg(id ORDER BY id) AS ids FROM orders"
+                " WHERE status = ANY ($1::text[]) AND ($2::bigint IS NULL OR claimed_by = $2)"
+                " GROUP BY claimed_by",
+                _HELD,
+                agent_id,
+            )
+        return {r["claimed_by"]: list(r["ids"]) for r in rows}
+
+    async def last_event(self, order_id: int) -> dict[str, Any] | None:
+        """The newest trail entry of an order, as the tracking socket shows it."""
+        with translated():
+            row = await self.pool.fetchrow(
+                "SELECT at, kind, details FROM order_events WHERE order_id = $1"
+                " ORDER BY id DESC LIMIT 1",
+                order_id,
+            )
+        if row is None:
+            return None
+        kind = row["kind"]
+        details = json.loads(row["details"])
+        return {"kind": kind, "label": label(kind), "at": ms(row["at"]), "details": details}
+
+    # --- orders ----------------------------------------------------------------------------
+
+    async def insert_order(
+        self,
+        order: Order,
+        *,
+        applicant: dict[str, str],
+        tracking_digest: bytes,
+        actor: str,
+        routing: dict[str, Any] | None = None,
+    ) -> Order:
+        """Record a new order (``order.id`` is ignored: Postgres assigns it), its tracking
+        token and its `filed` event, in one statement."""
+        with translated():
+            row = await self.pool.fetchrow(
+                f"""
+                WITH o AS (
+                    INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
+                                        applicant_phone, created_at, widen_at, scope, routing,
+                                        schedule, step, reach_grids, next_step_at, offered_at,
+                                        escalate_at, item_name, required, time_limit_days)
+                    VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
+                            $12, 0, $13, $14, $7, $15, $16, $17, $18)
+                    RETURNING *
+                ), t AS (
+                    INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
+                ), e AS (
+                    INSERT INTO order_events (order_id, at, kind, actor, details)
+                    SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
+                    FROM o
+                )
+                SELECT {ORDER_COLS} FROM o
+                """,
+                order.grid,
+                order.item,
+                order.text,
+                order.item_class,
+                applicant.get("name"),
+                applicant.get("phone"),
+                dt(order.created_at),
+                dt(order.widen_at),
+                tracking_digest,
+                actor,
+                None if routing is None else json.dumps(routing, ensure_ascii=False),
+                format_schedule(order.schedule),
+                list(order.reach_grids),
+                None if order.next_step_at is None else dt(order.next_step_at),
+                None if order.escalate_at is None else dt(order.escalate_at),
+                order.item_name,
+                list(order.required),
+                order.time_limit_days,
+            )
+        assert row is not None
+        return order_from_row(row)
+
+    async def order_routing(self, order_id: int) -> dict[str, Any] | None:
+        with translated():
+            raw = await self.pool.fetchval("SELECT routing FROM orders WHERE id = $1", order_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def get_order(self, order_id: int) -> Order | None:
+        with translated():
+            row = await self.pool.fetchrow(
+                f"SELECT {ORDER_COLS} FROM orders WHERE id = $1", order_id
+            )
+        return None if row is None else order_from_row(row)
+
+    async def get_applicant(self, order_id: int) -> dict[str, str | None]:
+        with translated():
+            row = await self.pool.fetchrow(
+                "SELECT applicant_name, applicant_phone FROM orders WHERE id = $1", order_id
+            )
+        if row is None:
+            return {}
+        return {"name": row["applicant_name"], "phone": row["applicant_phone"]}
+
+    async def claim_order(self, order_id: int, agent_id: int, now: int) -> Order | None:
+        """Record ``agent_id`` as the one winner, if the order is still open to it; else None.
+
+        The update is conditional on the order being open (and the agent not one who released
+        it), so Postgres can never record a second winner, whatever Redis said.
+        """
+        with translated():
+            row = await self.pool.fetchrow(
+                f"""
+                WITH c AS (
+                    UPDATE orders SET status = 'claimed', claimed_by = $2, claimed_at = $3,
+                                      version = version + 1, updated_at = now()
+                    WHERE id = $1 AND status IN ('offered', 'widened')
+                          AND NOT ($2 = ANY (excluded))
+                    RETURNING *
+                ), e AS (
+                    INSERT INTO order_events (order_id, at, kind, actor)
+                    SELECT id, $3, 'claimed', 'agent:' || $2::text FROM c
+                )
+                SELECT {ORDER_COLS} FROM c
+                """,
+                order_id,
+                agent_id,
+                dt(now),
+            )
+        return None if row is None else order_from_row(row)
+
+    async def advance_order(self, current: Order, nxt: Order, now: int) -> Order | None:
+        """Move ``current`` to the rung ``nxt`` (computed by the core) if nobody did yet.
+
+        The update is conditional on the order still being offered on ``current``'s rung, so
+        of several processes sweeping the same order exactly one moves it; the others get
+        None.  The `widened` event is appended in the same statement.
+        """
+        rung = nxt.schedule[nxt.step]
+        late = now - (current.next_step_at or now)
+        with translated():
+            row = await self.pool.fetchrow(
+                f"""
+                WITH w AS (
+                    UPDATE orders SET status = $3, scope = $4, step = $5, reach_grids = $6,
+                                      next_step_at = $7, version = version + 1,
+                                      updated_at = now()
+                    WHERE id = $1 AND status = 'offered' AND step = $2 AND offered_at = $12
+                    RETURNING *
+                ), e AS (
+                    INSERT INTO order_events (order_id, at, kind, actor, details)
+                    SELECT id, $8, 'widened', 'system',
+                           jsonb_build_object('step', $5::int, 'reach', $9::text,
+                                              'late_ms', $10::bigint, 'grids', $6::text[],
+                                              'offered_at', $11::bigint)
+                    FROM w
+                )
+                SELECT {ORDER_COLS} FROM w
+                """,
+                current.id,
+                current.step,
+                nxt.status.value,
+                nxt.scope.value,
+                nxt.step,
+                list(nxt.reach_grids),
+                None if nxt.next_step_at is None else dt(nxt.next_step_at),
+                dt(now),
+                rung.reach.value,
+                late,
+                current.ladder_base,
+                dt(current.ladder_base),
+            )
+        return None if row is None else order_from_row(row)
+
+    async def due_orders(self, now: int, limit: int = 500) -> list[int]:
+        """Orders whose next widening step is due but not taken."""
+        with translated():
+            rows = await self.pool.fetch(
+                "SELECT id FROM orders WHERE status = 'offered' AND next_step_at <= $1"
+                " ORDER BY next_step_at LIMIT $2",
+                dt(now),
+                limit,
+            )
+        return [r["id"] for r in rows]
+
+    async def open_orders_for(
+        self, grids: Sequence[str], agent_id: int | None = None
+    ) -> list[Order]:
+        """Every order open to agent ``agent_id`` of ``grids``: those reaching its grids, and
+        all widened, but none it released."""
+        with translated():
+            rows = await self.pool.fetch(
+                f"SELECT {ORDER_COLS} FROM orders"
+                " WHERE ((status = 'offered' AND reach_grids && $1::text[])"
+                " OR status = 'widened') AND NOT (coalesce($2::bigint, 0) = ANY (excluded))"
+                " ORDER BY id",
+                list(grids),
+                agent_id,
+            )
+        return [order_from_row(r) for r in rows]
+
+    async def order_events(self, order_id: int) -> list[dict[str, Any]]:
+        """The trail of an order, oldest first, each entry with its applicant's ``label``."""
+        with translated():
+            rows = await self.pool.fetch(
+                "SELECT id, at, kind, actor, details FROM order_events WHERE order_id = $1"
+                " ORDER BY id",
+                order_id,
+            )
+        return [
+            {
+                "id": r["id"],
+                "at": ms(r["at"]),
+                "kind": r["kind"],
+                "label": label(r["kind"]),
+                "actor": r["actor"],
+                "details": json.loads(r["details"]),
+            }
+            for r in rows
+        ]

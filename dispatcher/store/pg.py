@@ -1,0 +1,116 @@
+"""asyncpg helpers shared by the store's modules: error translation and time conversion."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+
+from dispatcher.core.orders import Order, Scope, Status, default_schedule, parse_schedule
+from dispatcher.core.points import Rating
+from dispatcher.core.roster import Agent
+from dispatcher.exceptions import StoreError, StoreUnavailableError
+
+ORDER_COLS = (
+    "id, status, grid, item, text, item_class, created_at, widen_at, scope, claimed_by,"
+    " claimed_at, version, step, reach_grids, next_step_at, schedule, offered_at, escalate_at,"
+    " excluded, item_name, required, time_limit_days, missing, supply_by, accepted_at, due_at,"
+    " replied_at, close_at, rating"
+)
+"""The columns :func:`order_from_row` reads."""
+
+
+class StoreConflictError(StoreError):
+    """An integrity constraint refused the change (SQLSTATE class 23)."""
+
+    def __init__(self, message: str, constraint: str | None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class UnknownGridError(StoreError):
+    """A grid code given for an agent or an order does not exist."""
+
+    def __init__(self, codes: Sequence[str]) -> None:
+        super().__init__(f"unknown grid(s): {', '.join(codes)}")
+        self.codes = list(codes)
+
+
+_UNAVAILABLE_CLASSES = ("08", "53", "57")  # connection, resources, operator intervention/timeout
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        state = getattr(exc, "sqlstate", "") or ""
+        if state[:2] in _UNAVAILABLE_CLASSES:
+            raise StoreUnavailableError(f"postgres: {exc}") from exc
+        if state.startswith("23"):
+            raise StoreConflictError(str(exc), getattr(exc, "constraint_name", None)) from exc
+        raise StoreError(f"postgres: {exc}") from exc
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        raise StoreUnavailableError(f"postgres: {exc!r}") from exc
+
+
+def ms(dt: datetime | None) -> int | None:
+    return None if dt is None else round(dt.timestamp() * 1000)
+
+
+def dt(ms_: int) -> datetime:
+    return datetime.fromtimestamp(ms_ / 1000, tz=UTC)
+
+
+def agent_from_row(row: asyncpg.Record) -> Agent:
+    return Agent(
+        id=row["id"],
+        name=row["name"],
+        phone=row["phone"],
+        grids=tuple(row["grids"]),
+        active=row["active"],
+    )
+
+
+def order_from_row(row: asyncpg.Record) -> Order:
+    created_at = ms(row["created_at"]) or 0
+    widen_at = ms(row["widen_at"]) or 0
+    offered_at = ms(row["offered_at"])
+    schedule = (
+        parse_schedule(row["schedule"])
+        if row["schedule"]
+        else default_schedule((widen_at - (offered_at or created_at)) / 1000)
+    )
+    return Order(
+        id=row["id"],
+        status=Status(row["status"]),
+        grid=row["grid"],
+        item=row["item"],
+        text=row["text"],
+        item_class=row["item_class"],
+        created_at=created_at,
+        widen_at=widen_at,
+        scope=Scope(row["scope"]),
+        claimed_by=row["claimed_by"],
+        claimed_at=ms(row["claimed_at"]),
+        version=row["version"],
+        step=row["step"],
+        reach_grids=tuple(row["reach_grids"] or (row["grid"],)),
+        next_step_at=ms(row["next_step_at"]),
+        schedule=schedule,
+        offered_at=offered_at,
+        escalate_at=ms(row["escalate_at"]),
+        excluded=frozenset(row["excluded"]),
+        item_name=row["item_name"],
+        required=tuple(row["required"]),
+        time_limit_days=row["time_limit_days"],
+        missing=tuple(row["missing"]),
+        supply_by=ms(row["supply_by"]),
+        accepted_at=ms(row["accepted_at"]),
+        due_at=ms(row["due_at"]),
+        replied_at=ms(row["replied_at"]),
+        close_at=ms(row["close_at"]),
+        rating=None if row["rating"] is None else Rating(row["rating"]),
+    )
