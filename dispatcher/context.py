@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
+from dispatcher.core.lifecycle import Policy
 from dispatcher.core.orders import Reach
 from dispatcher.core.workdays import load_calendar
-from dispatcher.core.workflow import Policy
 from dispatcher.live.hub import Hub
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings

@@ -9,33 +9,30 @@ from dataclasses import replace
 import pytest
 
 from dispatcher.core.catalog import Level, load_catalog
-from dispatcher.core.orders import Scope
-from dispatcher.core.points import Rating
-from dispatcher.core.workdays import CHINA, load_calendar
-from dispatcher.core.workflow import (
+from dispatcher.core.lifecycle import (
     EVENT_LABELS,
     TRANSITIONS,
     Action,
     Actor,
     ActorKind,
-    Decision,
     Fee,
-    IllegalTransition,
-    InvalidParams,
-    NotDue,
     OrderState,
     Params,
     Policy,
-    Refusal,
     State,
+)
+from dispatcher.core.orders import Scope, is_overdue
+from dispatcher.core.points import Rating
+from dispatcher.core.refusals import (
+    IllegalTransition,
+    InvalidParams,
+    NotDue,
+    Refusal,
     UnknownMaterial,
     WrongActor,
-    classify,
-    decide,
-    is_overdue,
-    next_deadline,
 )
-from dispatcher.exceptions import RequestError
+from dispatcher.core.workdays import CHINA, load_calendar
+from dispatcher.core.workflow import Decision, classify, decide, next_deadline
 
 S, A, K = State, Action, ActorKind
 HOUR = 3_600_000
@@ -156,8 +153,8 @@ def test_every_state_action_actor_follows_the_table(
 def test_only_the_claiming_agent_may_act_as_agent(key: tuple[State, Action, ActorKind]) -> None:
     state, action, _ = key
     result = decide(order_in(state), action, Actor(K.AGENT, OTHER), NOW, POLICY, EVERYTHING)
-    error = refused(result, WrongActor).as_error()
-    assert (error.status, error.code) == (403, "forbidden")
+    refusal = refused(result, WrongActor)
+    assert (refusal.status, refusal.code) == (403, "forbidden")
 
 
 def test_every_decision_bumps_the_version_once_and_reports_it_as_changed() -> None:
@@ -171,18 +168,17 @@ def test_every_decision_bumps_the_version_once_and_reports_it_as_changed() -> No
         assert d.event.label == EVENT_LABELS[d.event.kind] and d.event.at == NOW
 
 
-def test_illegal_transition_names_the_current_state_in_the_http_error() -> None:
+def test_illegal_transition_names_the_current_state_in_the_refusal() -> None:
     result = decide(order_in(S.CLOSED), A.RATE, ACTORS[K.APPLICANT], NOW, POLICY, EVERYTHING)
-    error = refused(result, IllegalTransition).as_error()
-    assert isinstance(error, RequestError)
-    assert (error.status, error.code) == (409, "illegal_transition")
-    assert error.details == {"current_state": "closed", "action": "rate"}
-    assert "closed" in error.message
+    refusal = refused(result, IllegalTransition)
+    assert (refusal.status, refusal.code) == (409, "illegal_transition")
+    assert refusal.details() == {"current_state": "closed", "action": "rate"}
+    assert "closed" in refusal.message
 
 
 def test_wrong_kind_of_actor_is_forbidden_whatever_the_state() -> None:
     result = decide(order_in(S.CLAIMED), A.ACCEPT, ACTORS[K.APPLICANT], NOW, POLICY)
-    assert refused(result, WrongActor).as_error().status == 403
+    assert refused(result, WrongActor).status == 403
     result = decide(order_in(S.REPLIED), A.RATE, ACTORS[K.AGENT], NOW, POLICY, EVERYTHING)
     assert refused(result, WrongActor).message == "this agent may not rate this order"
 
@@ -304,7 +300,7 @@ def test_unrated_reply_closes_after_the_rating_period_and_then_cannot_be_rated()
     o = order_in(S.REPLIED, close_at=T0 + 9 * DAY)
     early = decide(o, A.CLOSE, ACTORS[K.SYSTEM], T0 + 9 * DAY - 1, POLICY)
     assert isinstance(early, NotDue) and early.due_at == T0 + 9 * DAY
-    assert early.as_error().code == "not_due"
+    assert early.code == "not_due"
     d = decided(decide(o, A.CLOSE, ACTORS[K.SYSTEM], T0 + 9 * DAY, POLICY))
     assert d.order.status is S.CLOSED and d.order.rating is None
     assert d.event.kind == "closed_unrated"
@@ -427,7 +423,7 @@ def test_materials_must_be_the_items_own() -> None:
     params = Params(received=(ID, "村委会证明"))
     bad = decide(order_in(S.CLAIMED), A.ACCEPT, ACTORS[K.AGENT], T0, POLICY, params)
     assert isinstance(bad, UnknownMaterial) and bad.field == "received"
-    assert bad.as_error().code == "unknown_material" and bad.as_error().status == 422
+    assert bad.code == "unknown_material" and bad.status == 422
     free = order_in(S.CLAIMED, required=(), time_limit_days=None)
     assert decided(decide(free, A.ACCEPT, ACTORS[K.AGENT], T0, POLICY, params))
 

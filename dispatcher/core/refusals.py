@@ -2,7 +2,9 @@
 
 Two people acting on one order at once is normal (the applicant cancels as the agent
 accepts), so :func:`dispatcher.core.workflow.decide` returns a refusal instead of raising.  They
-form one small tree, and :meth:`Refusal.as_error` turns one into the HTTP error::
+form one small tree; the flow that records actions (:mod:`dispatcher.flows.handling`) adds
+the refusals only it can know (the order is gone, it changed meanwhile, the agent is full), and
+only the web layer turns one into an HTTP error (:func:`dispatcher.web.http.refusal_error`)::
 
     Refusal
     ├── WrongActor          403 forbidden: "never you": this kind of actor may do the action in
@@ -10,16 +12,18 @@ form one small tree, and :meth:`Refusal.as_error` turns one into the HTTP error:
     ├── IllegalTransition   409 illegal_transition: "not now": this kind of actor may, but not
     │                       in the current state (named in ``details.current_state``)
     ├── NotDue              409 not_due: a clock action before its deadline
-    └── InvalidParams       422 invalid_value: the params are wrong (``details.field``)
-        └── UnknownMaterial 422 unknown_material: a material the order's item does not list
+    ├── InvalidParams       422 invalid_value: the params are wrong (``details.field``)
+    │   └── UnknownMaterial 422 unknown_material: a material the order's item does not list
+    ├── NoSuchOrder         404 not_found: no order has this id
+    ├── Changed             409 conflict: the order changed meanwhile (or is not at the
+    │                       ``version`` asked for); look and retry
+    └── LimitReached        409 limit_reached: the agent given the order holds as many as allowed
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from dispatcher.exceptions import RequestError
 
 if TYPE_CHECKING:
     from dispatcher.core.lifecycle import Action, ActorKind, State
@@ -39,11 +43,6 @@ class Refusal:
     @property
     def message(self) -> str:
         return self.template.format(**self.details())
-
-    def as_error(self) -> RequestError:
-        return RequestError(
-            self.message, code=self.code, status=self.status, details=self.details()
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +94,39 @@ class UnknownMaterial(InvalidParams):
     """A material received that the order's catalogue item does not list."""
 
     code: ClassVar[str] = "unknown_material"
+
+
+@dataclass(frozen=True, slots=True)
+class NoSuchOrder(Refusal):
+    """No order has this id (or it is not visible to the caller)."""
+
+    code: ClassVar[str] = "not_found"
+    status: ClassVar[int] = 404
+    template: ClassVar[str] = "no such order"
+
+
+@dataclass(frozen=True, slots=True)
+class Changed(Refusal):
+    """The order changed meanwhile: decided again it means something else now; look and retry."""
+
+    current_state: State | str
+    version: int
+    code: ClassVar[str] = "conflict"
+    status: ClassVar[int] = 409
+    template: ClassVar[str] = (
+        "the order changed meanwhile: it is {current_state} now (version {version}); look and retry"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LimitReached(Refusal):
+    """The agent an order is given to holds ``limit`` orders already."""
+
+    agent_id: int
+    limit: int
+    code: ClassVar[str] = "limit_reached"
+    status: ClassVar[int] = 409
+    template: ClassVar[str] = "agent {agent_id} holds {limit} orders already"
 
 
 class Invalid(Exception):

@@ -32,66 +32,26 @@ from dispatcher.core.catalog import Item
 from dispatcher.core.lifecycle import (
     CLASSIFIABLE,
     EVENT_LABELS,
-    FEE_MAX_FEN,
     KINDS,
-    LIST_MAX,
     NO_PARAMS,
-    REASON_MAX,
-    TEXT_MAX,
     TRANSITIONS,
     Action,
     Actor,
     ActorKind,
     Event,
-    Fee,
     OrderState,
     Params,
     Policy,
     State,
-    label,
 )
-from dispatcher.core.orders import Order, is_overdue
+from dispatcher.core.orders import Order
 from dispatcher.core.refusals import (
     IllegalTransition,
     Invalid,
-    InvalidParams,
     NotDue,
     Refusal,
-    UnknownMaterial,
     WrongActor,
 )
-
-__all__ = [
-    "EVENT_LABELS",
-    "FEE_MAX_FEN",
-    "LIST_MAX",
-    "NO_PARAMS",
-    "REASON_MAX",
-    "TEXT_MAX",
-    "TRANSITIONS",
-    "Action",
-    "Actor",
-    "ActorKind",
-    "Decision",
-    "Event",
-    "Fee",
-    "IllegalTransition",
-    "InvalidParams",
-    "NotDue",
-    "OrderState",
-    "Params",
-    "Policy",
-    "Refusal",
-    "State",
-    "UnknownMaterial",
-    "WrongActor",
-    "classify",
-    "decide",
-    "is_overdue",
-    "label",
-    "next_deadline",
-    "state_of",
-]
 
 S, A, K = State, Action, ActorKind
 CLASSIFY = "classify"

@@ -17,8 +17,8 @@ import logging
 
 from dispatcher.board import scripts as rs
 from dispatcher.context import Context
-from dispatcher.core.workflow import NEVER, Actor, ActorKind, next_deadline, state_of
-from dispatcher.exceptions import ConflictError, RequestError
+from dispatcher.core.lifecycle import Actor, ActorKind
+from dispatcher.core.workflow import NEVER, next_deadline, state_of
 from dispatcher.flows import handling
 
 log = logging.getLogger("bangban.deadlines")
@@ -44,13 +44,12 @@ async def handle(ctx: Context, order_ids: list[int]) -> int:
         if due > ctx.clock():
             await ctx.board.reschedule(order_id, due, schedule=rs.CLOCK_DUE)
             continue
-        try:
-            after, _ = await handling.act(ctx, order_id, action, SYSTEM, "system")
-        except ConflictError:
-            continue  # someone acted meanwhile; their announce reschedules it
-        except RequestError as exc:  # not due after all, or the order moved on: look again
-            log.info("clock action skipped order_id=%s code=%s", order_id, exc.code)
+        outcome = await handling.act(ctx, order_id, action, SYSTEM, "system")
+        if not isinstance(outcome, handling.Recorded):
+            # Not due after all, or someone acted meanwhile (their announce reschedules it).
+            log.info("clock action skipped order_id=%s code=%s", order_id, outcome.code)
             continue
+        after = outcome.order
         taken += 1
         lateness = ctx.clock() - due
         log.info(

@@ -3,8 +3,8 @@
 Every action (an agent accepting, an applicant rating, an operator reassigning, the clock
 escalating) goes through :func:`act`:
 
-1. read the order from Postgres and ask :func:`dispatcher.core.workflow.decide` (or ``classify``);
-   a refusal becomes its HTTP error and nothing is changed;
+1. read the order from Postgres and ask :func:`dispatcher.core.workflow.decide` (or
+   ``classify``); a refusal is returned as it is and nothing is changed;
 2. store the decision with :meth:`~dispatcher.store.store.Store.record`, conditional on the version
    decided on, with its trail event in the same statement;
 3. keep the agents' held counts (``BANGBAN_MAX_HELD``) and Redis in step, and publish the
@@ -16,7 +16,10 @@ state and agent: a widening or a progress note came in between) the action is de
 on what is there now.  Otherwise the other learns what happened: the refusal the new state
 gives (``illegal_transition`` naming it, e.g. a second rating), or, where the action would
 still be allowed but means something else now (a second operator reassigning an order the
-first one just reassigned), 409 ``conflict`` with the current state, to look and retry.
+first one just reassigned), :class:`~dispatcher.core.refusals.Changed` with the current state.
+
+Every outcome is a value (:data:`Outcome`): :class:`Recorded` or a refusal.  Only the web layer
+turns refusals into HTTP errors; the clock's sweeps just look at them.
 
 If Redis fails after Postgres recorded the change, the change stands and the reconciler
 repairs Redis and the held counts within ``BANGBAN_RECONCILE_INTERVAL``.
@@ -27,22 +30,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dispatcher.context import Context
-from dispatcher.core.lifecycle import trail_entry
+from dispatcher.core.lifecycle import NO_PARAMS, Action, Actor, OrderState, Params, trail_entry
 from dispatcher.core.orders import HELD_STATUSES, Order, reoffered, withdrawn_reason
-from dispatcher.core.workflow import (
-    NO_PARAMS,
-    Action,
-    Actor,
-    Decision,
-    OrderState,
-    Params,
-    Refusal,
-    decide,
-    state_of,
-)
-from dispatcher.exceptions import ConflictError, NotFoundError, RedisUnavailableError, RequestError
+from dispatcher.core.refusals import Changed, LimitReached, NoSuchOrder, Refusal
+from dispatcher.core.workflow import Decision, decide, state_of
+from dispatcher.exceptions import RedisUnavailableError
 
 log = logging.getLogger("bangban.handling")
 
@@ -50,6 +45,18 @@ ATTEMPTS = 3
 """How often an action is decided again when a change of the same phase came in between."""
 
 Decider = Callable[[OrderState, int], Decision | Refusal]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The action was recorded: the order as stored, and the decision with its event."""
+
+    order: Order
+    decision: Decision
+
+
+Outcome = Recorded | Refusal
+"""What :func:`act` and :func:`perform` return: the recorded change, or why nothing changed."""
 
 
 async def act(
@@ -61,19 +68,19 @@ async def act(
     params: Params = NO_PARAMS,
     *,
     version: int | None = None,
-) -> tuple[Order, Decision]:
-    """``actor`` (named ``name`` in the trail) does ``action`` to the order.  Returns the order
-    as recorded and the decision.  Raises RequestError (404, the refusal, 409 ``conflict`` or
-    ``limit_reached``, 422) or StoreUnavailableError / RedisUnavailableError (503: nothing
-    recorded)."""
+) -> Outcome:
+    """``actor`` (named ``name`` in the trail) does ``action`` to the order.  Returns
+    :class:`Recorded`, or the refusal (the core's, :class:`NoSuchOrder`, :class:`Changed`,
+    :class:`LimitReached`) with nothing changed.  Raises StoreUnavailableError /
+    RedisUnavailableError (503: nothing recorded)."""
 
     def decider(state: OrderState, now: int) -> Decision | Refusal:
         return decide(state, action, actor, now, ctx.policy, params)
 
-    return await apply(ctx, order_id, decider, name, action=action, version=version)
+    return await perform(ctx, order_id, decider, name, action=action, version=version)
 
 
-async def apply(
+async def perform(
     ctx: Context,
     order_id: int,
     decider: Decider,
@@ -81,25 +88,30 @@ async def apply(
     *,
     action: Action | None = None,
     version: int | None = None,
-) -> tuple[Order, Decision]:
+) -> Outcome:
     """Decide with ``decider`` and record it, as :func:`act` describes.  With ``version``,
-    only if the order is still at that version (409 ``conflict`` otherwise)."""
+    only if the order is still at that version (:class:`Changed` otherwise)."""
     order = await ctx.store.get_order(order_id)
     for _ in range(ATTEMPTS):
         if order is None:
-            raise NotFoundError("no such order")
+            return NoSuchOrder()
         if version is not None and order.version != version:
-            raise _conflict(order)
+            return _changed(order)
         now = ctx.clock()
         decision = decider(state_of(order), now)
         if isinstance(decision, Refusal):
-            raise decision.as_error()
+            return decision
         changes = dict(decision.changes)
         if action is Action.RELEASE:
             changes.update(reoffered(order, now))  # a fresh ladder from now
         taker = decision.order.claimed_by if decision.order.status in HELD_STATUSES else None
         giver = order.claimed_by if order.is_held else None
-        reserved = taker is not None and taker != giver and await _reserve(ctx, taker, order, now)
+        reserved = False
+        if taker is not None and taker != giver:
+            place = await ctx.board.reserve(taker, order.id, now, ctx.settings.max_held)
+            if place == "full":
+                return LimitReached(taker, ctx.settings.max_held)
+            reserved = place == "ok"
         recorded: Order | None = None
         try:
             event = decision.event
@@ -113,12 +125,14 @@ async def apply(
                     await ctx.board.set_held(taker, order.id, None, now=now, only_pending=True)
         if recorded is not None:
             await _announce(ctx, order, recorded, decision, giver, taker, now)
-            return recorded, decision
+            return Recorded(recorded, decision)
         fresh = await ctx.store.get_order(order_id)
-        if fresh is None or _phase(fresh) != _phase(order):
-            _explain(fresh, decider, ctx.clock())
+        if fresh is None:
+            return NoSuchOrder()
+        if _phase(fresh) != _phase(order):
+            return _explain(fresh, decider, ctx.clock())
         order = fresh
-    raise ConflictError("the order keeps changing; retry", code="conflict")
+    return _changed(order) if order is not None else NoSuchOrder()
 
 
 def _phase(order: Order) -> tuple[str, int | None]:
@@ -126,37 +140,14 @@ def _phase(order: Order) -> tuple[str, int | None]:
     return ("open" if order.is_open else order.status.value, order.claimed_by)
 
 
-def _explain(fresh: Order | None, decider: Decider, now: int) -> None:
-    """Raise what the action meets now that the order moved to another phase."""
-    if fresh is None:
-        raise NotFoundError("no such order")
+def _explain(fresh: Order, decider: Decider, now: int) -> Refusal:
+    """What the action meets now that the order moved to another phase."""
     again = decider(state_of(fresh), now)
-    if isinstance(again, Refusal):
-        raise again.as_error()
-    raise _conflict(fresh)
+    return again if isinstance(again, Refusal) else _changed(fresh)
 
 
-def _conflict(order: Order) -> ConflictError:
-    return ConflictError(
-        f"the order changed meanwhile: it is {order.status.value} now (version"
-        f" {order.version}); look and retry",
-        code="conflict",
-        details={"current_state": order.status.value, "version": order.version},
-    )
-
-
-async def _reserve(ctx: Context, agent_id: int, order: Order, now: int) -> bool:
-    """Reserve a place for an order an operator gives to ``agent_id``.  Raises 409
-    ``limit_reached`` when the agent holds as many as allowed.  True when reserved."""
-    place = await ctx.board.reserve(agent_id, order.id, now, ctx.settings.max_held)
-    if place == "full":
-        raise RequestError(
-            f"agent {agent_id} holds {ctx.settings.max_held} orders already",
-            code="limit_reached",
-            status=409,
-            details={"agent_id": agent_id, "limit": ctx.settings.max_held},
-        )
-    return place == "ok"
+def _changed(order: Order) -> Changed:
+    return Changed(order.status.value, order.version)
 
 
 async def _announce(

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from dispatcher import auth
 from dispatcher.context import Context
+from dispatcher.core.refusals import Refusal
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
     DispatchError,
@@ -31,6 +32,15 @@ from dispatcher.exceptions import (
 log = logging.getLogger("bangban.http")
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+def refusal_error(refusal: Refusal) -> RequestError:
+    """The HTTP error for a refusal: its status, code, message, and its fields as ``details``."""
+    return RequestError(
+        refusal.message, code=refusal.code, status=refusal.status, details=refusal.details()
+    )
+
+
 MSGPACK = "application/msgpack"
 
 

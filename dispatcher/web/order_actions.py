@@ -23,14 +23,15 @@ from starlette.routing import Route
 
 from dispatcher.core import validate, workflow
 from dispatcher.core.catalog import Level
-from dispatcher.core.lifecycle import LIST_MAX
+from dispatcher.core.lifecycle import LIST_MAX, Action, Actor, ActorKind, Fee, OrderState, Params
 from dispatcher.core.orders import Order
 from dispatcher.core.points import Rating
+from dispatcher.core.refusals import Refusal
 from dispatcher.core.roster import Principal, TokenKind
-from dispatcher.core.workflow import Action, Actor, ActorKind, Decision, Fee, Params
+from dispatcher.core.workflow import Decision
 from dispatcher.exceptions import ForbiddenError, NotFoundError, RequestError
 from dispatcher.flows import handling
-from dispatcher.web.http import answer, body, context, principal
+from dispatcher.web.http import answer, body, context, principal, refusal_error
 from dispatcher.web.orders import order_id_of
 
 MAX_LIST_ITEMS = 4 * LIST_MAX  # anything longer is refused before the rules see it
@@ -152,6 +153,12 @@ FIELDS: dict[Action, tuple[str, ...]] = {
 }
 
 
+def _outcome(request: Request, outcome: handling.Outcome, now: int) -> Response:
+    if isinstance(outcome, Refusal):
+        raise refusal_error(outcome)
+    return _answer(request, outcome.order, outcome.decision, now)
+
+
 def _answer(request: Request, order: Order, decision: Decision, now: int) -> Response:
     event = decision.event
     trail = {"kind": event.kind, "label": event.label, "at": event.at}
@@ -182,10 +189,10 @@ def endpoint(action: Action) -> Callable[[Request], Awaitable[Response]]:
         if action in (Action.REASSIGN, Action.ASSIGN) and actor.kind is ActorKind.OPERATOR:
             await _assignee(request, params)
         ctx = context(request)
-        order, decision = await handling.act(
+        outcome = await handling.act(
             ctx, order_id, action, actor, who.actor, params, version=_int(data, "version")
         )
-        return _answer(request, order, decision, ctx.clock())
+        return _outcome(request, outcome, ctx.clock())
 
     handle.__name__ = f"{action.value}_order"
     return handle
@@ -208,12 +215,12 @@ async def classify(request: Request) -> Response:
             f"no live catalogue item {code!r}", code=kind, status=422, details={"field": "item"}
         )
 
-    def decider(state: workflow.OrderState, now: int) -> Decision | workflow.Refusal:
+    def decider(state: OrderState, now: int) -> Decision | Refusal:
         return workflow.classify(state, item, actor, now)
 
     version = _int(data, "version")
-    order, decision = await handling.apply(ctx, order_id, decider, who.actor, version=version)
-    return _answer(request, order, decision, ctx.clock())
+    outcome = await handling.perform(ctx, order_id, decider, who.actor, version=version)
+    return _outcome(request, outcome, ctx.clock())
 
 
 async def my_orders(request: Request) -> Response:
