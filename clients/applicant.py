@@ -21,7 +21,7 @@ __all__ = ["TrackingClient"]
 OrderPredicate = Callable[[dict[str, Any]], bool]
 
 
-class TrackingClient(FrameSocket[wire.Status]):
+class TrackingClient(FrameSocket[wire.StatusChange]):
     """An applicant's view of one order.
 
     The inbox (``recv``, ``async for``) holds every ``status`` frame as received, starting with
@@ -57,8 +57,8 @@ class TrackingClient(FrameSocket[wire.Status]):
     def _ready(self) -> bool:
         return self._order is not None
 
-    def _handle(self, frame: wire.ServerFrame) -> wire.Status | None:
-        if not isinstance(frame, wire.Status):
+    def _handle(self, frame: wire.ServerFrame) -> wire.StatusChange | None:
+        if not isinstance(frame, wire.StatusChange):
             return None
         order = frame.order
         self._versions.setdefault(order_version(order), order)

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from clients import ApiClient
 from dispatcher.board import scripts as rs
 from dispatcher.context import Context
-from dispatcher.flows import widening
+from dispatcher.flows import reconciler
 from dispatcher.flows.reconciler import CHUNK, Mark, Reconciled
 from dispatcher.settings import Settings
 from tests.flows import Team, claimed, file, ok, team
@@ -30,7 +30,7 @@ from tests.servers import InProcessServer
 async def reconcile_now(ctx: Context, chunk: int = CHUNK) -> Reconciled:
     """One pass, now (the lock only paces processes: it would make this one wait an hour)."""
     await ctx.board.redis.delete(rs.RECONCILE_LOCK)
-    result = await widening.reconcile(ctx, chunk=chunk)
+    result = await reconciler.reconcile(ctx, chunk=chunk)
     assert result is not None
     return result
 

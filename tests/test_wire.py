@@ -17,9 +17,11 @@ def test_round_trip_msgpack_and_json() -> None:
         wire.Withdrawn(1, "claimed"),
         wire.ClaimResult("r1", 1, "won"),
         wire.Error("bad_frame", "nope", "r2"),
-        wire.Status({"id": 1}),
+        wire.StatusChange({"id": 1}),
         wire.Offer({"id": 1, "version": 2}, at_limit=True),
-        wire.Status({"id": 1}, {"kind": "accepted", "label": "代办员已受理您的申请", "at": 5}),
+        wire.StatusChange(
+            {"id": 1}, {"kind": "accepted", "label": "代办员已受理您的申请", "at": 5}
+        ),
         wire.Held(2, 5),
         wire.Update({"id": 1}, {"kind": "reassigned"}),
     ):
@@ -90,7 +92,7 @@ def test_fields_added_to_v1_frames_are_sent_only_when_set() -> None:
         "type": "offer",
         "order": {"id": 1},
     }
-    assert json.loads(wire.encode(wire.Status({"id": 1}), "json")) == {
+    assert json.loads(wire.encode(wire.StatusChange({"id": 1}), "json")) == {
         "type": "status",
         "order": {"id": 1},
     }

@@ -2,9 +2,10 @@
 
 Every change is committed to Postgres first, then *announced* (synced into Redis and
 published).  An announce can fail (Redis down, the process dying in between), and Redis can
-lose data.  The reconciler repairs both; :func:`dispatcher.flows.widening.reconcile` runs it under a
-lock, one process at a time, then does the rest of a pass (due widenings, the clock's
-backstop, held counts), which reads Postgres's own bounded work lists as before.
+lose data.  The reconciler repairs both; :func:`reconcile` runs it under a lock, one process
+at a time, then does the rest of a pass (due widenings, the clock's backstop, held counts),
+which reads Postgres's own bounded work lists as before.  :func:`run` is the loop every process
+runs, every ``reconcile_interval``.
 
 - A **full pass** (a process's first, and the first after Redis lost data) re-reads every open
   order, every order changed in the last ``RECENT_MS``, and every order written since the
@@ -65,14 +66,18 @@ a pass that found no watermark, is logged at WARNING.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.board import scripts as rs
 from dispatcher.context import Context
 from dispatcher.core.orders import withdrawn_reason
+from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
+from dispatcher.flows import deadlines, widening
 from dispatcher.store.changes import Page, Stamp
 
 log = logging.getLogger("bangban.reconciler")
@@ -255,3 +260,43 @@ def report(ctx: Context, result: Reconciled) -> None:
         result.rows,
         result.audited,
     )
+
+
+async def reconcile(ctx: Context, *, chunk: int = CHUNK) -> Reconciled | None:
+    """Make Redis agree with Postgres, unless another process is at it (then None).
+
+    Returns what the pass read and repaired.  The orders are brought up from the watermark
+    (:func:`sync_orders`, pages of ``chunk`` rows); due widenings, the clock's
+    backstop and the agents' held counts come from Postgres's own work lists.
+    """
+    token = secrets.token_hex(8)
+    lock_ms = max(1000, int(ctx.settings.reconcile_interval * 1000))
+    if not await ctx.board.try_lock(rs.RECONCILE_LOCK, token, lock_ms):
+        return None  # another process is on it
+    now = ctx.clock()
+    result = await sync_orders(ctx, chunk=chunk)
+    due = await ctx.store.due_orders(now)
+    if due:
+        result.widened = await widening.widen(ctx, due)
+    result.clock = await deadlines.backstop(ctx)
+    read_at = ctx.clock()
+    holdings = await ctx.store.held_orders()
+    counts = await ctx.board.reconcile_held(holdings, read_at, ctx.clock())
+    if counts:
+        await ctx.board.publish_held(counts)
+    result.held = len(counts)
+    report(ctx, result)
+    return result
+
+
+async def run(ctx: Context) -> None:
+    """Reconcile every ``reconcile_interval`` forever.  Errors are logged and the loop goes on."""
+    while True:
+        await asyncio.sleep(ctx.settings.reconcile_interval)
+        try:
+            await ctx.reload_grids()  # an import through another process, or the CLI
+            await reconcile(ctx)
+        except (RedisUnavailableError, StoreUnavailableError) as exc:
+            log.warning("reconcile failed error=%s", exc)
+        except Exception:
+            log.exception("reconcile crashed; continuing")

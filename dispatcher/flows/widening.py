@@ -1,4 +1,4 @@
-"""Widening and reconciliation: the background loops every server process runs.
+"""Widening: offering an open order further along its ladder when its deadline passes.
 
 The widening deadline is data: ``orders.widen_at`` in Postgres and the ``bb:widen-due`` sorted
 set in Redis.  Every process sweeps the sorted set every ``sweep_interval`` (≤ 1 s) and at
@@ -7,29 +7,17 @@ sweep the same order, exactly one widens it and announces it.  No in-process tim
 key-expiry event is involved, so an order whose deadline passed while every process was
 stopped widens at the next start.
 
-The same loop sweeps the workflow's clock (:mod:`dispatcher.flows.deadlines`: escalating, closing).
-
-The reconciler makes Redis agree with Postgres (on start-up, then every
-``reconcile_interval``): it restores open orders Redis lost, brings Redis up to versions it
-missed (announcing them, so agents hear of changes whose announcement failed), clears stale
-holds, rebuilds the agents' held counts, and widens, escalates and closes due orders the Redis
-schedules no longer list.  It reads the orders from a watermark, in pages; a process's first
-pass and the first after Redis lost data re-read them in full (:mod:`dispatcher.flows.reconciler`).
+The loop that sweeps it, with the workflow's clock, is :mod:`dispatcher.flows.sweeper`; the
+reconciler (:mod:`dispatcher.flows.reconciler`) widens what the Redis schedule lost.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
 
-from dispatcher.board import scripts as rs
 from dispatcher.context import Context
 from dispatcher.core.lifecycle import trail_entry
 from dispatcher.core.orders import Order, Reach, Status, advanced
-from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
-from dispatcher.flows import deadlines, reconciler
-from dispatcher.flows.reconciler import Reconciled
 
 log = logging.getLogger("bangban.widening")
 
@@ -100,55 +88,3 @@ async def widen(ctx: Context, order_ids: list[int]) -> int:
 async def sweep(ctx: Context) -> int:
     """One sweep of the Redis schedule.  Returns how many orders this process widened."""
     return await widen(ctx, await ctx.board.due(ctx.clock()))
-
-
-async def reconcile(ctx: Context, *, chunk: int = reconciler.CHUNK) -> Reconciled | None:
-    """Make Redis agree with Postgres, unless another process is at it (then None).
-
-    Returns what the pass read and repaired.  The orders are brought up from the watermark
-    (:mod:`dispatcher.flows.reconciler`, pages of ``chunk`` rows); due widenings, the clock's
-    backstop and the agents' held counts come from Postgres's own work lists.
-    """
-    token = secrets.token_hex(8)
-    lock_ms = max(1000, int(ctx.settings.reconcile_interval * 1000))
-    if not await ctx.board.try_lock(rs.RECONCILE_LOCK, token, lock_ms):
-        return None  # another process is on it
-    now = ctx.clock()
-    result = await reconciler.sync_orders(ctx, chunk=chunk)
-    due = await ctx.store.due_orders(now)
-    if due:
-        result.widened = await widen(ctx, due)
-    result.clock = await deadlines.backstop(ctx)
-    read_at = ctx.clock()
-    holdings = await ctx.store.held_orders()
-    counts = await ctx.board.reconcile_held(holdings, read_at, ctx.clock())
-    if counts:
-        await ctx.board.publish_held(counts)
-    result.held = len(counts)
-    reconciler.report(ctx, result)
-    return result
-
-
-async def run_sweeper(ctx: Context) -> None:
-    """Sweep forever.  Errors are logged and the loop goes on."""
-    while True:
-        try:
-            await sweep(ctx)
-            await deadlines.sweep(ctx)
-        except (RedisUnavailableError, StoreUnavailableError) as exc:
-            log.warning("sweep failed error=%s", exc)
-        except Exception:
-            log.exception("sweep crashed; continuing")
-        await asyncio.sleep(ctx.settings.sweep_interval)
-
-
-async def run_reconciler(ctx: Context) -> None:
-    while True:
-        await asyncio.sleep(ctx.settings.reconcile_interval)
-        try:
-            await ctx.reload_grids()  # an import through another process, or the CLI
-            await reconcile(ctx)
-        except (RedisUnavailableError, StoreUnavailableError) as exc:
-            log.warning("reconcile failed error=%s", exc)
-        except Exception:
-            log.exception("reconcile crashed; continuing")

@@ -252,7 +252,7 @@ class Hub:
                     sent += 1
         watchers = self.trackers.get(order["id"])
         if watchers:
-            status = Payload.of(wire.Status(order, event.get("event")))
+            status = Payload.of(wire.StatusChange(order, event.get("event")))
             for tracker in watchers:
                 tracker.outbox.push(status)
                 sent += 1

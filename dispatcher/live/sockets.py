@@ -168,7 +168,7 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
             await socket.close(CLOSE_FORBIDDEN, "no such order")
             return
         # The order as it is, with the step that made it so.
-        outbox.push(Payload.of(wire.Status(order.to_wire(ctx.clock()), last)), first=True)
+        outbox.push(Payload.of(wire.StatusChange(order.to_wire(ctx.clock()), last)), first=True)
         outbox.release()
         async with contextlib.aclosing(_frames(socket, outbox)) as frames:
             async for frame in frames:

@@ -131,7 +131,7 @@ class Error:
 
 
 @dataclass(frozen=True, slots=True)
-class Status:
+class StatusChange:
     """Applicant tracking: the full order after every change, and the step that changed it
     (``event``: ``kind``, ``label`` for people, ``at``, ``details``; sent when known)."""
 
@@ -165,7 +165,9 @@ class Pong:
     type: str = field(default="pong", init=False)
 
 
-ServerFrame = Welcome | Offer | Withdrawn | ClaimResult | Error | Status | Pong | Held | Update
+ServerFrame = (
+    Welcome | Offer | Withdrawn | ClaimResult | Error | StatusChange | Pong | Held | Update
+)
 ClientFrame = Claim | Ping
 Frame = ServerFrame | ClientFrame
 
@@ -264,7 +266,7 @@ _SERVER_TYPES: dict[str, type[ServerFrame]] = {
     "withdrawn": Withdrawn,
     "claim_result": ClaimResult,
     "error": Error,
-    "status": Status,
+    "status": StatusChange,
     "pong": Pong,
     "held": Held,
     "update": Update,

@@ -25,12 +25,12 @@ from dispatcher.context import Clock, Context, make_policy, wall_clock
 from dispatcher.core.catalog import load_catalog
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
-from dispatcher.flows import deadlines, widening
+from dispatcher.flows import deadlines, reconciler, sweeper, widening
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy, sockets
 from dispatcher.live.asgi import Message, Receive, Send
 from dispatcher.live.hub import Hub, Payload
-from dispatcher.live.wire import Offer, Status
+from dispatcher.live.wire import Offer, StatusChange
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.store import Store
@@ -71,7 +71,7 @@ async def resync(ctx: Context) -> None:
         current = await ctx.store.get_order(order_id)
         if current is not None:
             for tracker in trackers:
-                tracker.outbox.push(Payload.of(Status(current.to_wire(ctx.clock()))))
+                tracker.outbox.push(Payload.of(StatusChange(current.to_wire(ctx.clock()))))
 
 
 async def _stop(tasks: list[asyncio.Task[None]]) -> None:
@@ -172,11 +172,11 @@ def create_app(
             await asyncio.wait_for(hub.ready.wait(), 10)
             # Before the first request: repair Redis from Postgres and widen what fell due
             # while no process was running.
-            await widening.reconcile(ctx)
+            await reconciler.reconcile(ctx)
             await widening.sweep(ctx)
             await deadlines.sweep(ctx)
-            tasks.append(asyncio.create_task(widening.run_sweeper(ctx), name="sweeper"))
-            tasks.append(asyncio.create_task(widening.run_reconciler(ctx), name="reconciler"))
+            tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
+            tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
             if settings.gc_freeze_interval:
                 gc_policy.freeze_round(full=False)  # what start-up built lives as long as we do
                 tasks.append(
