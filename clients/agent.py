@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
 
 __all__ = [
@@ -211,7 +212,7 @@ class FrameSocket(Generic[F]):
                 data = await self._ws.recv()
                 try:
                     frame = wire.decode_server(data)
-                except wire.FrameError as exc:
+                except FrameError as exc:
                     if exc.code == wire.UNKNOWN_TYPE:
                         continue  # PROTOCOL.md: the server may add frame types
                     # A server bug: fail loudly rather than guess.  recv() then raises

@@ -77,7 +77,8 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
 
     raise_open_files_limit()
 
-    from dispatcher.web.app import Started, create_app
+    from dispatcher.runtime import Started
+    from dispatcher.web.app import create_app
 
     def started(info: Started) -> None:
         if info.generated_admin_token:

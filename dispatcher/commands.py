@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import geo
-from dispatcher.exceptions import StoreError, StoreUnavailableError
-from dispatcher.store.pg import StoreConflictError, UnknownGridError
+from dispatcher.exceptions import (
+    StoreConflictError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownGridError,
+)
 from dispatcher.store.store import Store
 
 

@@ -41,6 +41,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
 
 OBSERVE = "observe"
@@ -193,7 +194,7 @@ class Worker:
     def on_message(self, sock: AgentSocket, data: bytes | str, now: float) -> None:
         try:
             m = wire.unpack(data)
-        except wire.FrameError as exc:
+        except FrameError as exc:
             self._error(f"unparseable frame: {exc.message}")
             return
         kind = m["type"]

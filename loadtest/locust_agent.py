@@ -35,6 +35,7 @@ import gevent.pool
 import websocket
 from locust.event import Events
 
+from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
 from loadtest.scenarios import Behaviour, drops_in_wave
 
@@ -211,7 +212,7 @@ class AgentSession:
             first = wire.decode_server(frame.data)
             if not isinstance(first, wire.Welcome):
                 raise ConnectionError(f"first frame was {first.type!r}, not 'welcome'")
-        except (OSError, websocket.WebSocketException, wire.FrameError, ConnectionError) as exc:
+        except (OSError, websocket.WebSocketException, FrameError, ConnectionError) as exc:
             if ws is not None:
                 ws.shutdown()
             self.failures += 1
@@ -317,7 +318,7 @@ class AgentSession:
                 return
             try:
                 self._handle(wire.decode_server(frame.data), at)
-            except wire.FrameError as exc:
+            except FrameError as exc:
                 self.report.fail(ERRORS, f"bad frame from server: {exc.code}: {exc.message}")
             except Exception as exc:  # a bug here must show in the report, not end the reader
                 log.exception("frame handler failed")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dispatcher.exceptions import ConfigError
+from dispatcher.exceptions import CatalogError
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "catalog.json"
 
@@ -49,19 +49,6 @@ class Level(enum.StrEnum):
     @property
     def label(self) -> str:
         return {"village": "村级可办", "township": "乡镇办理", "county": "县级办理"}[self.value]
-
-
-class CatalogError(ConfigError):
-    """An item or the catalogue file is malformed.  ``field`` names the fault.
-
-    In a file the field is prefixed with the item's position: ``items[3].materials[1]``.  An
-    admin endpoint maps this to HTTP 422 ``invalid_value`` with ``details.field``.
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

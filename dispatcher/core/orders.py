@@ -8,7 +8,7 @@ in Redis (which arbitrates) and Postgres (which remembers).
 
 The widening ladder's vocabulary is in :mod:`dispatcher.core.ladder` (re-exported here).  The
 claim decision exists twice: here, as the readable rule, and in the Lua script
-``CLAIM`` of :mod:`dispatcher.board.scripts`, as the atomic one.  ``tests/test_redis_scripts.py``
+``CLAIM`` of :mod:`dispatcher.board.scripts`, as the atomic one.  ``tests/board/test_scripts.py``
 runs both over the same table of cases so they cannot drift apart.
 """
 

@@ -27,22 +27,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dispatcher.exceptions import ConfigError
+from dispatcher.exceptions import CalendarError
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "calendar.json"
 CHINA = ZoneInfo("Asia/Shanghai")
 MAX_HOLIDAY_DAYS = 31  # one holiday entry; anything longer is surely a typo
 MAX_WORKING_DAYS = 366  # the largest n add_working_days accepts
 _DAY = dt.timedelta(days=1)
-
-
-class CalendarError(ConfigError):
-    """The calendar file is malformed.  ``field`` points at the fault (``holidays[2].end``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"calendar {field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,12 @@ from collections.abc import AsyncGenerator
 from dispatcher import auth
 from dispatcher.context import Context
 from dispatcher.core.roster import Principal, TokenKind
-from dispatcher.exceptions import AuthError, RedisUnavailableError, StoreUnavailableError
+from dispatcher.exceptions import (
+    AuthError,
+    FrameError,
+    RedisUnavailableError,
+    StoreUnavailableError,
+)
 from dispatcher.flows import claims
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
@@ -82,7 +87,7 @@ async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Wr
     return who, outbox, Writer(socket, outbox, ctx.metrics)
 
 
-def _error(outbox: Outbox, err: wire.FrameError) -> None:
+def _error(outbox: Outbox, err: FrameError) -> None:
     outbox.push(Payload.of(wire.Error(err.code, err.message, err.request_id)))
 
 
@@ -99,9 +104,9 @@ async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.Cli
             data = message.get("text") or ""
         try:
             if not bucket.take():
-                raise wire.FrameError(wire.RATE_LIMITED, "too many frames; slow down")
+                raise FrameError(wire.RATE_LIMITED, "too many frames; slow down")
             yield wire.decode_client(data)
-        except wire.FrameError as err:
+        except FrameError as err:
             _error(outbox, err)
 
 
@@ -175,7 +180,7 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
                 if isinstance(frame, wire.Ping):
                     outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
                 else:
-                    refusal = wire.FrameError(
+                    refusal = FrameError(
                         wire.FORBIDDEN,
                         "applicants cannot claim",
                         getattr(frame, "request_id", None),

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import msgpack
 
+from dispatcher.exceptions import FrameError
+
 MAX_FRAME_BYTES = 64 * 1024
 """A frame larger than this closes the connection with 1009 (PROTOCOL.md)."""
 
@@ -45,22 +47,6 @@ UNKNOWN_TYPE = "unknown_type"  # a map whose `type` this server does not accept 
 INVALID_VALUE = "invalid_value"  # a known frame with a missing or wrongly typed field
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
-
-
-class FrameError(Exception):
-    """A frame from a client could not be accepted.
-
-    ``code`` is one of the stable error codes above; ``request_id`` is the bad frame's
-    ``request_id`` when it had a readable one, so the client can match the error to its attempt.
-    This is not part of the server's exception tree: it never leaves the connection handler,
-    which answers it with an ``error`` frame and keeps the connection open.
-    """
-
-    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.request_id = request_id
 
 
 # --- server to agent ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -11,7 +11,7 @@ import asyncpg
 from dispatcher.core.orders import Order, Scope, Status, default_schedule, parse_schedule
 from dispatcher.core.points import Rating
 from dispatcher.core.roster import Agent
-from dispatcher.exceptions import StoreError, StoreUnavailableError
+from dispatcher.exceptions import StoreConflictError, StoreError, StoreUnavailableError
 
 ORDER_COLS = (
     "id, status, grid, item, text, item_class, created_at, widen_at, scope, claimed_by,"
@@ -20,22 +20,6 @@ ORDER_COLS = (
     " replied_at, close_at, rating"
 )
 """The columns :func:`order_from_row` reads."""
-
-
-class StoreConflictError(StoreError):
-    """An integrity constraint refused the change (SQLSTATE class 23)."""
-
-    def __init__(self, message: str, constraint: str | None) -> None:
-        super().__init__(message)
-        self.constraint = constraint
-
-
-class UnknownGridError(StoreError):
-    """A grid code given for an agent or an order does not exist."""
-
-    def __init__(self, codes: Sequence[str]) -> None:
-        super().__init__(f"unknown grid(s): {', '.join(codes)}")
-        self.codes = list(codes)
 
 
 _UNAVAILABLE_CLASSES = ("08", "53", "57")  # connection, resources, operator intervention/timeout

@@ -21,7 +21,8 @@ import shapely.geometry
 import geo
 from dispatcher import auth
 from dispatcher.core.roster import Agent, Grid, Principal, TokenKind
-from dispatcher.store.pg import UnknownGridError, agent_from_row, ms, translated
+from dispatcher.exceptions import UnknownGridError
+from dispatcher.store.pg import agent_from_row, ms, translated
 
 
 def _geo_grid(row: asyncpg.Record) -> geo.Grid:

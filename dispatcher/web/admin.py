@@ -13,8 +13,7 @@ from dispatcher import auth
 from dispatcher.core import validate
 from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
-from dispatcher.exceptions import ConflictError, RequestError
-from dispatcher.store.pg import StoreConflictError, UnknownGridError
+from dispatcher.exceptions import ConflictError, RequestError, StoreConflictError, UnknownGridError
 from dispatcher.web.http import answer, body, body_bytes, context, principal
 
 LEVELS = ("county", "township", "village", "community", "grid")

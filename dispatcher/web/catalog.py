@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dispatcher.core.catalog import CODE_RE, CatalogError, Item, parse_item
+from dispatcher.core.catalog import CODE_RE, Item, parse_item
 from dispatcher.core.roster import TokenKind
-from dispatcher.exceptions import ConflictError, NotFoundError, RequestError
+from dispatcher.exceptions import CatalogError, ConflictError, NotFoundError, RequestError
 from dispatcher.web.http import answer, body, context, principal
 
 

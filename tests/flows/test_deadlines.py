@@ -13,8 +13,8 @@ import asyncpg
 from clients import AgentClient, ApiClient, TrackingClient
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.flows import MATERIALS, claimed, error, file, get, ok, post, team
 from tests.servers import InProcessServer
+from tests.steps import MATERIALS, claimed, error, file, get, ok, post, team
 
 BOUND_MS = 1500
 

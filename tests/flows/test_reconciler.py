@@ -23,8 +23,8 @@ from dispatcher.context import Context
 from dispatcher.flows import reconciler
 from dispatcher.flows.reconciler import CHUNK, Mark, Reconciled
 from dispatcher.settings import Settings
-from tests.flows import Team, claimed, file, ok, team
 from tests.servers import InProcessServer
+from tests.steps import Team, claimed, file, ok, team
 
 
 async def reconcile_now(ctx: Context, chunk: int = CHUNK) -> Reconciled:

@@ -14,8 +14,8 @@ from clients import AgentClient, ApiClient
 from dispatcher.board import scripts as rs
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.flows import MATERIALS, claimed, error, file, ok, post, team
 from tests.servers import InProcessServer
+from tests.steps import MATERIALS, claimed, error, file, ok, post, team
 
 
 async def _held(agent: AgentClient, count: int) -> wire.Held:

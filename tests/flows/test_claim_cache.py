@@ -25,8 +25,8 @@ from dispatcher.exceptions import RedisUnavailableError
 from dispatcher.flows import claims
 from dispatcher.flows.claim_cache import Claimant, ClaimedOrders
 from dispatcher.settings import Settings
-from tests.flows import Team, claimed, file, ok, team
 from tests.servers import InProcessServer, ProcessServer
+from tests.steps import Team, claimed, file, ok, team
 
 # --- the knowledge alone ---------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from clients import ApiClient
-from tests.flows import MATERIALS, Team, claimed, error, file, ok, post, team
 from tests.servers import InProcessServer
+from tests.steps import MATERIALS, Team, claimed, error, file, ok, post, team
 
 ROUNDS = 10
 

@@ -8,8 +8,8 @@ from typing import Any
 from clients import ApiClient
 from dispatcher.core.catalog import load_catalog
 from dispatcher.settings import Settings
-from tests.flows import ITEM, Team, claimed, error, file, get, team
 from tests.servers import InProcessServer
+from tests.steps import ITEM, Team, claimed, error, file, get, team
 
 NEW_ITEM: dict[str, Any] = {
     "code": "TD-001",

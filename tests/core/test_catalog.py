@@ -8,16 +8,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.core.catalog import (
-    MATERIALS_MAX,
-    NAME_MAX,
-    CatalogError,
-    Item,
-    Level,
-    load_catalog,
-    parse_item,
-)
-from dispatcher.exceptions import ConfigError
+from dispatcher.core.catalog import MATERIALS_MAX, NAME_MAX, Item, Level, load_catalog, parse_item
+from dispatcher.exceptions import CatalogError, ConfigError
 
 GOOD: dict[str, Any] = {
     "code": "HJ-001",

@@ -10,14 +10,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.core.workdays import (
-    CHINA,
-    DEFAULT_PATH,
-    CalendarError,
-    load_calendar,
-    parse_calendar,
-)
-from dispatcher.exceptions import ConfigError
+from dispatcher.core.workdays import CHINA, DEFAULT_PATH, load_calendar, parse_calendar
+from dispatcher.exceptions import CalendarError, ConfigError
 
 CAL = load_calendar()
 D = dt.date

@@ -7,6 +7,7 @@ import json
 import msgpack
 import pytest
 
+from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
 
 
@@ -70,14 +71,14 @@ def test_client_claim_accepted_in_either_encoding() -> None:
     ],
 )
 def test_bad_client_frames_raise_with_stable_codes(data: bytes | str, code: str) -> None:
-    with pytest.raises(wire.FrameError) as err:
+    with pytest.raises(FrameError) as err:
         wire.decode_client(data)
     assert err.value.code == code
     assert err.value.message
 
 
 def test_frame_error_carries_request_id_when_readable() -> None:
-    with pytest.raises(wire.FrameError) as err:
+    with pytest.raises(FrameError) as err:
         wire.decode_client(msgpack.packb({"type": "claim", "order_id": "x", "request_id": "r9"}))
     assert err.value.request_id == "r9"
 

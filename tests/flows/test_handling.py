@@ -10,7 +10,8 @@ import pytest
 from clients import AgentClient, ApiClient, TrackingClient
 from dispatcher.core.workdays import load_calendar
 from dispatcher.live import wire
-from tests.flows import (
+from tests.servers import InProcessServer
+from tests.steps import (
     ITEM,
     MATERIALS,
     Team,
@@ -24,7 +25,6 @@ from tests.flows import (
     row,
     team,
 )
-from tests.servers import InProcessServer
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from clients import ApiClient
 from dispatcher.core.lifecycle import REASON_MAX, TEXT_MAX
-from tests.flows import MATERIALS, Team, claimed, error, events, ok, post, row, team
 from tests.servers import InProcessServer
+from tests.steps import MATERIALS, Team, claimed, error, events, ok, post, row, team
 
 
 @pytest.fixture
