@@ -26,7 +26,7 @@ from dispatcher.core.catalog import Item
 from dispatcher.core.lifecycle import Policy
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
-from dispatcher.flows import deadlines, reconciler, sweeper, widening
+from dispatcher.flows import deadlines, fairplay, reconciler, sweeper, widening
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy
 from dispatcher.live.hub import Hub, Payload
@@ -65,6 +65,7 @@ async def resync(ctx: Context) -> None:
     for link in list(ctx.hub.agents):
         at_limit = ctx.hub.at_limit(link.agent_id)
         for order in await ctx.store.open_orders_for(sorted(link.grids), link.agent_id):
+            ctx.hub.fairplay.offered(link, order.id, order.grid, ctx.clock())
             link.outbox.push(Payload.of(Offer(order.to_wire(), at_limit=at_limit)))
     for order_id, trackers in list(ctx.hub.trackers.items()):
         current = await ctx.store.get_order(order_id)
@@ -124,6 +125,7 @@ async def running(
     # must not time out while the channel is quiet.
     listener = aioredis.Redis.from_url(redis_url, health_check_interval=5, socket_connect_timeout=5)
     tasks: list[asyncio.Task[None]] = []
+    ctx: Context | None = None
     metrics = Metrics()
     metrics.watch_gc()
     try:
@@ -135,7 +137,7 @@ async def running(
         seeded = await store.seed_catalog(items.values())
         if seeded:
             log.info("catalogue seeded items=%d", seeded)
-        hub = Hub(listener, metrics=metrics, max_held=settings.max_held)
+        hub = Hub(listener, metrics=metrics, max_held=settings.max_held, clock=clock)
         metrics.watch_hub(lambda: hub.by_grid, lambda: len(hub.agents))
         ctx = Context(
             settings,
@@ -159,6 +161,7 @@ async def running(
         await deadlines.sweep(ctx)
         tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
         tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
+        tasks.append(asyncio.create_task(fairplay.run_flusher(ctx), name="fairplay"))
         if settings.gc_freeze_interval:
             gc_policy.freeze_round(full=False)  # what start-up built lives as long as we do
             tasks.append(
@@ -176,6 +179,8 @@ async def running(
     finally:
         metrics.unwatch_gc()
         await _stop(tasks)
+        if ctx is not None:
+            await fairplay.final_flush(ctx)  # claim timings not yet written
 
         await listener.aclose()
         await board.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from dispatcher.core.orders import Schedule, default_schedule, parse_schedule
@@ -73,6 +74,26 @@ class Settings:
     gc_full_every: float = 21600.0
     """``BANGBAN_GC_FULL_EVERY``: seconds between full collections that include frozen objects
     (one pause of about 0.15 ms per connection held; ``0``: never)."""
+    followup_share: Decimal = Decimal("0.1")
+    """``BANGBAN_FOLLOWUP_SHARE``: share of a month's closed orders drawn for follow-up calls
+    (回访), 0.001..1; at least one order per agent who closed any is drawn regardless."""
+    inactive_days: int = 30
+    """``BANGBAN_INACTIVE_DAYS``: an agent with nothing handled for this many days is listed
+    as inactive (the seed's list for dismissal)."""
+    fast_claim_ms: int = 300
+    """``BANGBAN_FAST_CLAIM_MS``: a claim this soon after its offer reached the connection is
+    flagged ``too_fast`` (faster than a person reads and taps)."""
+    regular_cv: float = 0.1
+    """``BANGBAN_REGULAR_CV``: reaction times with a coefficient of variation below this are
+    flagged ``machine_regular`` ..."""
+    regular_min_claims: int = 10
+    """``BANGBAN_REGULAR_MIN_CLAIMS``: ... over at least this many timed claims."""
+    min_reaction_ms: int = 0
+    """``BANGBAN_MIN_REACTION_MS``: claims faster than this are ignored and answered
+    ``too_fast`` (``0``: the rule is off; the flags are reported either way)."""
+    fairplay_flush: float = 1.0
+    """``BANGBAN_FAIRPLAY_FLUSH``: seconds between writes of offer deliveries and claim
+    timings to Postgres."""
 
     @property
     def schedule(self) -> Schedule:
@@ -107,6 +128,20 @@ class Settings:
                 "BANGBAN_GC_FULL_EVERY must be 0 (never) or at least BANGBAN_GC_FREEZE_INTERVAL"
             )
 
+        share = self.followup_share
+        if not Decimal("0.001") <= share <= 1 or share != share.quantize(Decimal("0.0001")):
+            raise ConfigError("BANGBAN_FOLLOWUP_SHARE must be 0.001..1, at most four places")
+        if not 1 <= self.inactive_days <= 3650:
+            raise ConfigError("BANGBAN_INACTIVE_DAYS must be 1..3650")
+        if not 0 <= self.fast_claim_ms <= 60_000 or not 0 <= self.min_reaction_ms <= 60_000:
+            raise ConfigError("BANGBAN_FAST_CLAIM_MS and BANGBAN_MIN_REACTION_MS must be 0..60000")
+        if not 0 <= self.regular_cv <= 1 or not 2 <= self.regular_min_claims <= 10_000:
+            raise ConfigError(
+                "BANGBAN_REGULAR_CV must be 0..1, BANGBAN_REGULAR_MIN_CLAIMS 2..10000"
+            )
+        if not 0.05 <= self.fairplay_flush <= 60:
+            raise ConfigError("BANGBAN_FAIRPLAY_FLUSH must be 0.05..60 seconds")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``env`` (default ``os.environ``).  Raises :class:`ConfigError`."""
@@ -131,6 +166,18 @@ class Settings:
             if raw in ("0", "false", "no", "off"):
                 return False
             raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+        def dec(name: str, default: Decimal) -> Decimal:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = Decimal(raw)
+            except InvalidOperation:
+                value = Decimal("NaN")
+            if not value.is_finite():
+                raise ConfigError(f"{name} must be a decimal number, got {raw!r}")
+            return value
 
         return replace(
             base,
@@ -159,4 +206,11 @@ class Settings:
             ws_deflate=flag("BANGBAN_WS_DEFLATE", base.ws_deflate),
             gc_freeze_interval=num("BANGBAN_GC_FREEZE_INTERVAL", base.gc_freeze_interval),
             gc_full_every=num("BANGBAN_GC_FULL_EVERY", base.gc_full_every),
+            followup_share=dec("BANGBAN_FOLLOWUP_SHARE", base.followup_share),
+            inactive_days=int(num("BANGBAN_INACTIVE_DAYS", base.inactive_days)),
+            fast_claim_ms=int(num("BANGBAN_FAST_CLAIM_MS", base.fast_claim_ms)),
+            regular_cv=num("BANGBAN_REGULAR_CV", base.regular_cv),
+            regular_min_claims=int(num("BANGBAN_REGULAR_MIN_CLAIMS", base.regular_min_claims)),
+            min_reaction_ms=int(num("BANGBAN_MIN_REACTION_MS", base.min_reaction_ms)),
+            fairplay_flush=num("BANGBAN_FAIRPLAY_FLUSH", base.fairplay_flush),
         )

@@ -81,7 +81,11 @@ async def services(tmp_root: Path) -> AsyncIterator[Services]:
             embedded_redis.stop()
 
 
-_TABLES = "order_events, orders, tokens, agents, grids, catalog_items"
+_TABLES = (
+    "order_events, orders, tokens, agents, grids, catalog_items, points_classes,"
+    " points_adjustments, payout_approvals, followup_samples, followup_calls,"
+    " offer_deliveries, claim_timings"
+)
 
 
 @pytest.fixture

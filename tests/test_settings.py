@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -68,5 +69,47 @@ def test_connection_settings_from_the_environment() -> None:
     ],
 )
 def test_bad_connection_settings_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
+
+
+def test_points_settings_from_the_environment() -> None:
+    d = Settings.from_env({})
+    assert (d.followup_share, d.inactive_days, d.fast_claim_ms, d.min_reaction_ms) == (
+        Decimal("0.1"), 30, 300, 0,
+    )  # fmt: skip
+    s = Settings.from_env(
+        {
+            "BANGBAN_FOLLOWUP_SHARE": "0.25",
+            "BANGBAN_INACTIVE_DAYS": "60",
+            "BANGBAN_FAST_CLAIM_MS": "250",
+            "BANGBAN_REGULAR_CV": "0.05",
+            "BANGBAN_REGULAR_MIN_CLAIMS": "20",
+            "BANGBAN_MIN_REACTION_MS": "200",
+            "BANGBAN_FAIRPLAY_FLUSH": "2",
+        }
+    )
+    assert s.followup_share == Decimal("0.25") and s.inactive_days == 60
+    assert (s.fast_claim_ms, s.regular_cv, s.regular_min_claims) == (250, 0.05, 20)
+    assert (s.min_reaction_ms, s.fairplay_flush) == (200, 2.0)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BANGBAN_FOLLOWUP_SHARE": "0"},
+        {"BANGBAN_FOLLOWUP_SHARE": "1.5"},
+        {"BANGBAN_FOLLOWUP_SHARE": "NaN"},
+        {"BANGBAN_FOLLOWUP_SHARE": "0.00015"},
+        {"BANGBAN_FOLLOWUP_SHARE": "ten percent"},
+        {"BANGBAN_INACTIVE_DAYS": "0"},
+        {"BANGBAN_FAST_CLAIM_MS": "-1"},
+        {"BANGBAN_MIN_REACTION_MS": "100000"},
+        {"BANGBAN_REGULAR_CV": "2"},
+        {"BANGBAN_REGULAR_MIN_CLAIMS": "1"},
+        {"BANGBAN_FAIRPLAY_FLUSH": "0"},
+    ],
+)
+def test_bad_points_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(env)

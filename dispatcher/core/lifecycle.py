@@ -105,6 +105,10 @@ EVENT_LABELS: Final[Mapping[str, str]] = {
     "reassigned": "已为您更换代办员",
     "escalated": "暂时无人接单，已转交政务专员处理",
     "assigned": "政务专员已为您指派代办员",
+    "points_classified": "政务专员已确认本次代办的事项类别",
+    "followup_sampled": "本次代办已被抽中回访，工作人员将电话回访您",
+    "followup_called": "工作人员已电话回访",
+    "followup_unreached": "工作人员电话回访未能接通",
 }
 
 

@@ -1,1 +1,1 @@
-"""The flows: core rules + Redis + Postgres, one module per flow and per background loop."""
+"""Flows: the core's decisions carried out against Redis and Postgres."""

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from dispatcher.board.scripts import EVENTS_CHANNEL
 from dispatcher.flows.claim_cache import ClaimedOrders
 from dispatcher.live import wire
+from dispatcher.live.fairplay import FairPlayLog
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger("bangban.hub")
@@ -122,6 +123,9 @@ class AgentLink:
     agent_id: int
     grids: frozenset[str]
     outbox: Outbox
+    offered: dict[int, int] | None = None
+    """Order id → when its offer was first handed to this connection (server ms), for fair
+    play (:mod:`dispatcher.live.fairplay`); None until the first offer."""
 
 
 @dataclass(eq=False, slots=True)
@@ -151,6 +155,10 @@ class Hub:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
     metrics: Metrics | None = None
+    fairplay: FairPlayLog = field(default_factory=FairPlayLog)
+    """Offer deliveries and claim timings for fair play, until written to Postgres."""
+    clock: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+    """The server's clock (epoch ms); the app sets its own (tests inject one)."""
 
     # --- registry ------------------------------------------------------------------------
 
@@ -227,9 +235,11 @@ class Hub:
             offer = Payload.of(wire.Offer(order))
             greyed: Payload | None = None
             excluded = set(event.get("excluded") or ())
+            fairplay, now, oid, grid = self.fairplay, self.clock(), order["id"], order["grid"]
             for link in audience:
                 if link.agent_id in excluded:
                     continue
+                fairplay.offered(link, oid, grid, now)
                 if self.at_limit(link.agent_id):
                     greyed = greyed or Payload.of(wire.Offer(order, at_limit=True))
                     link.outbox.push(greyed)

@@ -31,7 +31,7 @@ from dispatcher.exceptions import (
     RedisUnavailableError,
     StoreUnavailableError,
 )
-from dispatcher.flows import claims
+from dispatcher.flows import fairplay
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
 from dispatcher.live.hub import AgentLink, Outbox, Payload, TrackerLink
@@ -132,15 +132,21 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         ctx.hub.held[agent.id] = held
         outbox.push(Payload.of(wire.Held(held, ctx.settings.max_held)), first=True)
         at_limit = held >= ctx.settings.max_held
+        now = ctx.clock()
         for order in snapshot:
+            ctx.hub.fairplay.offered(link, order.id, order.grid, now)
             outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
         async with contextlib.aclosing(_frames(socket, outbox)) as frames:
             async for frame in frames:
                 if isinstance(frame, wire.Claim):
-                    outcome = await claims.claim(ctx, agent, frame.order_id, frame.request_id)
-                    result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
+                    rid = frame.request_id
+                    outcome = await fairplay.timed_claim(ctx, agent, frame.order_id, rid, (link,))
+                    if outcome is None:
+                        _error(outbox, FrameError(wire.TOO_FAST, fairplay.TOO_FAST_MESSAGE, rid))
+                        continue
+                    result = wire.ClaimResult(rid, frame.order_id, outcome.value)
                     outbox.push(Payload.of(result), first=True)
                 else:
                     outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)

@@ -47,6 +47,7 @@ UNKNOWN_TYPE = "unknown_type"  # a map whose `type` this server does not accept 
 INVALID_VALUE = "invalid_value"  # a known frame with a missing or wrongly typed field
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
+TOO_FAST = "too_fast"  # a claim ignored by the minimum-reaction rule (BANGBAN_MIN_REACTION_MS)
 
 
 # --- server to agent ------------------------------------------------------------------------

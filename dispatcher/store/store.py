@@ -23,9 +23,11 @@ from dispatcher.store import migrate
 from dispatcher.store.catalog import CatalogStore
 from dispatcher.store.changes import ChangeStore
 from dispatcher.store.orders import OrderStore
+from dispatcher.store.oversight import OversightStore
 from dispatcher.store.pg import (
     translated,
 )
+from dispatcher.store.points import PointsStore
 from dispatcher.store.roster import RosterStore
 
 
@@ -33,7 +35,7 @@ async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     return None
 
 
-class Store(OrderStore, RosterStore, CatalogStore, ChangeStore):
+class Store(OrderStore, RosterStore, CatalogStore, ChangeStore, PointsStore, OversightStore):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -1,1 +1,1 @@
-"""The HTTP edge: the app factory, request plumbing, and the endpoints by resource."""
+"""The HTTP edge: endpoints that decode, call the core or the store, and encode."""

@@ -21,7 +21,8 @@ from dispatcher.live import sockets
 from dispatcher.live.asgi import Message, Receive, Send
 from dispatcher.runtime import Started
 from dispatcher.settings import Settings
-from dispatcher.web import admin, catalog, order_actions, orders
+from dispatcher.web import admin, catalog, followups, order_actions, orders, oversight, payouts
+from dispatcher.web import points as points_web
 
 log = logging.getLogger("bangban.app")
 
@@ -67,6 +68,10 @@ def create_app(
             *order_actions.routes,
             *catalog.routes,
             *admin.routes,
+            *points_web.routes,
+            *payouts.routes,
+            *oversight.routes,
+            *followups.routes,
             *orders.metrics_routes,
         ],
         lifespan=lifespan,

@@ -21,7 +21,7 @@ from dispatcher.exceptions import (
     RequestError,
     StoreUnavailableError,
 )
-from dispatcher.flows import claims, filing
+from dispatcher.flows import fairplay, filing
 from dispatcher.live import wire
 from dispatcher.web.http import answer, body, context, principal
 
@@ -87,7 +87,11 @@ async def claim_order(request: Request) -> Response:
             status=422,
             details={"field": "request_id"},
         )
-    outcome = await claims.claim(context(request), who.agent, order_id, rid)
+    ctx = context(request)
+    links = ctx.hub.by_agent.get(who.agent.id, ())
+    outcome = await fairplay.timed_claim(ctx, who.agent, order_id, rid, links)
+    if outcome is None:
+        raise RequestError(fairplay.TOO_FAST_MESSAGE, code="too_fast", status=422)
     return answer(request, wire.to_map(wire.ClaimResult(rid, order_id, outcome.value)))
 
 
