@@ -5,15 +5,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SCENARIO ?= contention
+USERS ?= 200
+DURATION ?= 30s
 
 .PHONY: run test lint format bench capacity loadtest clean help
 
 help:
-	@echo "make run    set up, start embedded Redis+Postgres (unless REDIS_URL/DATABASE_URL), seed a demo, serve on $(HOST):$(PORT)"
-	@echo "make test   set up and run the whole test suite"
-	@echo "make lint   ruff + mypy"
-	@echo "make bench  fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
+	@echo "make run       set up, start embedded Redis+Postgres (unless REDIS_URL/DATABASE_URL), seed a demo, serve on $(HOST):$(PORT)"
+	@echo "               (one server per data folder .bangban; its logs: .bangban/redis/redis.log, .bangban/pg/log)"
+	@echo "make test      set up and run the whole test suite"
+	@echo "make lint      ruff format --check, ruff check, mypy --strict"
+	@echo "make format    ruff format and ruff check --fix (rewrites files)"
+	@echo "make bench     fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
 	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
+	@echo "make loadtest  locust scenario SCENARIO=$(SCENARIO) USERS=$(USERS) DURATION=$(DURATION) on a server of its own, then the consistency check"
+	@echo "make clean     delete .venv and .bangban (the demo's data, tokens and embedded servers' files)"
+	@echo "make help      this list"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +48,13 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench
 
 capacity: $(STAMP)
-	$(BIN)/python -m loadtest.capacity
+	$(BIN)/python -m loadtest.bench.capacity
 
-SCENARIO ?= contention
-USERS ?= 200
-DURATION ?= 30s
 loadtest: $(STAMP)
-	$(BIN)/python -m loadtest.run $(SCENARIO) --users $(USERS) --duration $(DURATION)
+	$(BIN)/python -m loadtest.locust $(SCENARIO) --users $(USERS) --duration $(DURATION)
 
 
 clean:
+	@# As root the embedded cluster lives in a folder made for it; .bangban/pg links to it.
+	if [ -L .bangban/pg ]; then rm -rf "$$(readlink -f .bangban/pg)"; fi
 	rm -rf $(VENV) .bangban

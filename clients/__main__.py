@@ -1,36 +1,18 @@
 """A terminal agent app: ``python -m clients URL TOKEN [--grab]``.
 
 Connects as the agent of TOKEN, prints every frame as one JSON line, and with ``--grab``
-claims every offer it sees (first claim wins; you will see ``won`` or ``taken``).
+claims every offer it sees (first claim wins; you will see ``won`` or ``taken``).  When the
+server restarts it reconnects with backoff (saying so on stderr) and receives the snapshot
+again; see :mod:`clients.terminal`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
-from clients.agent import AgentClient, ClientError
-from dispatcher.live import wire
-
-
-async def main(url: str, token: str, grab: bool) -> int:
-    try:
-        agent = await AgentClient.connect(url, token)
-    except ClientError as exc:
-        print(f"cannot connect: {exc}", file=sys.stderr)
-        return 1
-    async with agent:
-        print(json.dumps(wire.to_map(agent.welcome), ensure_ascii=False), flush=True)
-        async for frame in agent:
-            print(json.dumps(wire.to_map(frame), ensure_ascii=False), flush=True)
-            if grab and isinstance(frame, wire.Offer) and frame.order["id"] in agent.offers:
-                result = await agent.claim(frame.order["id"])
-                print(json.dumps(wire.to_map(result), ensure_ascii=False), flush=True)
-    print(f"closed: {agent.close_code} {agent.close_reason}", file=sys.stderr)
-    return 0
-
+from clients.terminal import run
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m clients", description=__doc__)
@@ -39,6 +21,6 @@ if __name__ == "__main__":
     parser.add_argument("--grab", action="store_true", help="claim every offer")
     args = parser.parse_args()
     try:
-        sys.exit(asyncio.run(main(args.url, args.token, args.grab)))
+        sys.exit(asyncio.run(run(args.url, args.token, grab=args.grab)))
     except KeyboardInterrupt:
         pass

@@ -13,29 +13,29 @@ import contextlib
 import dataclasses
 import signal
 import sys
-from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dispatcher import logs
+from dispatcher.exceptions import ConfigError
+from dispatcher.process import DataFolderLock, raise_open_files_limit, run_event_loop
+from dispatcher.services import Backends
 from dispatcher.settings import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
 
-@contextlib.contextmanager
-def services(settings: Settings, *, persist: bool = True) -> Iterator[Settings]:
-    """Settings with Redis and Postgres URLs, starting embedded servers for missing ones."""
-    from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis
 
-    with contextlib.ExitStack() as stack:
-        if settings.redis_url is None:
-            redis = stack.enter_context(EmbeddedRedis(settings.data_dir / "redis", persist=persist))
-            settings = dataclasses.replace(settings, redis_url=redis.url)
-            print(f"embedded redis: {redis.url}", flush=True)
-        if settings.database_url is None:
-            pg = stack.enter_context(EmbeddedPostgres(settings.data_dir / "pg"))
-            settings = dataclasses.replace(settings, database_url=pg.url)
-            print(f"embedded postgres: {pg.url}", flush=True)
-        yield settings
+def _backends(settings: Settings) -> Backends:
+    """Embedded servers under the data folder for the URLs that are unset (kept between runs)."""
+    return Backends(settings, settings.data_dir, announce=lambda line: print(line, flush=True))
+
+
+def _with_urls(settings: Settings, backends: Backends) -> Settings:
+    return dataclasses.replace(
+        settings, redis_url=backends.redis_url, database_url=backends.database_url
+    )
 
 
 def _admin_token(settings: Settings, *, remember: bool) -> Settings:
@@ -56,20 +56,31 @@ def _admin_token(settings: Settings, *, remember: bool) -> Settings:
     return dataclasses.replace(settings, admin_token=token)
 
 
-def raise_open_files_limit() -> int:
-    """Raise this process's open-file limit to its hard limit (each agent is a socket; the
-    common default of 1,024 would refuse agents long before memory or CPU run out)."""
-    import resource
+def uvicorn_config(
+    app: ASGIApp, settings: Settings, host: str, port: int, *, graceful: int = 5
+) -> uvicorn.Config:
+    """How ``bangban serve`` runs the app (the tests' in-process servers run it the same way):
+    websockets-sansio, httptools, the loop the caller runs (uvloop for ``serve``)."""
+    import uvicorn
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):  # above the kernel's nr_open: keep what we have
-            pass
-    return soft
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        loop="none",
+        http="httptools",
+        ws_max_size=65536,
+        ws_per_message_deflate=settings.ws_deflate,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        lifespan="on",
+        log_level="warning",
+        log_config=None,  # uvicorn's loggers go to ours (stderr, and BANGBAN_LOG_FILE)
+        access_log=False,
+        timeout_graceful_shutdown=graceful,
+        backlog=4096,
+    )
 
 
 async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
@@ -85,23 +96,7 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
             print(f"admin token (generated, shown once): {info.generated_admin_token}", flush=True)
 
     app = create_app(settings, on_started=started)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        loop="none",
-        http="httptools",
-        ws_max_size=65536,
-        ws_per_message_deflate=settings.ws_deflate,
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        backlog=4096,
-    )
+    config = uvicorn_config(app, settings, host, port)
     server = uvicorn.Server(config)
     # Ctrl-C / SIGTERM ask uvicorn to shut down gracefully (the lifespan closes every pool and
     # task); uvicorn's own handlers would re-raise the signal afterwards and cancel the
@@ -145,15 +140,6 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
     await task
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is an optional speed-up (no Windows build)
-        asyncio.run(coro)
-        return
-    uvloop.run(coro)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bangban", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed the demo grids and agents")
     serve.add_argument("--data-dir", type=Path, help="embedded servers' data (BANGBAN_DATA_DIR)")
+    serve.add_argument("--log-file", type=Path, help="also log to this file (BANGBAN_LOG_FILE)")
     for name, text in (("migrate", "apply pending migrations and exit"),):
         sub.add_parser(name, help=text).add_argument("--data-dir", type=Path)
     grids = sub.add_parser("grids", help="grid files").add_subparsers(dest="action", required=True)
@@ -185,24 +172,32 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if getattr(args, "data_dir", None):
         settings = dataclasses.replace(settings, data_dir=args.data_dir)
-    logs.configure(settings.log_level)
+    if getattr(args, "log_file", None):
+        settings = dataclasses.replace(settings, log_file=args.log_file)
+    logs.configure(settings.log_level, settings.log_file)
 
     if args.command != "serve":
         from dispatcher import commands
 
         # These talk to Postgres only; running servers pick up new grids within
         # BANGBAN_RECONCILE_INTERVAL.
-        with services(dataclasses.replace(settings, redis_url="unused")) as s:
-            assert s.database_url is not None
-            return commands.run(args, s.database_url)
+        with _backends(dataclasses.replace(settings, redis_url="unused")) as b:
+            return commands.run(args, b.database_url)
 
     embedded = settings.redis_url is None or settings.database_url is None
-    settings = _admin_token(settings, remember=embedded)
-    with services(settings) as s:
-        try:
-            _run(_serve(s, args.host, args.port, args.demo))
-        except KeyboardInterrupt:
-            pass
+    with DataFolderLock(settings.data_dir) as lock:
+        if embedded:  # one server per data folder: refuse before starting any embedded one
+            try:
+                lock.acquire(args.port)
+            except ConfigError as exc:
+                print(f"bangban: {exc}", file=sys.stderr, flush=True)
+                return 1
+        settings = _admin_token(settings, remember=embedded)
+        with _backends(settings) as b:
+            try:
+                run_event_loop(_serve(_with_urls(settings, b), args.host, args.port, args.demo))
+            except KeyboardInterrupt:
+                pass
     return 0
 
 

@@ -21,25 +21,30 @@ from dispatcher.exceptions import (
     StoreUnavailableError,
     UnknownGridError,
 )
+from dispatcher.store import migrate
 from dispatcher.store.store import Store
 
 
 async def _with_store(dsn: str, work: Callable[[Store], Awaitable[int]]) -> int:
+    """Connect, apply pending migrations (saying which), then ``work``."""
     try:
         store = await Store.connect(dsn, attempts=8)
     except StoreUnavailableError as exc:
         print(f"postgres unavailable: {exc}")
         return 2
     try:
-        await store.migrate()
+        applied = await store.migrate()
+        if applied:
+            print(f"migrations: applied {len(applied)}: {', '.join(applied)}")
+        elif work is _migrate:
+            print(f"migrations: up to date ({len(migrate.available())} applied before)")
         return await work(store)
     finally:
         await store.close()
 
 
 async def _migrate(store: Store) -> int:
-    print("migrations: up to date")
-    return 0
+    return 0  # _with_store applied them and said so
 
 
 def _import_grids(path: Path) -> Callable[[Store], Awaitable[int]]:

@@ -7,9 +7,15 @@ ours, so a second ``make run`` finds the first one's data; tests use throwaway f
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import shutil
 import socket
+import stat
 import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -56,6 +62,10 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "redis.log"
+
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
@@ -71,7 +81,7 @@ class EmbeddedRedis:
             "--loglevel",
             "warning",
             "--logfile",
-            str(self.data_dir / "redis.log"),
+            str(self.log),
             "--protected-mode",
             "no",
         ]
@@ -88,7 +98,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ConfigError(f"redis-server exited; see {self.data_dir / 'redis.log'}")
+                raise ConfigError(f"redis-server exited; see {self.log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
@@ -116,12 +126,58 @@ class EmbeddedRedis:
         self.stop()
 
 
-class EmbeddedPostgres:
-    """A private PostgreSQL (from ``pgserver``) with its data in ``data_dir``."""
+ROOT_CLUSTERS = Path("/var/lib/bangban/pg")
+"""As root: where kept clusters live (see :meth:`EmbeddedPostgres.cluster_folder`)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir.resolve()
+
+def _ancestor_modes(*paths: Path) -> dict[Path, int]:
+    modes: dict[Path, int] = {}
+    for path in paths:
+        for parent in path.parents:
+            with contextlib.suppress(OSError):
+                modes[parent] = stat.S_IMODE(parent.stat().st_mode)
+    return modes
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL (from ``pgserver``) with its data in ``data_dir``.
+
+    Postgres refuses to run as root, so as root pgserver runs it as a system user of its own
+    (``pgserver``, added with ``useradd``) and makes every parent folder of the cluster and of
+    its binaries readable and traversable by everybody.  To keep the parents of ``data_dir``
+    as they are, a root process runs the cluster from a folder made for it (see
+    :meth:`cluster_folder`) and ``data_dir`` is a symbolic link to it; any parent of the
+    binaries that pgserver widened gets its mode back plus the traversal bit only.
+    ``persist=False`` (tests, benchmarks): the cluster is deleted on :meth:`stop`.
+    """
+
+    def __init__(self, data_dir: Path, *, persist: bool = True) -> None:
+        self.data_dir = data_dir.absolute()
+        self.persist = persist
         self._server: Any = None
+        self._made: Path | None = None  # a throwaway cluster folder made for a root process
+
+    def cluster_folder(self) -> Path:
+        """Where the cluster's files are: ``data_dir`` itself, except for a root process
+        (``/var/lib/bangban/pg/<hash of data_dir>`` when kept, a fresh ``/tmp/bangban-pg-*``
+        when not), whose parents are root's and already open to everybody."""
+        if self._made is not None:
+            return self._made / "pg"
+        if self.data_dir.is_symlink():
+            target = self.data_dir.resolve()
+            if target.parent.exists():
+                return target
+            self.data_dir.unlink()  # a throwaway cluster's link, left behind
+        if os.geteuid() != 0 or (self.data_dir / "PG_VERSION").exists():
+            return self.data_dir  # not root, or a cluster made in place before: leave it
+        if self.persist:
+            key = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            folder = ROOT_CLUSTERS / key
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            return folder
+        self._made = Path(tempfile.mkdtemp(prefix="bangban-pg-", dir="/tmp"))
+        self._made.chmod(0o755)
+        return self._made / "pg"
 
     def start(self) -> str:
         with warnings.catch_warnings():
@@ -129,16 +185,48 @@ class EmbeddedPostgres:
             # (containers, CI) and falls back to /tmp, which is what we want.
             warnings.simplefilter("ignore", UserWarning)
             import pgserver
+            from pgserver._commands import POSTGRES_BIN_PATH
 
-        # As root, pgserver runs Postgres as a user of its own and fixes the permissions of
-        # the folder's ancestors itself; Postgres insists the data folder stays 0700.
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        cluster = self.cluster_folder()
+        if cluster != self.data_dir and not self.data_dir.is_symlink():
+            if self.data_dir.exists():
+                self.data_dir.rmdir()  # an empty folder left by a failed start
+            self.data_dir.symlink_to(cluster, target_is_directory=True)
+        before = _ancestor_modes(cluster, POSTGRES_BIN_PATH)
         get_server = pgserver.get_server  # type: ignore[attr-defined]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            self._server = get_server(self.data_dir, cleanup_mode="stop")
-
+            self._server = get_server(cluster, cleanup_mode="stop")
+        self._narrow(before)
         return self.url
+
+    @staticmethod
+    def _narrow(before: dict[Path, int]) -> None:
+        """Give each folder pgserver opened up its old mode back, plus only the traversal
+        bits its Postgres user needs; say so on stderr."""
+        for path, mode in before.items():
+            with contextlib.suppress(OSError):
+                now = stat.S_IMODE(path.stat().st_mode)
+                if now == mode:
+                    continue
+                kept = mode | stat.S_IXGRP | stat.S_IXOTH
+                path.chmod(kept)
+                if kept != mode:
+                    print(
+                        f"embedded postgres: as root, PostgreSQL runs as user 'pgserver',"
+                        f" which must traverse {path}: mode {mode:o} -> {kept:o}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs."""
+        if self._server is None:
+            return None
+        pid: int | None = self._server.get_pid()
+        return pid
 
     @property
     def url(self) -> str:
@@ -149,6 +237,9 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
+            self._made = None
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

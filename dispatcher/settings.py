@@ -35,6 +35,10 @@ class Settings:
     """``BANGBAN_DATA_DIR``: where embedded servers keep their data."""
     log_level: str = "info"
     """``BANGBAN_LOG_LEVEL``."""
+    log_file: Path | None = None
+    """``BANGBAN_LOG_FILE``: also append the server's log lines to this file (unset: the
+    terminal only).  Embedded servers log to ``<data_dir>/redis/redis.log`` and
+    ``<data_dir>/pg/log`` whatever this is."""
     claim_memory: float = 86400.0
     """``BANGBAN_CLAIM_MEMORY``: seconds a claim answer is remembered for repeats of its request."""
     send_queue: int = 1024
@@ -189,6 +193,7 @@ class Settings:
             reconcile_interval=num("BANGBAN_RECONCILE_INTERVAL", base.reconcile_interval),
             data_dir=Path(env.get("BANGBAN_DATA_DIR") or base.data_dir),
             log_level=(env.get("BANGBAN_LOG_LEVEL") or base.log_level).lower(),
+            log_file=Path(env["BANGBAN_LOG_FILE"]) if env.get("BANGBAN_LOG_FILE") else None,
             claim_memory=num("BANGBAN_CLAIM_MEMORY", base.claim_memory),
             send_queue=int(num("BANGBAN_SEND_QUEUE", base.send_queue)),
             pg_pool_size=int(num("BANGBAN_PG_POOL", base.pg_pool_size)),

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis
+from dispatcher.services import Backends
 from dispatcher.settings import Settings
 from dispatcher.store.store import Store
 from tests.servers import InProcessServer
@@ -37,11 +35,6 @@ class Services:
     tmp: Path
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
 @pytest.fixture(scope="session")
 def tmp_root() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="bangban-test-") as d:
@@ -50,35 +43,15 @@ def tmp_root() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 async def services(tmp_root: Path) -> AsyncIterator[Services]:
-    redis_url = os.environ.get("REDIS_URL")
-    database_url = os.environ.get("DATABASE_URL")
-    embedded_redis = embedded_pg = None
-    if not redis_url:
-        embedded_redis = EmbeddedRedis(tmp_root / "redis", persist=False)
-        redis_url = embedded_redis.start()
-    if not database_url:
-        embedded_pg = EmbeddedPostgres(tmp_root / "pg")
-        database_url = embedded_pg.start()
-    # A database of our own on that server, migrated once.
-    name = f"bangban_test_{os.getpid()}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    test_url = _with_database(database_url, name)
-    store = await Store.connect(test_url)
-    await store.migrate()
-    await store.close()
-    try:
-        yield Services(redis_url, test_url, tmp_root)
-    finally:
-        admin = await asyncpg.connect(database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if embedded_pg is not None:
-            embedded_pg.stop()
-        if embedded_redis is not None:
-            embedded_redis.stop()
+    # REDIS_URL / DATABASE_URL when set (read once, as the server reads them), else embedded
+    # servers; either way a database of our own on that Postgres, migrated once.
+    async with Backends(
+        Settings.from_env(), tmp_root, persist=False, private_database="test"
+    ) as backends:
+        store = await Store.connect(backends.database_url)
+        await store.migrate()
+        await store.close()
+        yield Services(backends.redis_url, backends.database_url, tmp_root)
 
 
 _TABLES = (

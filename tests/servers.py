@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
 import uvicorn
 
 from clients import AgentClient, ApiClient
+from dispatcher.cli import uvicorn_config
 from dispatcher.context import Clock, Context, wall_clock
 from dispatcher.embedded import free_port
 from dispatcher.live import wire
+from dispatcher.services import ServerProcess
 from dispatcher.settings import Settings
 from dispatcher.web.app import create_app
 
@@ -32,19 +30,7 @@ class InProcessServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, clock=clock)
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            ws="websockets-sansio",
-            loop="none",
-            lifespan="on",
-            log_level="warning",
-            ws_max_size=65536,
-            ws_per_message_deflate=settings.ws_deflate,
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
+        config = uvicorn_config(self.app, settings, "127.0.0.1", self.port, graceful=2)
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.task: asyncio.Task[None] | None = None
@@ -85,76 +71,28 @@ class InProcessServer:
         await self.stop()
 
 
-class ProcessServer:
-    """``bangban serve`` in its own process, as a user would run it."""
+class ProcessServer(ServerProcess):
+    """``bangban serve`` in its own process, as a user would run it, with ``settings``."""
 
     def __init__(self, settings: Settings, *, log: Path, extra_env: dict[str, str] | None = None):
+        s = settings
+        overrides = {
+            "REDIS_URL": s.redis_url or "",
+            "DATABASE_URL": s.database_url or "",
+            "BANGBAN_ADMIN_TOKEN": s.admin_token or "",
+            "BANGBAN_WIDEN_AFTER": str(s.widen_after),
+            "BANGBAN_SWEEP_INTERVAL": str(s.sweep_interval),
+            "BANGBAN_RECONCILE_INTERVAL": str(s.reconcile_interval),
+            "BANGBAN_ESCALATE_AFTER": str(s.escalate_after),
+            "BANGBAN_CLOSE_AFTER": str(s.close_after),
+            "BANGBAN_MAX_HELD": str(s.max_held),
+            "BANGBAN_LOG_LEVEL": "info",
+            **(extra_env or {}),
+        }
+        super().__init__(
+            ServerProcess.environment(overrides, inherit_settings=False), log, start_timeout=30
+        )
         self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.extra_env = extra_env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BANGBAN_")}
-        env.update(
-            REDIS_URL=s.redis_url or "",
-            DATABASE_URL=s.database_url or "",
-            BANGBAN_ADMIN_TOKEN=s.admin_token or "",
-            BANGBAN_WIDEN_AFTER=str(s.widen_after),
-            BANGBAN_SWEEP_INTERVAL=str(s.sweep_interval),
-            BANGBAN_RECONCILE_INTERVAL=str(s.reconcile_interval),
-            BANGBAN_ESCALATE_AFTER=str(s.escalate_after),
-            BANGBAN_CLOSE_AFTER=str(s.close_after),
-            BANGBAN_MAX_HELD=str(s.max_held),
-            BANGBAN_LOG_LEVEL="info",
-            PYTHONPATH=str(ROOT),
-        )
-        env.update(self.extra_env)
-        return env
-
-    async def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatcher", "serve", "--port", str(self.port)],
-            env=self.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        out.close()
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient() as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-                try:
-                    r = await http.get(self.url + "/v1/healthz", timeout=1)
-                    if r.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"server did not start: {self.log.read_text()[-2000:]}")
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                await asyncio.to_thread(self.proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
-        self.proc = None
-
-    async def __aenter__(self) -> ProcessServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.stop()
 
 
 async def roster(api: ApiClient, grids: dict[str, int]) -> dict[str, list[dict[str, Any]]]:

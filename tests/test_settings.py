@@ -113,3 +113,10 @@ def test_points_settings_from_the_environment() -> None:
 def test_bad_points_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def test_log_file_setting() -> None:
+    assert Settings.from_env({}).log_file is None
+    assert Settings.from_env({"BANGBAN_LOG_FILE": ""}).log_file is None
+    got = Settings.from_env({"BANGBAN_LOG_FILE": "logs/bangban.log"}).log_file
+    assert got == Path("logs/bangban.log")

@@ -4,8 +4,8 @@ CPython's cycle collector stops the event loop for as long as it scans, and a fu
 every tracked object.  An agent connection is about 135 tracked objects (coroutines of the
 ASGI stack, the websocket protocol, its outbox), so with 10,000 agents connected a full pass
 scanned about 1.7 million objects and stopped every offer for about a second, twice in 30 s
-of filing at 50 orders/s (``python -m loadtest.capacity``).  Connections live for hours: scanning
-them again and again finds nothing.
+of filing at 50 orders/s (``python -m loadtest.bench.capacity``).  Connections live for
+hours: scanning them again and again finds nothing.
 
 So every ``interval`` seconds :func:`run` collects what is not frozen (what was created since
 the last round and survived: cheap in steady state) and then freezes the survivors

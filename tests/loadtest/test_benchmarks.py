@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.capacity import parse_args
+from loadtest.bench.capacity import parse_args
 from tests.servers import ROOT
 
 
@@ -39,7 +39,7 @@ def _run(module: str, *args: str, timeout: float = 240) -> str:
 def test_capacity_reports_memory_and_offer_latency_per_step(tmp_path: Path) -> None:
     out = tmp_path / "capacity.json"
     _run(
-        "loadtest.capacity",
+        "loadtest.bench.capacity",
         *("--steps", "20,40", "--grids", "10", "--rate", "10", "--duration", "2"),
         *("--warmup", "0.5", "--settle", "0.5", "--workers", "1", "--filers", "2"),
         *("--p99-ms", "5000", "--out", str(out)),

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ import redis.asyncio as aioredis
 from clients import ApiClient
 from dispatcher.board import scripts as rs
 from dispatcher.settings import Settings
-from loadtest import consistency as c
-from loadtest.run import seconds
-from loadtest.scenarios import SCENARIOS, drops_in_wave, parse_range, plan
+from loadtest.locust import consistency as c
+from loadtest.locust.run import locust_command, locust_env, seconds
+from loadtest.locust.scenarios import SCENARIOS, drops_in_wave, parse_range, plan
 from tests.servers import ROOT, InProcessServer, ProcessServer, intake_token, roster
 
 # --- locust against a real server -----------------------------------------------------------
@@ -30,29 +31,14 @@ from tests.servers import ROOT, InProcessServer, ProcessServer, intake_token, ro
 
 def _locust(url: str, admin_token: str, out: Path, scenario: str, *args: str) -> str:
     """Run locust headless in its own process; return its output.  Asserts exit code 0."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(ROOT / "loadtest" / "locustfile.py"),
-        "--headless",
-        "--only-summary",
-        "--host",
-        url,
-        "--scenario",
-        scenario,
-        "--won-log",
-        str(out / "won.jsonl"),
-        "--csv",
-        str(out / "locust"),
-        "--html",
-        str(out / "report.html"),
-        *args,
-    ]
-    env = {**os.environ, "BANGBAN_ADMIN_TOKEN": admin_token, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        locust_command(url, scenario, out, *args),
+        env=locust_env(admin_token),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
@@ -250,13 +236,13 @@ def _cli(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 async def test_consistency_cli_exit_codes(finished: Finished) -> None:
-    """``python -m loadtest.consistency`` prints the verdict and exits 0, then 1 on a fault."""
+    """``python -m loadtest.locust.consistency`` prints the verdict, exits 0, then 1 on a fault."""
     s = finished.settings
     assert s.redis_url and s.database_url
     cmd = [
         sys.executable,
         "-m",
-        "loadtest.consistency",
+        "loadtest.locust.consistency",
         str(finished.log),
         "--redis-url",
         s.redis_url,
@@ -309,3 +295,42 @@ def test_option_parsing() -> None:
     assert (seconds("30s"), seconds("2m"), seconds("1h30m"), seconds("45")) == (30, 120, 5400, 45)
     with pytest.raises(ValueError):
         seconds("soon")
+
+
+# --- against an existing server: a namespace of its own, no silent leftovers -------------
+
+
+def _runner(url: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "loadtest.locust", "contention", "--host", url, *args]
+    cmd += ["--users", "6", "--duration", "3s", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+async def test_a_run_against_an_existing_server_refuses_without_allow_leftovers(
+    server: InProcessServer, tmp_path: Path
+) -> None:
+    token = server.settings.admin_token
+    assert token
+    refused = await asyncio.to_thread(_runner, server.url, tmp_path, "--admin-token", token)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "has no delete in its admin API" in refused.stderr
+    assert "1 grids (codes lt" in refused.stderr and "5 agents named lt" in refused.stderr
+    async with server.admin() as admin:
+        assert (await admin.list_agents())["agents"] == []
+        assert (await admin.list_grids())["grids"] == []
+
+    ran = await asyncio.to_thread(
+        _runner, server.url, tmp_path, "--admin-token", token, "--allow-leftovers"
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    prefix = re.search(r"grids \(codes (lt[0-9a-f]{6}-)\*\)", ran.stdout)
+    assert prefix, ran.stdout
+    async with server.admin() as admin:
+        agents = (await admin.list_agents())["agents"]
+        grids = (await admin.list_grids())["grids"]
+    # Everything the run left carries the prefix it announced: one namespace, findable.
+    assert len(agents) == 5 and all(a["name"].startswith(prefix.group(1)) for a in agents)
+    assert [g["code"] for g in grids] == [prefix.group(1) + "contention"]

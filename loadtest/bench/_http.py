@@ -194,7 +194,7 @@ def filer_main(
     async def run() -> dict[str, Any]:
         return await _file_until(host, port, token, grids, concurrency, stop_at, rate)
 
-    from loadtest._bench_agents import run_event_loop
+    from dispatcher.process import run_event_loop
 
     pipe.send(run_event_loop(run()))
     pipe.close()

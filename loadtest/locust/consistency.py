@@ -17,7 +17,8 @@ Given the run's won log (JSON lines from the locustfile: ``order_id``, ``agent_i
 Run it on a quiet system (after locust has stopped): a claim in flight is briefly in Redis and
 not yet in Postgres.  ``settle`` re-reads for that long while anything disagrees.
 
-    python -m loadtest.consistency WON_LOG [--redis-url URL] [--database-url URL] [--settle S]
+    python -m loadtest.locust.consistency WON_LOG [--redis-url URL] [--database-url URL]
+                                          [--settle S]
 
 reads ``REDIS_URL`` / ``DATABASE_URL`` when the options are not given, prints a verdict with
 counts and exits 1 on any violation (2 when it could not check).
@@ -324,7 +325,7 @@ async def check(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m loadtest.consistency", description=__doc__.splitlines()[0]
+        prog="python -m loadtest.locust.consistency", description=__doc__.splitlines()[0]
     )
     parser.add_argument("won_log", type=Path, help="the run's won log (JSON lines)")
     parser.add_argument("--redis-url", help="default: REDIS_URL")

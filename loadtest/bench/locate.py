@@ -1,6 +1,6 @@
 """Geo benchmark: import time, coordinate and address lookups per second.
 
-    python -m loadtest.bench_geo [--lookups 200000] [--out loadtest/results/geo.json]
+    python -m loadtest.bench.locate [--lookups 200000] [--out loadtest/results/geo.json]
 
 Loads the demo county (geo/data), then times single-threaded lookups one call at a time, as the
 server makes them. Targets: import < 5 s, ≥ 50,000 coordinate and ≥ 20,000 address lookups/s.

@@ -1,7 +1,7 @@
 """How many agents one server process holds: memory per idle connection, and the most agents
 connected while p99 offer latency stays within 100 ms under a steady stream of orders.
 
-Run ``python -m loadtest.capacity`` (``make capacity``); ``--help`` lists the knobs.  Like
+Run ``python -m loadtest.bench.capacity`` (``make capacity``); ``--help`` lists the knobs.  Like
 :mod:`loadtest.bench` it starts Redis and Postgres (embedded unless ``REDIS_URL`` /
 ``DATABASE_URL`` are set), one ``bangban serve`` process on a free port, seeds through the
 admin API, and holds the agents' websockets in separate worker processes.
@@ -45,13 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from clients import ApiClient
+from dispatcher.process import raise_open_files_limit
 from dispatcher.settings import Settings
-from loadtest._bench_agents import CLAIM_MINE, AgentPool, raise_nofile_limit
-from loadtest._bench_http import FilerProcess
-from loadtest._bench_report import summary
-from loadtest._bench_services import Backends, CpuMeter, ServerProcess, run_in_tmp
+from loadtest.bench._agents import CLAIM_MINE, AgentPool
+from loadtest.bench._http import FilerProcess
+from loadtest.bench._report import summary
+from loadtest.bench._services import BenchServer, CpuMeter, bench_backends, run_in_tmp
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
 FIRST_PHONE = 13_200_000_000
 IMPORT_CHUNK = 2000
 
@@ -78,7 +79,7 @@ class Options:
 
 def parse_args(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(
-        prog="python -m loadtest.capacity",
+        prog="python -m loadtest.bench.capacity",
         description="Agents one server process holds at p99 offer latency <= 100 ms, "
         "and memory per idle agent connection.",
     )
@@ -184,7 +185,7 @@ async def scrape_gc(url: str, token: str) -> dict[str, dict[str, float]]:
 
 async def load(
     pool: AgentPool,
-    server: ServerProcess,
+    server: BenchServer,
     intake: str,
     agents: int,
     opts: Options,
@@ -244,25 +245,25 @@ def slope(points: Sequence[tuple[int, int]]) -> float | None:
 
 
 async def run(opts: Options, tmp: Path) -> dict[str, Any]:
-    nofile = raise_nofile_limit()
+    nofile = raise_open_files_limit()
     if nofile < opts.steps[-1] + 500:
         log(f"warning: open-file limit {nofile} is below the {opts.steps[-1]} sockets asked for")
     steps: list[dict[str, Any]] = []
     result: dict[str, Any] = {"steps": steps}
     async with contextlib.AsyncExitStack() as stack:
         log("starting Redis and Postgres")
-        backends = await stack.enter_async_context(Backends(tmp, Settings.from_env()))
+        backends = await stack.enter_async_context(bench_backends(tmp, Settings.from_env()))
         result["meta"] = {
             "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "backends": sorted(backends.embedded) or "REDIS_URL / DATABASE_URL",
-            "server_settings_from_env": ServerProcess.passed_settings(),
+            "server_settings_from_env": BenchServer.passed_settings(),
         }
         admin_token = "bba_cap-" + secrets.token_urlsafe(16)
         log("starting bangban serve")
         server = await stack.enter_async_context(
-            ServerProcess(
+            BenchServer(
                 backends,
                 admin_token,
                 tmp / "data",

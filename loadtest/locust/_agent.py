@@ -37,7 +37,7 @@ from locust.event import Events
 
 from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
-from loadtest.scenarios import Behaviour, drops_in_wave
+from loadtest.locust.scenarios import Behaviour, drops_in_wave
 
 log = logging.getLogger("bangban.loadtest")
 

@@ -1,13 +1,16 @@
 """Run one load-test scenario headless, then check consistency: one command per scenario.
 
-    python -m loadtest.run SCENARIO [--users 200] [--spawn-rate R] [--duration 30s]
+    python -m loadtest.locust SCENARIO [--users 200] [--spawn-rate R] [--duration 30s]
                            [--host URL [--admin-token T]] [--out DIR] [-- LOCUST ARGS...]
 
 Without ``--host`` it starts everything itself: Redis (``REDIS_URL``, else an embedded
 redis-server), a private Postgres database (on ``DATABASE_URL``'s server, else an embedded
 PostgreSQL), and ``bangban serve`` on a free port with the scenario's widening deadline.  With
 ``--host`` it runs against that server; the consistency check then needs ``--redis-url`` and
-``--database-url`` (or ``REDIS_URL`` / ``DATABASE_URL``) and is skipped without them.
+``--database-url`` (or ``REDIS_URL`` / ``DATABASE_URL``) and is skipped without them.  A run
+against an existing server puts everything it makes under one random prefix (grid codes,
+agent and token names: ``lt<hex>-``), but the admin API has no delete, so it refuses (exit 2,
+saying what would stay) unless ``--allow-leftovers`` is given.
 
 Writes into ``loadtest/results/runs/<scenario>/`` (or ``--out``): ``locust_stats.csv``,
 ``locust_stats_history.csv``, ``locust_failures.csv``, ``locust_exceptions.csv``,
@@ -24,29 +27,25 @@ import contextlib
 import json
 import os
 import re
-import resource
 import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-import httpx
 import redis
 
 from dispatcher.board import scripts as rs
-from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from dispatcher.process import raise_open_files_limit
+from dispatcher.services import Backends, ServerProcess
 from dispatcher.settings import Settings
-from loadtest.consistency import check
-from loadtest.scenarios import SCENARIOS
+from loadtest.locust.consistency import check
+from loadtest.locust.scenarios import SCENARIOS, plan
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 RESULTS = ROOT / "loadtest" / "results" / "runs"
 OUTPUTS = (
     "locust_stats.csv",
@@ -69,37 +68,6 @@ class Target:
     admin_token: str
     redis_url: str | None
     database_url: str | None
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def raise_open_files() -> None:
-    """Thousands of websockets need thousands of descriptors (inherited by the children)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-@contextlib.contextmanager
-def private_database(server_url: str) -> Iterator[str]:
-    """A fresh database on ``server_url``'s server, dropped on exit."""
-    name = f"bangban_loadtest_{os.getpid()}_{secrets.token_hex(3)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(server_url, timeout=30)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(server_url, name)
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def ensure_empty_redis(url: str, flush: bool) -> None:
@@ -129,67 +97,52 @@ def serve(
     few wins.
     """
     token = "bba_loadtest-" + secrets.token_urlsafe(12)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGBAN_")}
-    env.update(
-        REDIS_URL=redis_url,
-        DATABASE_URL=database_url,
-        BANGBAN_ADMIN_TOKEN=token,
-        BANGBAN_WIDEN_AFTER=str(widen_after),
-        BANGBAN_MAX_HELD=str(max_held),
-        BANGBAN_LOG_LEVEL="warning",
-        PYTHONPATH=str(ROOT),
-    )
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatcher", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+    overrides = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "BANGBAN_ADMIN_TOKEN": token,
+        "BANGBAN_WIDEN_AFTER": str(widen_after),
+        "BANGBAN_MAX_HELD": str(max_held),
+        "BANGBAN_LOG_LEVEL": "warning",
+    }
+    log.unlink(missing_ok=True)
+    env = ServerProcess.environment(overrides, inherit_settings=False)
+    server = ServerProcess(env, log, start_timeout=START_TIMEOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        with httpx.Client(timeout=1) as http:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
-                try:
-                    if http.get(url + "/v1/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
-        print(f"server: {url} (widen after {widen_after:g} s; log {log})", flush=True)
-        yield url, token
+        server.start_blocking()
+    except (RuntimeError, TimeoutError) as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        print(f"server: {server.url} (widen after {widen_after:g} s; log {log})", flush=True)
+        yield server.url, token
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        server.stop_blocking()
 
 
 @contextlib.contextmanager
 def backends(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     """Redis and a private Postgres database; yields their URLs; stops what it started."""
-    env = Settings.from_env()
+    settings = Settings.from_env()
+    if settings.redis_url is not None:
+        ensure_empty_redis(settings.redis_url, args.flush_redis)
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bangban-lt-")))
-        redis_url = env.redis_url
-        if redis_url is None:
-            redis_url = stack.enter_context(EmbeddedRedis(tmp / "redis", persist=False)).url
-        else:
-            ensure_empty_redis(redis_url, args.flush_redis)
-        pg_url = env.database_url
-        if pg_url is None:
-            pg_url = stack.enter_context(EmbeddedPostgres(tmp / "pg")).url
-        yield redis_url, stack.enter_context(private_database(pg_url))
+        b = stack.enter_context(Backends(settings, tmp, persist=False, private_database="loadtest"))
+        yield b.redis_url, b.database_url
+
+
+def leftovers(args: argparse.Namespace, prefix: str, intake_users: int) -> str:
+    """What a run against an existing server leaves there: the admin API has no delete."""
+    scenario = SCENARIOS[args.scenario]
+    agents = max(args.users - intake_users, 1)
+    layout = plan(scenario, agents, prefix)
+    return (
+        f"{len(layout.grids)} grids (codes {prefix}*), {agents} agents named"
+        f" {prefix}压测代办员<n> with their tokens, an intake token named"
+        f" '{prefix}loadtest {scenario.name}', and every order the run files"
+        f" (about {scenario.order_rate:g}/s for {args.duration}, unless --order-rate says"
+        " otherwise), with its events"
+    )
 
 
 def seconds(timespan: str) -> int:
@@ -206,9 +159,10 @@ def seconds(timespan: str) -> int:
     return h * 3600 + mins * 60 + s
 
 
-def run_locust(args: argparse.Namespace, target: Target, out: Path, extra: list[str]) -> int:
-    spawn_rate = args.spawn_rate or min(args.users, 100)
-    cmd = [
+def locust_command(host: str, scenario: str, out: Path, *args: str) -> list[str]:
+    """locust, headless, running ``scenario`` against ``host``; reports and the won log go
+    into ``out``.  ``args`` go to locust (users, run time, the locustfile's options)."""
+    return [
         sys.executable,
         "-m",
         "locust",
@@ -216,26 +170,36 @@ def run_locust(args: argparse.Namespace, target: Target, out: Path, extra: list[
         str(LOCUSTFILE),
         "--headless",
         "--only-summary",
-        "-u",
-        str(args.users),
-        "-r",
-        str(spawn_rate),
-        "-t",
-        args.duration,
         "--host",
-        target.url,
+        host,
         "--scenario",
-        args.scenario,
+        scenario,
         "--won-log",
         str(out / "won.jsonl"),
         "--csv",
         str(out / "locust"),
-        "--csv-full-history",
         "--html",
         str(out / "report.html"),
-        *extra,
+        *args,
     ]
-    env = {**os.environ, "BANGBAN_ADMIN_TOKEN": target.admin_token, "PYTHONPATH": str(ROOT)}
+
+
+def locust_env(admin_token: str) -> dict[str, str]:
+    """The environment locust runs in: the admin token (never on its command line)."""
+    return {**os.environ, "BANGBAN_ADMIN_TOKEN": admin_token, "PYTHONPATH": str(ROOT)}
+
+
+def run_locust(args: argparse.Namespace, target: Target, out: Path, extra: list[str]) -> int:
+    spawn_rate = args.spawn_rate or min(args.users, 100)
+    cmd = locust_command(
+        target.url,
+        args.scenario,
+        out,
+        *("-u", str(args.users), "-r", str(spawn_rate), "-t", args.duration),
+        "--csv-full-history",
+        *extra,
+    )
+    env = locust_env(target.admin_token)
     print("locust: " + " ".join(cmd[2:]), flush=True)
     timeout = seconds(args.duration) + 120
     try:
@@ -258,6 +222,17 @@ def consistency(target: Target, out: Path) -> bool | None:
     return report.ok
 
 
+def _extra_option(extra: list[str], name: str) -> str | None:
+    """The last value of ``name`` among the arguments passed through to locust."""
+    value = None
+    for i, arg in enumerate(extra):
+        if arg == name and i + 1 < len(extra):
+            value = extra[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
@@ -265,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(
-        prog="python -m loadtest.run",
+        prog="python -m loadtest.locust",
         description=__doc__.splitlines()[0],
         epilog="Arguments after -- go to locust, e.g. -- --order-rate 5 --think-ms 0-200",
     )
@@ -281,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-held", type=int, default=1000, help="BANGBAN_MAX_HELD, for a server started here"
     )
+    parser.add_argument(
+        "--allow-leftovers",
+        action="store_true",
+        help="with --host: run although the run's grids, agents, tokens and orders stay there",
+    )
     parser.add_argument("--flush-redis", action="store_true", help="empty REDIS_URL's database")
     parser.add_argument("--out", type=Path, help="default: loadtest/results/runs/<scenario>")
     args = parser.parse_args(argv)
@@ -293,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
-    raise_open_files()
+    raise_open_files_limit()
 
     with contextlib.ExitStack() as stack:
         if args.host:
@@ -301,6 +281,21 @@ def main(argv: list[str] | None = None) -> int:
             token = args.admin_token or env.admin_token
             if not token:
                 parser.error("--host needs --admin-token (or BANGBAN_ADMIN_TOKEN)")
+            # Everything this run makes carries one prefix: the run's own namespace there.
+            prefix = _extra_option(extra, "--grid-prefix") or f"lt{secrets.token_hex(3)}-"
+            extra = ["--grid-prefix", prefix, *extra]
+            shown = "" if prefix == "none" else prefix
+            left = leftovers(args, shown, int(_extra_option(extra, "--intake-users") or 1))
+            if not args.allow_leftovers:
+                print(
+                    f"refused: {args.host} has no delete in its admin API, so this run would"
+                    f" leave there for good: {left}.  Run without --host (a server and"
+                    " database of its own, removed afterwards), or pass --allow-leftovers.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 2
+            print(f"leaving on {args.host}: {left}", flush=True)
             target = Target(
                 args.host,
                 token,

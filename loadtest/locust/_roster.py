@@ -20,7 +20,7 @@ import gevent.pool
 import requests
 from requests.adapters import HTTPAdapter
 
-from loadtest.scenarios import GridSpec, Plan
+from loadtest.locust.scenarios import GridSpec, Plan
 
 log = logging.getLogger("bangban.loadtest")
 
@@ -30,6 +30,15 @@ CONCURRENCY = 20
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def agent_name(plan: Plan, index: int) -> str:
+    """A load-test agent's name: the run's prefix names everything a run makes."""
+    return f"{plan.prefix}压测代办员{index}"
+
+
+def intake_token_name(plan: Plan) -> str:
+    return f"{plan.prefix}loadtest {plan.scenario.name}"
 
 
 class RosterError(Exception):
@@ -83,7 +92,7 @@ class Roster:
         """
         # One request alone first: a wrong token or host fails here, once.
         self.intake_token = self._post(
-            "/v1/admin/tokens", {"kind": "intake", "name": f"loadtest {self.plan.scenario.name}"}
+            "/v1/admin/tokens", {"kind": "intake", "name": intake_token_name(self.plan)}
         )["token"]
         _each(self._make_grid, self.plan.grids)
         indexes = [next(self._next_index) for _ in range(agents)]
@@ -106,7 +115,7 @@ class Roster:
         if spec.code not in self._grids:
             self._make_grid(spec)  # an agent beyond the plan, in a grid the plan did not need
         grid = spec.code
-        body = {"name": f"压测代办员{index}", "phone": f"{self._phone_stem}{index:04d}"}
+        body = {"name": agent_name(self.plan, index), "phone": f"{self._phone_stem}{index:04d}"}
         for _attempt in range(3):
             try:
                 made = self._post("/v1/admin/agents", {**body, "grids": [grid]})

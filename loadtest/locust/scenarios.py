@@ -1,7 +1,7 @@
 """The load-test scenarios, as plain data: who sits in which grid, where orders go, how agents act.
 
 Pure code (no locust, no I/O besides reading the demo county shipped in ``geo/data``), so the
-locustfile, the wrapper (:mod:`loadtest.run`) and the tests share one definition.
+locustfile, the wrapper (:mod:`loadtest.locust.run`) and the tests share one definition.
 
 - ``contention``: every agent in one grid; every agent grabs every order at once.  Measures the
   claim path under the worst race: one winner, everyone else ``taken``.
@@ -67,7 +67,7 @@ class Scenario:
     order_rate: float
     """Orders filed per second, over all intake users."""
     widen_after: float
-    """``BANGBAN_WIDEN_AFTER`` for a server that :mod:`loadtest.run` starts itself."""
+    """``BANGBAN_WIDEN_AFTER`` for a server that :mod:`loadtest.locust.run` starts itself."""
 
 
 SCENARIOS: dict[str, Scenario] = {

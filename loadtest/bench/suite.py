@@ -14,7 +14,7 @@ Scenarios (``--scenarios``, comma-separated, in this order):
     written to the offer arriving at the LAST agent; and per agent.
 ``ceiling``
     The same number of clients in the same worker processes connect to
-    :mod:`loadtest.ceiling`, a bare websockets server that broadcasts what it is sent; the
+    :mod:`loadtest.bench.ceiling`, a bare websockets server that broadcasts what it is sent; the
     bench sends it the same offer frame bytes and measures the same times.  Fan-out figures are
     then given as a multiple of the ceiling's.
 ``contention``
@@ -53,27 +53,28 @@ from websockets.version import version as websockets_version
 
 from clients import ApiClient
 from dispatcher.live import wire
+from dispatcher.process import raise_open_files_limit
+from dispatcher.services import Backends
 from dispatcher.settings import Settings
-from loadtest._bench_agents import (
+from loadtest.bench._agents import (
     CLAIM_ALL,
     CLAIM_MINE,
     OBSERVE,
     AgentPool,
     Collected,
-    raise_nofile_limit,
 )
-from loadtest._bench_http import ORDER_TEXT, FilerProcess, HttpConnection
-from loadtest._bench_report import plot, summary, table
-from loadtest._bench_services import (
-    Backends,
+from loadtest.bench._http import ORDER_TEXT, FilerProcess, HttpConnection
+from loadtest.bench._report import plot, summary, table
+from loadtest.bench._services import (
+    BenchServer,
     CeilingProcess,
     CpuMeter,
-    ServerProcess,
+    bench_backends,
     run_in_tmp,
 )
 
 SCENARIOS = ("fanout", "ceiling", "contention", "throughput")
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
 FAN_GRID = "BENCH-FAN"
 SETTLE = 0.05  # seconds of quiet between two orders, once the previous one is complete
 
@@ -273,6 +274,21 @@ async def run_fanout(
     return result, {"fanout_per_agent": per_agent, "fanout_last": last}, template
 
 
+async def _connect_all(
+    pool: AgentPool, port: int, agents: list[tuple[str, int]], deflate: bool, what: str
+) -> int:
+    """Connect ``agents`` to the server on ``port`` and say how it went; return how many
+    connected.  Raises BenchError when none could."""
+    conn = await pool.connect("127.0.0.1", port, agents, deflate=deflate)
+    n: int = conn["connected"]
+    log(f"{n} {what} connected in {conn['seconds']:.1f} s")
+    if conn["failed"]:
+        log(f"{conn['failed']} {what} failed to connect, e.g. {conn['failures'][:1]}")
+    if n == 0:
+        raise BenchError(f"no {what} could connect: {conn['failures']}")
+    return n
+
+
 async def run_ceiling(
     pool: AgentPool, opts: Options, template: dict[str, Any], meter: CpuMeter, tmp: Path
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
@@ -280,13 +296,7 @@ async def run_ceiling(
         assert ceiling.pid is not None
         meter.roots["ceiling"] = [ceiling.pid]
         fake = [(f"ceiling-{i}", 0) for i in range(opts.agents)]
-        conn = await pool.connect("127.0.0.1", ceiling.port, fake, deflate=opts.deflate)
-        agents = conn["connected"]
-        log(f"ceiling: {agents} clients connected in {conn['seconds']:.1f} s")
-        if conn["failed"]:
-            log(f"ceiling: {conn['failed']} failed, e.g. {conn['failures'][:1]}")
-        if agents == 0:
-            raise BenchError(f"no client could connect to the ceiling: {conn['failures']}")
+        agents = await _connect_all(pool, ceiling.port, fake, opts.deflate, "ceiling clients")
         await pool.set_mode(OBSERVE)
         sent: dict[int, float] = {}
         before = meter.snapshot()
@@ -378,7 +388,7 @@ async def run_contention(
 
 async def run_throughput(
     pool: AgentPool,
-    server: ServerProcess,
+    server: BenchServer,
     intake: str,
     tokens: dict[str, list[str]],
     opts: Options,
@@ -501,13 +511,13 @@ def _meta(opts: Options, backends: Backends) -> dict[str, Any]:
         "clients": f"{opts.workers} worker processes (uvloop), each a share of the websockets as "
         "sans-I/O websockets protocols decoding msgpack with dispatcher.live.wire; filings over "
         "keep-alive HTTP/1.1",
-        "server_settings_from_env": ServerProcess.passed_settings(),
+        "server_settings_from_env": BenchServer.passed_settings(),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
     }
 
 
 async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    nofile = raise_nofile_limit()
+    nofile = raise_open_files_limit()
     needed = opts.agents + opts.grids * opts.per_grid + 200
     if nofile < needed:
         log(f"warning: open-file limit {nofile} is below the {needed} sockets this run needs")
@@ -516,12 +526,12 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
     raw: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         log("starting Redis and Postgres")
-        backends = await stack.enter_async_context(Backends(tmp, settings))
+        backends = await stack.enter_async_context(bench_backends(tmp, settings))
         results["meta"] = _meta(opts, backends)
         admin_token = "bba_bench-" + secrets.token_urlsafe(16)
         log("starting bangban serve")
         server = await stack.enter_async_context(
-            ServerProcess(backends, admin_token, tmp / "data", tmp / "server.log")
+            BenchServer(backends, admin_token, tmp / "data", tmp / "server.log")
         )
         admin = await stack.enter_async_context(ApiClient(server.url, admin_token, timeout=30))
         pool = AgentPool(opts.workers)
@@ -541,13 +551,7 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
             fan = await seed(admin, {FAN_GRID: opts.agents}, 13_000_000_000)
             log(f"seeded in {time.monotonic() - t:.1f} s; connecting")
             agents = [(token, i) for i, token in enumerate(fan[FAN_GRID])]
-            conn = await pool.connect("127.0.0.1", server.port, agents, deflate=opts.deflate)
-            n = conn["connected"]
-            log(f"{n} agents connected in {conn['seconds']:.1f} s")
-            if conn["failed"]:
-                log(f"{conn['failed']} agents failed to connect, e.g. {conn['failures'][:1]}")
-            if n == 0:
-                raise BenchError(f"no agent could connect: {conn['failures']}")
+            n = await _connect_all(pool, server.port, agents, opts.deflate, "agents")
             if "fanout" in opts.scenarios:
                 log(f"fan-out: {opts.orders} orders to {n} agents")
                 before = meter.snapshot()

@@ -1,6 +1,6 @@
 """The ceiling: a bare ``websockets`` server that only broadcasts, for the fan-out comparison.
 
-``python -m loadtest.ceiling --port P`` serves two websocket paths:
+``python -m loadtest.bench.ceiling --port P`` serves two websocket paths:
 
 - ``/v1/agent/ws``: an agent; it gets a ``welcome`` frame (from :mod:`dispatcher.live.wire`) on
   connect and then whatever is broadcast;
@@ -23,7 +23,7 @@ import time
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from dispatcher.live import wire
-from loadtest._bench_agents import raise_nofile_limit, run_event_loop
+from dispatcher.process import raise_open_files_limit, run_event_loop
 
 AGENT_PATH = "/v1/agent/ws"
 TRIGGER_PATH = "/trigger"
@@ -74,13 +74,13 @@ async def run(host: str, port: int, deflate: bool, max_seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.ceiling", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench.ceiling", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     parser.add_argument("--max-seconds", type=float, default=900.0)
     args = parser.parse_args(argv)
-    raise_nofile_limit()
+    raise_open_files_limit()
     run_event_loop(run(args.host, args.port, args.deflate, args.max_seconds))
 
 

@@ -3,23 +3,24 @@
 Two kinds of user: :class:`AgentUser` holds one agent's websocket (MessagePack frames of
 :mod:`dispatcher.live.wire`), grabs offers with a probability after a think time, and reconnects
 when dropped; :class:`IntakeUser` files orders through ``POST /v1/orders`` at a fixed rate.
-``--scenario`` picks the layout and the behaviour (:mod:`loadtest.scenarios`):
+``--scenario`` picks the layout and the behaviour (:mod:`loadtest.locust.scenarios`):
 ``contention``, ``county`` or ``reconnect-storm``.
 
 When the test starts, the grids, one agent per agent user and an intake token are created
 through the admin API (``--admin-token``); grid codes carry a per-run prefix, so a run does not
 see an earlier run's orders (except widened ones, which every grid is offered: against a shared
 server, expect a snapshot of those on connect).  Every ``won`` answer is appended to
-``--won-log`` (JSON lines), which :mod:`loadtest.consistency` checks against Redis and
+``--won-log`` (JSON lines), which :mod:`loadtest.locust.consistency` checks against Redis and
 Postgres afterwards.
 
 Headless, against a running server::
 
-    BANGBAN_ADMIN_TOKEN=... locust -f loadtest/locustfile.py --headless -u 200 -r 100 -t 30s \\
+    BANGBAN_ADMIN_TOKEN=... locust -f loadtest/locust/locustfile.py \\
+        --headless -u 200 -r 100 -t 30s \\
         --host http://127.0.0.1:8000 \\
         --scenario contention --won-log won.jsonl --csv out/locust --html out/report.html
 
-or let ``python -m loadtest.run contention --users 200 --duration 30s`` start a server, run
+or let ``python -m loadtest.locust contention --users 200 --duration 30s`` start a server, run
 this, and check consistency.  One locust process only (no ``--master``/``--worker``): the
 roster is made by the process that runs the users.
 """
@@ -46,9 +47,9 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 from locust.user.wait_time import constant_throughput
 
-from loadtest.locust_agent import AgentSession, Reporter, WonLog
-from loadtest.locust_roster import Roster, RosterError
-from loadtest.scenarios import SCENARIOS, Behaviour, Plan, Scenario, parse_range, plan
+from loadtest.locust._agent import AgentSession, Reporter, WonLog
+from loadtest.locust._roster import Roster, RosterError
+from loadtest.locust.scenarios import SCENARIOS, Behaviour, Plan, Scenario, parse_range, plan
 
 log = logging.getLogger("bangban.loadtest")
 
@@ -134,7 +135,7 @@ def _settings(env: Environment) -> tuple[Scenario, Behaviour, float]:
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner | WorkerRunner):
-        raise SystemExit("loadtest/locustfile.py runs in one process: no --master/--worker")
+        raise SystemExit("loadtest/locust/locustfile.py runs in one process: no --master/--worker")
     try:
         _settings(environment)  # fail at start-up on a bad option
     except ValueError as exc:

@@ -28,9 +28,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import multiprocessing.connection
-import resource
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -43,6 +42,7 @@ from websockets.uri import parse_uri
 
 from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
+from dispatcher.process import raise_open_files_limit, run_event_loop
 
 OBSERVE = "observe"
 CLAIM_ALL = "claim_all"
@@ -52,25 +52,6 @@ MODES = (OBSERVE, CLAIM_ALL, CLAIM_MINE)
 PATH = "/v1/agent/ws"
 
 T = TypeVar("T")
-
-
-def raise_nofile_limit() -> int:
-    """Raise the open-file soft limit to the hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
-
-
-def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on uvloop when it is installed (as ``bangban serve`` does), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 # --- worker side ----------------------------------------------------------------------------
@@ -350,7 +331,7 @@ class Worker:
 
 def worker_main(pipe: multiprocessing.connection.Connection, worker_id: int) -> None:
     """Entry point of a worker process."""
-    raise_nofile_limit()
+    raise_open_files_limit()
 
     async def run() -> None:
         await Worker(pipe, worker_id).serve()

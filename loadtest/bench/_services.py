@@ -1,10 +1,11 @@
 """The processes the benchmark runs against: Redis, Postgres, ``bangban serve``, the ceiling.
 
-Redis and Postgres come from ``REDIS_URL`` / ``DATABASE_URL`` when set (read once through
-:class:`dispatcher.settings.Settings`), else embedded servers are started once, in the bench's
-temporary folder.  Either way the bench files its orders into a database of its own, created
-here and dropped on exit.  With ``REDIS_URL`` set, point it at a Redis no server is using: the
-bench writes ``bb:*`` keys and publishes on ``bb:events`` like any Bangban server.
+Redis and Postgres come from :class:`dispatcher.services.Backends` (the helper the tests and
+the locust runner use too): ``REDIS_URL`` / ``DATABASE_URL`` when set, else embedded servers
+in the bench's temporary folder; either way the bench files its orders into a database of its
+own, created on entry and dropped on exit (``bench_backends``).  With ``REDIS_URL`` set, point
+it at a Redis no server is using: the bench writes ``bb:*`` keys and publishes on
+``bb:events`` like any Bangban server.
 
 Every start is bounded by a timeout and every process started here is stopped on exit.
 """
@@ -14,114 +15,33 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-import httpx
-
-from clients import ApiClient
-from dispatcher.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from dispatcher.embedded import free_port
+from dispatcher.process import run_event_loop
+from dispatcher.services import Backends, ServerProcess
 from dispatcher.settings import Settings
-from loadtest._bench_agents import run_event_loop
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+def bench_backends(tmp: Path, settings: Settings) -> Backends:
+    """Redis and a private Postgres database for one run, in ``tmp`` (``async with``).
+
+    Redis keeps an append-only file, as ``bangban serve`` runs it for a user."""
+    return Backends(settings, tmp, persist=False, redis_aof=True, private_database="bench")
 
 
-class Backends:
-    """Redis and a private Postgres database for one bench run (``async with``)."""
-
-    def __init__(self, tmp: Path, settings: Settings) -> None:
-        self.tmp = tmp
-        self.settings = settings
-        self.redis_url = settings.redis_url or ""
-        self.database_url = ""
-        self.embedded: list[str] = []
-        self.postgres_version = "?"
-        self._redis: EmbeddedRedis | None = None
-        self._pg: EmbeddedPostgres | None = None
-        self._server_url = settings.database_url or ""
-        self._db_name = f"bangban_bench_{os.getpid()}_{secrets.token_hex(3)}"
-
-    async def __aenter__(self) -> Backends:
-        try:
-            if not self.redis_url:
-                # As `bangban serve` would start it for a user (append-only file on).
-                self._redis = EmbeddedRedis(self.tmp / "redis", persist=True)
-                self.redis_url = await asyncio.to_thread(self._redis.start)
-                self.embedded.append("redis")
-            if not self._server_url:
-                self._pg = EmbeddedPostgres(self.tmp / "pg")
-                self._server_url = await asyncio.to_thread(self._pg.start)
-                self.embedded.append("postgres")
-            admin = await asyncpg.connect(self._server_url, timeout=30)
-            try:
-                await admin.execute(f'CREATE DATABASE "{self._db_name}"')
-                self.postgres_version = str(await admin.fetchval("SHOW server_version"))
-            finally:
-                await admin.close()
-            self.database_url = _with_database(self._server_url, self._db_name)
-        except BaseException:
-            await self.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if self.database_url:
-                admin = await asyncpg.connect(self._server_url, timeout=30)
-                try:
-                    await admin.execute(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)')
-                finally:
-                    await admin.close()
-        finally:
-            if self._pg is not None:
-                await asyncio.to_thread(self._pg.stop)
-            if self._redis is not None:
-                await asyncio.to_thread(self._redis.stop)
-
-    @property
-    def postgres_pid(self) -> int | None:
-        """The embedded postmaster's pid (first line of its postmaster.pid), else None."""
-        if self._pg is None:
-            return None
-        try:
-            return int((self.tmp / "pg" / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    @property
-    def redis_pid(self) -> int | None:
-        if self._redis is not None and self._redis.process is not None:
-            return self._redis.process.pid
-        return None
-
-
-def _bangban_command() -> list[str]:
-    """``bangban`` from this interpreter's environment, as a user would run it."""
-    script = Path(sys.executable).with_name("bangban")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "dispatcher"]
-
-
-class ServerProcess:
-    """``bangban serve --host 127.0.0.1 --port P`` in a subprocess (``async with``)."""
+class BenchServer(ServerProcess):
+    """``bangban serve`` for a bench run, on ``backends``; other ``BANGBAN_*`` settings in
+    the environment (``BANGBAN_PG_POOL``...) reach it."""
 
     def __init__(
         self,
@@ -131,39 +51,18 @@ class ServerProcess:
         log: Path,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_token = admin_token
-        self.log = log
-        # Other BANGBAN_* settings in the environment (BANGBAN_PG_POOL...) reach the server.
-        self.env = dict(os.environ)
-        self.env.update(
-            REDIS_URL=backends.redis_url,
-            DATABASE_URL=backends.database_url,
-            BANGBAN_ADMIN_TOKEN=admin_token,
-            BANGBAN_LOG_LEVEL="warning",
+        overrides = {
+            "REDIS_URL": backends.redis_url,
+            "DATABASE_URL": backends.database_url,
+            "BANGBAN_ADMIN_TOKEN": admin_token,
+            "BANGBAN_LOG_LEVEL": "warning",
             # Bench agents never finish an order; the default limit (5 held) would refuse them.
-            BANGBAN_MAX_HELD="1000",
-            BANGBAN_DATA_DIR=str(data_dir),
-            # The server runs the code next to this bench (what an editable install points
-            # at anyway): a checkout benchmarks itself.
-            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-        )
-        self.env.update(extra_env or {})
-
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
-
-    def check_alive(self) -> None:
-        """Raise RuntimeError when the server process has exited (killed from outside,
-        crashed): figures measured after that would be about a dead server."""
-        code = None if self.proc is None else self.proc.poll()
-        if code is not None:
-            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            raise RuntimeError(f"bangban serve stopped during the run ({how}):\n{self.tail()}")
+            "BANGBAN_MAX_HELD": "1000",
+            "BANGBAN_DATA_DIR": str(data_dir),
+            **(extra_env or {}),
+        }
+        super().__init__(ServerProcess.environment(overrides, inherit_settings=True), log)
+        self.admin_token = admin_token
 
     @staticmethod
     def passed_settings() -> dict[str, str]:
@@ -187,58 +86,9 @@ class ServerProcess:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:samples]
         return {"lines": sum(counts.values()), "top": [{"count": n, "line": k} for k, n in top]}
 
-    def tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    async def __aenter__(self) -> ServerProcess:
-        command = [*_bangban_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                command, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-            )
-        try:
-            await self._wait_healthy(60)
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        async with ApiClient(self.url, None, timeout=2) as probe:
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"bangban serve exited:\n{self.tail()}")
-                try:
-                    status, _ = await probe.healthz()
-                    if status == 200:
-                        return
-                except httpx.TransportError:  # not listening yet
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"bangban serve not healthy within {timeout:.0f} s:\n{self.tail()}")
-
-    async def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 5)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
 
 class CeilingProcess:
-    """``python -m loadtest.ceiling`` in a subprocess (``async with``)."""
+    """``python -m loadtest.bench.ceiling`` in a subprocess (``async with``)."""
 
     def __init__(self, deflate: bool, log: Path) -> None:
         self.port = free_port()
@@ -251,7 +101,7 @@ class CeilingProcess:
         return None if self.proc is None else self.proc.pid
 
     async def __aenter__(self) -> CeilingProcess:
-        command = [sys.executable, "-m", "loadtest.ceiling", "--port", str(self.port)]
+        command = [sys.executable, "-m", "loadtest.bench.ceiling", "--port", str(self.port)]
         if self.deflate:
             command.append("--deflate")
         with self.log.open("ab") as err:
@@ -389,7 +239,6 @@ def run_in_tmp(
 
     with tempfile.TemporaryDirectory(prefix=f"bangban-{name}-") as tmp_name:
         tmp = Path(tmp_name)
-        tmp.chmod(0o755)  # pgserver runs Postgres as its own user when we are root
         try:
             return run_event_loop(bounded(tmp))
         except TimeoutError:
