@@ -9,18 +9,19 @@ SCENARIO ?= contention
 USERS ?= 200
 DURATION ?= 30s
 
-.PHONY: run test lint format bench capacity loadtest clean help
+.PHONY: run test lint format bench capacity loadtest clean help browser
 
 help:
 	@echo "make run       set up, start embedded Redis+Postgres (unless REDIS_URL/DATABASE_URL), seed a demo, serve on $(HOST):$(PORT)"
 	@echo "               (one server per data folder .bangban; its logs: .bangban/redis/redis.log, .bangban/pg/log)"
-	@echo "make test      set up and run the whole test suite"
+	@echo "make test      set up and run the whole test suite (installs chromium + fonts-noto-cjk for the browser tests when root)"
 	@echo "make lint      ruff format --check, ruff check, mypy --strict"
 	@echo "make format    ruff format and ruff check --fix (rewrites files)"
 	@echo "make bench     fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
 	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
 	@echo "make loadtest  locust scenario SCENARIO=$(SCENARIO) USERS=$(USERS) DURATION=$(DURATION) on a server of its own, then the consistency check"
 	@echo "make clean     delete .venv and .bangban (the demo's data, tokens and embedded servers' files)"
+	@echo "make browser   install Debian's chromium and a CJK font for the browser tests (as root; make test does it)"
 	@echo "make help      this list"
 
 $(STAMP): pyproject.toml
@@ -32,8 +33,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/bangban serve --demo --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser tests (tests/test_browser_*.py) drive Debian's Chromium and need a CJK font.
+# Installed here when missing and running as root (as CI does); otherwise a message, and those
+# tests fail saying the same.  The server itself never needs them, so `run` does not depend
+# on this.
+BROWSER_PKGS := chromium fonts-noto-cjk
+browser:
+	@if [ -x /usr/bin/chromium ] && fc-list :lang=zh 2>/dev/null | grep -q CJK; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PKGS) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS); \
+	else \
+		echo "browser tests need $(BROWSER_PKGS): sudo apt-get install -y $(BROWSER_PKGS) (or run make test as root)"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -136,6 +136,13 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
                     f" token: {agent['token']}",
                     flush=True,
                 )
+            first = state["agents"][0]
+            print("pages (the token after # stays in the browser):", flush=True)
+            print(f"  agent app ({first['name']}): {base}/app/#token={first['token']}", flush=True)
+            print(f"  intake page: {base}/file#token={state['intake_token']}", flush=True)
+            print(f"  console: {base}/console/#token={settings.admin_token}", flush=True)
+            if "sample_order" in state:
+                print(f"  applicant page: {state['sample_order']['tracking_url']}", flush=True)
             print(f"try: .venv/bin/python -m clients {base} <agent token> --grab", flush=True)
     await task
 

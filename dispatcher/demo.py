@@ -16,6 +16,12 @@ import httpx
 from geo.demo import demo_agents_text, demo_county_text
 
 SHOWN_AGENTS = 5
+SAMPLE_ORDER = {
+    "item": "MZ-001",
+    "address": "青山县城东街道双田社区",
+    "text": "我要给母亲申请低保",
+    "applicant": {"name": "张三", "phone": "13700000000"},
+}
 
 
 def seed(base_url: str, admin_token: str, state_file: Path) -> dict[str, Any]:
@@ -39,10 +45,18 @@ def seed(base_url: str, admin_token: str, state_file: Path) -> dict[str, Any]:
         roster.raise_for_status()
         intake = http.post("/v1/admin/tokens", json={"kind": "intake", "name": "demo-intake"})
         intake.raise_for_status()
+        # One order to follow on the applicant's page (and to grab in the agents' app).
+        sample = http.post(
+            "/v1/orders",
+            json=SAMPLE_ORDER,
+            headers={"Authorization": f"Bearer {intake.json()['token']}"},
+        )
+        sample.raise_for_status()
     state = {
         "intake_token": intake.json()["token"],
         "grids": county.json(),
         "agents": roster.json()["agents"],
+        "sample_order": {"id": sample.json()["id"], "tracking_url": sample.json()["tracking_url"]},
     }
     state_file.parent.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")

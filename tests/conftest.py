@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from dispatcher.services import Backends
 from dispatcher.settings import Settings
 from dispatcher.store.store import Store
+from tests.browser import browser, pages  # noqa: F401  (fixtures for tests/test_browser_*.py)
 from tests.servers import InProcessServer
 
 ADMIN_TOKEN = "bba_test-admin-" + secrets.token_urlsafe(8)

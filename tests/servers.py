@@ -25,9 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 class InProcessServer:
     """The app under real uvicorn (websockets-sansio) on a free port, in the test's loop."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = wall_clock) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = wall_clock, port: int | None = None
+    ) -> None:
+        """``port``: serve on this one (a restart at the address clients know); default free."""
         self.settings = settings
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, clock=clock)
         config = uvicorn_config(self.app, settings, "127.0.0.1", self.port, graceful=2)

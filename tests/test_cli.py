@@ -106,6 +106,11 @@ async def test_serve_demo_on_embedded_servers_then_reuse_the_data(workdir: Path)
         ):
             order = await api.file_order(grid=agent.group(2).split(",")[0], text="我要办理低保")
             await client.wait_offer(order["id"], timeout=5)
+        # The four pages, each with its demo token in the fragment.
+        for page in ("app/", "file", "console/", r"t/\d+"):
+            assert re.search(rf"{url}/{page}#token=\S+", text), page
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/app/")).status_code == 200
     finally:
         assert _stop(proc) == 0
     # Ctrl-C stopped everything it started: a second run reuses the data and the tokens.

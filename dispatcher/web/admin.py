@@ -15,6 +15,7 @@ from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConflictError, RequestError, StoreConflictError, UnknownGridError
 from dispatcher.web.http import answer, body, body_bytes, context, principal
+from geo.geojson import geometry_to_geojson
 
 LEVELS = ("county", "township", "village", "community", "grid")
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
@@ -110,9 +111,26 @@ async def import_agents(request: Request) -> Response:
 
 
 async def list_grids(request: Request) -> Response:
+    """The grids; with ``?geometry=true`` each also has its GeoJSON ``geometry`` (or null), as
+    the console draws its map."""
     await principal(request, TokenKind.ADMIN)
-    grids = await context(request).store.list_grids()
-    return answer(request, {"grids": [g.to_wire() for g in grids]})
+    shapes = request.query_params.get("geometry", "false")
+    if shapes not in ("true", "false"):
+        raise validate.invalid("geometry", "'geometry' must be true or false")
+    ctx = context(request)
+    grids = await ctx.store.list_grids()
+    if shapes == "false":
+        return answer(request, {"grids": [g.to_wire() for g in grids]})
+    await ctx.reload_grids()
+    live = {g.code: g.geometry for g in ctx.geo}
+    return answer(
+        request,
+        {"grids": [{**g.to_wire(), "geometry": _geojson(live.get(g.code))} for g in grids]},
+    )
+
+
+def _geojson(shape: geo.Geometry | None) -> dict[str, Any] | None:
+    return None if shape is None else geometry_to_geojson(shape)
 
 
 async def create_agent(request: Request) -> Response:

@@ -21,7 +21,16 @@ from dispatcher.live import sockets
 from dispatcher.live.asgi import Message, Receive, Send
 from dispatcher.runtime import Started
 from dispatcher.settings import Settings
-from dispatcher.web import admin, catalog, followups, order_actions, orders, oversight, payouts
+from dispatcher.web import (
+    admin,
+    catalog,
+    followups,
+    order_actions,
+    orders,
+    oversight,
+    pages,
+    payouts,
+)
 from dispatcher.web import points as points_web
 
 log = logging.getLogger("bangban.app")
@@ -73,6 +82,7 @@ def create_app(
             *oversight.routes,
             *followups.routes,
             *orders.metrics_routes,
+            *pages.routes,
         ],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),

@@ -24,6 +24,7 @@ from dispatcher.exceptions import (
 from dispatcher.flows import fairplay, filing
 from dispatcher.live import wire
 from dispatcher.web.http import answer, body, context, principal
+from dispatcher.web.pages import tracking_url
 
 
 def order_id_of(request: Request) -> int:
@@ -37,7 +38,8 @@ async def file_order(request: Request) -> Response:
     who = await principal(request, TokenKind.INTAKE, TokenKind.ADMIN)
     req = filing.parse_order_request(await body(request))
     order, token = await filing.file_order(context(request), req, who)
-    return answer(request, {**order.to_wire(), "tracking_token": token}, 201)
+    data = {**order.to_wire(), "tracking_token": token}
+    return answer(request, {**data, "tracking_url": tracking_url(request, order.id, token)}, 201)
 
 
 def may_read(who: Principal, order: Order) -> bool:
