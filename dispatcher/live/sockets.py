@@ -83,7 +83,7 @@ async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Wr
 
 
 def _error(outbox: Outbox, err: wire.FrameError) -> None:
-    outbox.push(Payload.of(wire.Error(err.code, err.message, err.request_id)))
+    outbox.push(Payload.of(wire.Error(err.code, err.message, err.request_id, err.field)))
 
 
 async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.ClientFrame, None]:
@@ -133,12 +133,22 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
         async with contextlib.aclosing(_frames(socket, outbox)) as frames:
             async for frame in frames:
-                if isinstance(frame, wire.Claim):
-                    outcome = await claims.claim(ctx, agent, frame.order_id, frame.request_id)
-                    result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
-                    outbox.push(Payload.of(result), first=True)
-                else:
-                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
+                try:
+                    if isinstance(frame, wire.Claim):
+                        outcome = await claims.claim(ctx, agent, frame.order_id, frame.request_id)
+                        result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
+                        outbox.push(Payload.of(result), first=True)
+                    else:
+                        pong = wire.Pong(frame.request_id, ctx.clock())
+                        outbox.push(Payload.of(pong), first=True)
+                except Exception:
+                    # A failure is confined to the frame that caused it: this connection (and
+                    # every other) goes on; the client is told, under the frame's request id.
+                    log.exception("frame failed agent_id=%s type=%s", agent.id, frame.type)
+                    failed = wire.FrameError(
+                        wire.INTERNAL, "this frame failed; retry", frame.request_id
+                    )
+                    _error(outbox, failed)
     finally:
         ctx.hub.remove_agent(link)
         await writer.stop()

@@ -14,11 +14,14 @@ one could be read).  :func:`encode` turns a frame object into bytes (msgpack) or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgpack
+
+from dispatcher.core.validate import text_problem
 
 MAX_FRAME_BYTES = 64 * 1024
 """A frame larger than this closes the connection with 1009 (PROTOCOL.md)."""
@@ -45,6 +48,7 @@ UNKNOWN_TYPE = "unknown_type"  # a map whose `type` this server does not accept 
 INVALID_VALUE = "invalid_value"  # a known frame with a missing or wrongly typed field
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
+INTERNAL = "internal_error"  # handling this one frame failed; the connection stays open
 
 
 class FrameError(Exception):
@@ -56,11 +60,14 @@ class FrameError(Exception):
     which answers it with an ``error`` frame and keeps the connection open.
     """
 
-    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+    def __init__(
+        self, code: str, message: str, request_id: Any = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.field = field
 
 
 # --- server to agent ------------------------------------------------------------------------
@@ -124,10 +131,13 @@ class ClaimResult:
 
 @dataclass(frozen=True, slots=True)
 class Error:
+    """A refused frame.  ``field``: the frame's field at fault, when one is (sent when set)."""
+
     code: str
     message: str
     request_id: Any = None
-    type: str = field(default="error", init=False)
+    field: str | None = None
+    type: str = dataclasses.field(default="error", init=False)  # (`field` is taken above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,9 @@ def unpack(data: bytes | str) -> dict[str, Any]:
         raise FrameError(BAD_FRAME, "frame must be a map with a 'type'")
     if not isinstance(obj.get("type"), str):
         raise FrameError(BAD_FRAME, "frame has no string 'type'", _request_id(obj))
+    problem = text_problem(obj["type"])
+    if problem is not None:
+        raise FrameError(INVALID_VALUE, f"'type' {problem}", _request_id(obj), "type")
     return obj
 
 
@@ -233,12 +246,26 @@ def valid_request_id(rid: Any) -> bool:
         return False
     if isinstance(rid, int):
         return -(2**63) <= rid < 2**64
-    return isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS
+    return (
+        isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS and text_problem(rid) is None
+    )
+
+
+def _check_request_id(obj: dict[str, Any]) -> None:
+    """A ``request_id`` string that breaks the text rule is refused, never echoed: no encoder
+    could send it back (a lone surrogate) and it must not reach Redis as an answer key."""
+    rid = obj.get("request_id")
+    if isinstance(rid, str):
+        problem = text_problem(rid)
+        if problem is not None:
+            raise FrameError(INVALID_VALUE, f"'request_id' {problem}", None, "request_id")
 
 
 def _order_id(value: Any, request_id: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise FrameError(INVALID_VALUE, "'order_id' must be a positive integer", request_id)
+        raise FrameError(
+            INVALID_VALUE, "'order_id' must be a positive integer", request_id, "order_id"
+        )
     return value
 
 
@@ -246,6 +273,7 @@ def decode_client(data: bytes | str) -> ClientFrame:
     """Parse and validate one frame sent by an agent.  Raises :class:`FrameError`."""
     obj = unpack(data)
     kind = obj["type"]
+    _check_request_id(obj)
     rid = _request_id(obj)
     if kind == "claim":
         if not valid_request_id(obj.get("request_id")):
@@ -253,6 +281,7 @@ def decode_client(data: bytes | str) -> ClientFrame:
                 INVALID_VALUE,
                 f"'request_id' must be a non-empty string of at most {MAX_REQUEST_ID_CHARS} "
                 "characters or an integer",
+                field="request_id",
             )
         return Claim(order_id=_order_id(obj.get("order_id"), rid), request_id=rid)
     if kind == "ping":
