@@ -79,6 +79,42 @@ def id_param(raw: str, name: str) -> int:
     return value
 
 
+MAX_DEPTH = 32
+"""Nesting of a decoded body (maps and lists) beyond this is refused."""
+
+
+def clean_tree(value: Any, name: str = "", *, depth: int = 0) -> Any:
+    """A decoded body (JSON or MessagePack) with every string, keys too, checked against the
+    text rule as free text (tab, newline and CR allowed here; single-line fields are checked
+    again by :func:`text`) and NFC-normalised.  Raises ``invalid_value`` naming the field by
+    its path (``applicant.name``, ``fees.0.item``)."""
+    if isinstance(value, str):
+        problem = text_problem(value.replace("\r", ""), multiline=True)
+        if problem is not None:
+            raise invalid(name or "body", f"{(name or 'body')!r} {problem}")
+        return unicodedata.normalize("NFC", value)
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        raise invalid(name or "body", f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            path = f"{name}.{key}" if name else str(key)
+            if isinstance(key, str):
+                problem = text_problem(key)
+                if problem is not None:
+                    where = name or "body"
+                    raise invalid(where, f"a field name in {where!r} {problem}")
+                key = unicodedata.normalize("NFC", key)
+            out[key] = clean_tree(item, path, depth=depth + 1)
+        return out
+    if isinstance(value, list):
+        return [
+            clean_tree(item, f"{name}.{i}" if name else str(i), depth=depth + 1)
+            for i, item in enumerate(value)
+        ]
+    return value
+
+
 def invalid(name: str, message: str, code: str = "invalid_value") -> RequestError:
     return RequestError(message, code=code, status=422, details={"field": name})
 

@@ -50,7 +50,7 @@ def parse_order_request(body: dict[str, Any]) -> OrderRequest:
     """Check a ``POST /v1/orders`` body.  Raises RequestError (422) naming the bad field."""
     validate.only_fields(body, _FIELDS)
     item = validate.code(body, "item", required=False)
-    text = validate.text(body, "text", max_len=MAX_TEXT_CHARS, required=False)
+    text = validate.text(body, "text", max_len=MAX_TEXT_CHARS, required=False, multiline=True)
     if item is None and text is None:
         raise validate.invalid(
             "item", "give 'item' (a catalogue code) or 'text' (the need)", "missing_field"
@@ -61,7 +61,9 @@ def parse_order_request(body: dict[str, Any]) -> OrderRequest:
     if loc is not None:
         validate.only_fields(loc, ("lat", "lon"))
         location = (validate.number(loc, "lat", -90, 90), validate.number(loc, "lon", -180, 180))
-    address = validate.text(body, "address", max_len=MAX_ADDRESS_CHARS, required=False)
+    address = validate.text(
+        body, "address", max_len=MAX_ADDRESS_CHARS, required=False, multiline=True
+    )
     if grid is None and location is None and address is None:
         raise validate.invalid("grid", "give 'grid', 'location' or 'address'", "missing_field")
     item_class = body.get("item_class")

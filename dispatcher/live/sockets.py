@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator
 from dispatcher import auth
 from dispatcher.context import Context
 from dispatcher.core.roster import Principal, TokenKind
+from dispatcher.core.validate import ascii_id
 from dispatcher.exceptions import AuthError, RedisUnavailableError, StoreUnavailableError
 from dispatcher.flows import claims
 from dispatcher.live import wire
@@ -159,7 +160,10 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
     if opened is None:
         return
     who, outbox, writer = opened
-    order_id = int(raw_order_id) if raw_order_id.isdigit() and 0 < int(raw_order_id) < 2**63 else 0
+    order_id = ascii_id(raw_order_id)  # ASCII digits only: "²".isdigit() but int("²") fails
+    if order_id is None:
+        await socket.close(CLOSE_POLICY, "the order id must be a positive number in ASCII digits")
+        return
     if who.kind is not TokenKind.ADMIN and not (
         who.kind is TokenKind.TRACKING and who.order_id == order_id
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -32,6 +33,7 @@ def _grid_from_body(data: dict[str, Any]) -> geo.Grid:
     aliases = data.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
         raise validate.invalid("aliases", "'aliases' must be a list of names")
+    aliases = [validate.clean(a, "aliases") for a in aliases]
     assert code is not None and name is not None
     if data.get("geometry") is None:
         return geo.Grid(code, name, geo.parse_level(level) or "grid", parent, None, tuple(aliases))
@@ -74,11 +76,17 @@ async def import_grids(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
     try:
-        grids = geo.load_feature_collection(raw)
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(f"grid file is not valid JSON: {exc}", code="bad_json") from None
+    parsed = validate.clean_tree(parsed)  # the text rule for names, aliases, properties
+    source = validate.clean(request.query_params.get("source", "api"), "source")[:100]
+    try:
+        grids = geo.load_feature_collection(parsed)
     except geo.GridImportError as exc:
         raise _import_error(exc) from None
     ctx = context(request)
-    summary = await ctx.store.import_grids(grids, source=request.query_params.get("source", "api"))
+    summary = await ctx.store.import_grids(grids, source=source)
     await ctx.reload_grids()
     return answer(request, summary)
 
@@ -88,7 +96,14 @@ async def import_agents(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
     try:
-        rows = geo.parse_agents_csv(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"roster file refused: {exc}", code="invalid_roster", status=422
+        ) from None
+    text = validate.clean(text.replace("\r", ""), "file", multiline=True)  # the text rule
+    try:
+        rows = geo.parse_agents_csv(text)
     except (UnicodeDecodeError, geo.RosterError) as exc:
         problems = [{"line": p.line, "message": p.message} for p in getattr(exc, "problems", [])]
         raise RequestError(
@@ -168,7 +183,7 @@ def _query_int(request: Request, name: str, default: int, hi: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 0 <= int(raw) <= hi:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 0 <= int(raw) <= hi:
         raise validate.invalid(name, f"{name!r} must be a whole number from 0 to {hi}")
     return int(raw)
 

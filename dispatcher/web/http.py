@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from dispatcher import auth
 from dispatcher.context import Context
+from dispatcher.core import validate
 from dispatcher.core.refusals import Refusal
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
@@ -91,9 +92,13 @@ async def body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
             )
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise RequestError(f"body is not valid {ctype}: {exc}", code="bad_json") from None
+    except RecursionError:
+        raise RequestError("body is nested too deeply", code="bad_json") from None
     if not isinstance(data, dict):
         raise RequestError("body must be an object", code="bad_body")
-    return data
+    # The text rule for every string in the body, before any endpoint sees it.
+    cleaned: dict[str, Any] = validate.clean_tree(data)
+    return cleaned
 
 
 def answer(request: Request, data: Any, status: int = 200) -> Response:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dispatcher.auth import bearer
+from dispatcher.core import validate
 from dispatcher.core.orders import Order, is_offered_to
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
@@ -28,9 +29,10 @@ from dispatcher.web.http import answer, body, context, principal
 
 def order_id_of(request: Request) -> int:
     raw = request.path_params["order_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    order_id = validate.ascii_id(raw)  # ASCII digits only: "²".isdigit() but int("²") fails
+    if order_id is None:
         raise NotFoundError(f"no order {raw[:40]!r}")
-    return int(raw)
+    return order_id
 
 
 async def file_order(request: Request) -> Response:
