@@ -15,9 +15,10 @@ are refused with :class:`NotDue` before their deadline.  What each action does i
 Refusals are checked in this order: WrongActor, IllegalTransition, NotDue, InvalidParams.
 The actor comes before the state, the holder check too: an agent that does not hold the order
 (another agent's, one never offered to it, one it released) is refused 403 and learns nothing
-of its state; only its holder learns that the order moved on (say, was cancelled).  Widening (offered → widened)
-and the claim itself stay in :mod:`dispatcher.core.orders`.  Classifying a free-text order (giving
-it its catalogue item) is not a transition: :func:`classify` decides it.
+of its state; only its holder learns that the order moved on (say, was cancelled).
+Widening (offered → widened) and the claim itself stay in :mod:`dispatcher.core.orders`.
+Classifying a free-text order (giving it its catalogue item) is not a transition:
+:func:`classify` decides it.
 
 The shell (:mod:`dispatcher.flows.handling`) stores a decision's ``changes`` only where the stored
 version is still the one decided on, appends its event in the same statement, then announces.
