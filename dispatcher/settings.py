@@ -40,6 +40,12 @@ class Settings:
     """``BANGBAN_SEND_QUEUE``: frames queued for one slow connection before it is dropped."""
     pg_pool_size: int = 10
     """``BANGBAN_PG_POOL``: Postgres connections per process."""
+    # --- hardening (issue 10) ---------------------------------------------------------------
+    send_queue_bytes: int = 4 * 1024 * 1024
+    """``BANGBAN_SEND_QUEUE_BYTES``: bytes queued for one slow connection before it is dropped."""
+    send_timeout: float = 10.0
+    """``BANGBAN_SEND_TIMEOUT``: seconds one websocket write may stay blocked (the client does
+    not read) before the connection is dropped with 1013."""
     widen_schedule: str | None = None
     """``BANGBAN_WIDEN_SCHEDULE``: the widening ladder, e.g. ``grid@0,neighbours@300,all@600``.
     Unset: ``grid@0,all@<BANGBAN_WIDEN_AFTER>`` (the seed's rule)."""
@@ -85,6 +91,10 @@ class Settings:
             raise ConfigError("BANGBAN_WIDEN_AFTER must be > 0 and at most 7 days (seconds)")
         if not 0 < self.sweep_interval <= 1:
             raise ConfigError("BANGBAN_SWEEP_INTERVAL must be > 0 and at most 1 second")
+        if self.send_queue < 16 or self.send_queue_bytes < 64 * 1024:
+            raise ConfigError("BANGBAN_SEND_QUEUE must be ≥ 16, BANGBAN_SEND_QUEUE_BYTES ≥ 65536")
+        if not 0 < self.send_timeout <= 3600:
+            raise ConfigError("BANGBAN_SEND_TIMEOUT must be > 0 and at most 3600 seconds")
         if self.pg_pool_size < 2:
             raise ConfigError("BANGBAN_PG_POOL must be at least 2")
         if self.widen_schedule is not None:
@@ -145,6 +155,8 @@ class Settings:
             claim_memory=num("BANGBAN_CLAIM_MEMORY", base.claim_memory),
             send_queue=int(num("BANGBAN_SEND_QUEUE", base.send_queue)),
             pg_pool_size=int(num("BANGBAN_PG_POOL", base.pg_pool_size)),
+            send_queue_bytes=int(num("BANGBAN_SEND_QUEUE_BYTES", base.send_queue_bytes)),
+            send_timeout=num("BANGBAN_SEND_TIMEOUT", base.send_timeout),
             widen_schedule=env.get("BANGBAN_WIDEN_SCHEDULE") or None,
             metrics_token=env.get("BANGBAN_METRICS_TOKEN") or None,
             snap_meters=num("BANGBAN_SNAP_METERS", base.snap_meters),

@@ -78,11 +78,25 @@ class Outbox:
     to write (or the outbox overflows); the connection's writer sets it.
     """
 
-    __slots__ = ("_held", "_queue", "encoding", "limit", "overflowed", "wake")
+    __slots__ = (
+        "_held",
+        "_queue",
+        "byte_limit",
+        "encoding",
+        "limit",
+        "overflowed",
+        "queued",
+        "wake",
+    )
 
-    def __init__(self, encoding: wire.Encoding, limit: int) -> None:
+    def __init__(
+        self, encoding: wire.Encoding, limit: int, byte_limit: int = 4 * 1024 * 1024
+    ) -> None:
         self.encoding: wire.Encoding = encoding
         self.limit = limit
+        self.byte_limit = byte_limit
+        self.queued = 0
+        """Bytes (characters for json) waiting in this outbox, not yet taken by the writer."""
         self.overflowed = False
         self.wake: Callable[[], None] = _nobody
         self._queue: list[bytes | str] = []
@@ -91,11 +105,12 @@ class Outbox:
     def push(self, payload: Payload, *, first: bool = False) -> None:
         data = payload.encoded(self.encoding)
         target = self._queue if first or self._held is None else self._held
-        if len(target) >= self.limit:
+        if len(target) >= self.limit or self.queued + len(data) > self.byte_limit:
             self.overflowed = True
             self.wake()
             return
         target.append(data)
+        self.queued += len(data)
         if target is self._queue:
             self.wake()
 
@@ -112,6 +127,7 @@ class Outbox:
         if self.overflowed or not self._queue:
             return []
         items, self._queue = self._queue, []
+        self.queued = sum(len(d) for d in self._held) if self._held else 0
         return items
 
 

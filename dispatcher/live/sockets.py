@@ -79,8 +79,8 @@ async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Wr
         await socket.close(CLOSE_TRY_AGAIN, "postgres unavailable; retry")
         return None
     chosen: wire.Encoding = "json" if encoding == "json" else "msgpack"
-    outbox = Outbox(chosen, ctx.settings.send_queue)
-    return who, outbox, Writer(socket, outbox, ctx.metrics)
+    outbox = Outbox(chosen, ctx.settings.send_queue, ctx.settings.send_queue_bytes)
+    return who, outbox, Writer(socket, outbox, ctx.metrics, ctx.settings.send_timeout)
 
 
 def _error(outbox: Outbox, err: wire.FrameError) -> None:
