@@ -110,6 +110,7 @@ class Writer:
     """
 
     __slots__ = (
+        "_flushed",
         "_metrics",
         "_outbox",
         "_progress",
@@ -132,8 +133,19 @@ class Writer:
         self._watch: asyncio.TimerHandle | None = None
         self._progress = 0.0
         self._writing = False
+        self._flushed: asyncio.Future[None] | None = None
         self.closed = False
         outbox.wake = self.wake
+
+    async def flushed(self) -> None:
+        """Wait until every frame queued so far has been handed to the transport (which
+        blocks while the client does not read): flow control for the snapshot.  Returns at
+        once when the connection is being dropped."""
+        if self._task is None or self.closed:
+            return
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._flushed)
 
     def wake(self) -> None:
         """Frames are waiting: start the task unless it runs (it then takes them too)."""
@@ -167,6 +179,10 @@ class Writer:
         finally:
             self._writing = False
             self._task = None
+            if self._flushed is not None:
+                if not self._flushed.done():
+                    self._flushed.set_result(None)
+                self._flushed = None
             if self._watch is not None:
                 self._watch.cancel()
                 self._watch = None

@@ -20,10 +20,11 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 from dispatcher import auth
 from dispatcher.context import Context
+from dispatcher.core.orders import Order
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.core.validate import ascii_id
 from dispatcher.exceptions import AuthError, RedisUnavailableError, StoreUnavailableError
@@ -106,6 +107,34 @@ async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.Cli
             _error(outbox, err)
 
 
+SNAPSHOT_CHUNK = 256
+"""Snapshot offers queued at a time: the next chunk waits until these are written."""
+
+
+def snapshot_order(orders: Sequence[Order], grids: Sequence[str]) -> list[Order]:
+    """The order an agent app needs its snapshot in: its own grids' orders first, then the
+    widened ones from elsewhere, each newest first."""
+    own = frozenset(grids)
+    return sorted(orders, key=lambda o: (o.grid not in own, -o.id))
+
+
+async def _send_snapshot(
+    outbox: Outbox, writer: Writer, orders: Sequence[Order], grids: Sequence[str], at_limit: bool
+) -> None:
+    """Queue the connect-time snapshot in chunks, each after the last was written, so that it
+    is paced by the client's reading (and by ``send_timeout``), never by the live queue bound:
+    an agent with 10,000 open orders gets them all.  Ends with ``snapshot_done``.  Live frames
+    wait (held, within the bound) until the outbox is released after it."""
+    ordered = snapshot_order(orders, grids)
+    for start in range(0, len(ordered), SNAPSHOT_CHUNK):
+        for order in ordered[start : start + SNAPSHOT_CHUNK]:
+            outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
+        await writer.flushed()
+        if writer.closed:
+            return
+    outbox.push(Payload.of(wire.SnapshotDone(len(ordered))), first=True)
+
+
 async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     opened = await _open(ctx, socket)
     if opened is None:
@@ -128,8 +157,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         ctx.hub.held[agent.id] = held
         outbox.push(Payload.of(wire.Held(held, ctx.settings.max_held)), first=True)
         at_limit = held >= ctx.settings.max_held
-        for order in snapshot:
-            outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
+        await _send_snapshot(outbox, writer, snapshot, agent.grids, at_limit)
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
         async with contextlib.aclosing(_frames(socket, outbox)) as frames:

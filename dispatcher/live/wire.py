@@ -115,6 +115,15 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotDone:
+    """Every order open to the agent at connect time has been sent (``offers`` of them, its
+    own grids' first, newest first); what follows is live."""
+
+    offers: int
+    type: str = field(default="snapshot_done", init=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Withdrawn:
     order_id: int
     reason: str
@@ -176,7 +185,16 @@ class Pong:
 
 
 ServerFrame = (
-    Welcome | Offer | Withdrawn | ClaimResult | Error | StatusChange | Pong | Held | Update
+    Welcome
+    | Offer
+    | Withdrawn
+    | ClaimResult
+    | Error
+    | StatusChange
+    | Pong
+    | Held
+    | Update
+    | SnapshotDone
 )
 ClientFrame = Claim | Ping
 Frame = ServerFrame | ClientFrame
@@ -299,6 +317,7 @@ _SERVER_TYPES: dict[str, type[ServerFrame]] = {
     "pong": Pong,
     "held": Held,
     "update": Update,
+    "snapshot_done": SnapshotDone,
 }
 
 
