@@ -87,3 +87,15 @@ class StoreUnavailableError(StoreError):
 
 class RedisUnavailableError(DispatchError):
     """Redis is unreachable or timed out; nothing was decided.  Retry later."""
+
+
+class RateLimitedError(RequestError):
+    """Too many requests: 429 ``rate_limited``; ``retry_after`` (seconds) goes in the
+    ``Retry-After`` header."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after

@@ -164,6 +164,14 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
             async for frame in frames:
                 try:
                     if isinstance(frame, wire.Claim):
+                        if wait := claims.claim_wait(ctx, agent):
+                            limited = wire.FrameError(
+                                wire.RATE_LIMITED,
+                                f"too many claims; retry in {wait / 1000:.1f} s",
+                                frame.request_id,
+                            )
+                            _error(outbox, limited)
+                            continue
                         outcome = await claims.claim(ctx, agent, frame.order_id, frame.request_id)
                         result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
                         outbox.push(Payload.of(result), first=True)

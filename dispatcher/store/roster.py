@@ -282,7 +282,8 @@ class RosterStore:
         """Who holds the token with this digest, or None (unknown, revoked, inactive agent)."""
         with translated():
             row = await self.pool.fetchrow(
-                "SELECT t.kind, t.name, t.order_id, a.id, a.name AS agent_name, a.phone,"
+                "SELECT t.kind, t.name, t.order_id, t.id AS token_id, a.id, a.name AS agent_name,"
+                " a.phone,"
                 " a.grids, a.active FROM tokens t LEFT JOIN agents a ON a.id = t.agent_id"
                 " WHERE t.digest = $1 AND t.revoked_at IS NULL",
                 digest,
@@ -294,7 +295,9 @@ class RosterStore:
             if not row["active"]:
                 return None
             agent = Agent(row["id"], row["agent_name"], row["phone"], tuple(row["grids"]))
-        return Principal(TokenKind(row["kind"]), row["name"], agent, row["order_id"])
+        return Principal(
+            TokenKind(row["kind"]), row["name"], agent, row["order_id"], row["token_id"]
+        )
 
     async def get_agent(self, agent_id: int) -> Agent | None:
         with translated():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import msgpack
@@ -25,6 +26,7 @@ from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
     DispatchError,
     ForbiddenError,
+    RateLimitedError,
     RedisUnavailableError,
     RequestError,
     StoreUnavailableError,
@@ -115,6 +117,10 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 async def on_dispatch_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RateLimitedError):
+        wait = str(max(1, math.ceil(exc.retry_after)))
+        body = error_body(exc.code, exc.message, exc.details)
+        return JSONResponse(body, exc.status, headers={"Retry-After": wait})
     if isinstance(exc, RequestError):
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
     if isinstance(exc, StoreUnavailableError | RedisUnavailableError):

@@ -18,6 +18,7 @@ from dispatcher.exceptions import (
     AuthError,
     ForbiddenError,
     NotFoundError,
+    RateLimitedError,
     RedisUnavailableError,
     RequestError,
     StoreUnavailableError,
@@ -89,7 +90,10 @@ async def claim_order(request: Request) -> Response:
             status=422,
             details={"field": "request_id"},
         )
-    outcome = await claims.claim(context(request), who.agent, order_id, rid)
+    ctx = context(request)
+    if wait := claims.claim_wait(ctx, who.agent):
+        raise RateLimitedError(f"too many claims; retry in {wait / 1000:.1f} s", wait / 1000)
+    outcome = await claims.claim(ctx, who.agent, order_id, rid)
     return answer(request, wire.to_map(wire.ClaimResult(rid, order_id, outcome.value)))
 
 
