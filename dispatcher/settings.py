@@ -53,6 +53,9 @@ class Settings:
     """``BANGBAN_GRID_OPEN_CAP``: open (offered, widened) orders one grid may have; an order
     filed past it goes straight to the operators (``escalated``) instead of flooding the
     agents (``0``: no cap)."""
+    tracking_ttl: float = 30 * 86400.0
+    """``BANGBAN_TRACKING_TTL``: seconds after its order closed (or was cancelled) that a
+    tracking token stops working."""
     claim_rate: int = 120
     """``BANGBAN_CLAIM_RATE``: claims one agent may make per minute on one process (``0``: no
     limit); past it the claim is refused ``rate_limited``, counted in
@@ -108,6 +111,8 @@ class Settings:
             raise ConfigError(
                 "BANGBAN_FILING_RATE, BANGBAN_GRID_OPEN_CAP and BANGBAN_CLAIM_RATE must be ≥ 0"
             )
+        if not 0 < self.tracking_ttl <= 3650 * 86400:
+            raise ConfigError("BANGBAN_TRACKING_TTL must be > 0 and at most ten years (seconds)")
         if not 0 < self.send_timeout <= 3600:
             raise ConfigError("BANGBAN_SEND_TIMEOUT must be > 0 and at most 3600 seconds")
         if self.pg_pool_size < 2:
@@ -175,6 +180,7 @@ class Settings:
             filing_rate=int(num("BANGBAN_FILING_RATE", base.filing_rate)),
             grid_open_cap=int(num("BANGBAN_GRID_OPEN_CAP", base.grid_open_cap)),
             claim_rate=int(num("BANGBAN_CLAIM_RATE", base.claim_rate)),
+            tracking_ttl=num("BANGBAN_TRACKING_TTL", base.tracking_ttl),
             widen_schedule=env.get("BANGBAN_WIDEN_SCHEDULE") or None,
             metrics_token=env.get("BANGBAN_METRICS_TOKEN") or None,
             snap_meters=num("BANGBAN_SNAP_METERS", base.snap_meters),

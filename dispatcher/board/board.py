@@ -298,6 +298,16 @@ class Board:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return int(count)
 
+    async def publish_revocation(
+        self, *, token_id: int | None = None, agent_id: int | None = None
+    ) -> None:
+        """Tell every process that a token was revoked or an agent deactivated."""
+        event = {"token_id": token_id, "agent_id": agent_id}
+        try:
+            await self.redis.publish(rs.AUTH_CHANNEL, msgpack.packb(event))
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
     async def rate(self, name: str, limit: int, window_ms: int) -> int:
         """Count one event against ``name``'s limit in this window, across every process: 0
         when allowed, else the ms until it may try again."""

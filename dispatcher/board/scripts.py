@@ -23,6 +23,8 @@ Layout::
     bb:clock-due          zset   order id scored by its next clock action (escalate, close)
     bb:reconcile-lock     string one process at a time rebuilds Redis from Postgres
     bb:events             pubsub every order change, for every server process's fan-out
+    bb:auth               pubsub revocations, for every server process's auth cache
+    bb:{r:<name>}         string a fixed-window rate counter (RATE)
 
 The limit on held orders cannot live in the order's script (the agent's key is in another
 slot), so a claim first *reserves* a place in the agent's hash (:data:`RESERVE`), then runs
@@ -40,6 +42,8 @@ from __future__ import annotations
 
 PREFIX = "bb:"
 EVENTS_CHANNEL = "bb:events"
+AUTH_CHANNEL = "bb:auth"
+"""Revocations (``{"token_id"}`` or ``{"agent_id"}``, msgpack), for every process's auth cache."""
 WIDEN_DUE = "bb:widen-due"
 CLOCK_DUE = "bb:clock-due"
 HOLDERS = "bb:holders"

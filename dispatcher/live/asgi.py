@@ -160,6 +160,10 @@ class Writer:
         loop = asyncio.get_running_loop()
         try:
             while not self.closed:
+                if outbox.kicked is not None:
+                    self.closed = True
+                    await self._socket.close(*outbox.kicked)
+                    return
                 if outbox.overflowed:
                     await self._drop("too slow; reconnect")
                     return

@@ -144,7 +144,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     if agent is None:
         await socket.close(CLOSE_FORBIDDEN, "an agent token is required")
         return
-    link = AgentLink(agent.id, frozenset(agent.grids), outbox)
+    link = AgentLink(agent.id, frozenset(agent.grids), outbox, who.token_id)
     ctx.hub.add_agent(link)
     try:
         try:
@@ -205,7 +205,7 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
     ):
         await socket.close(CLOSE_FORBIDDEN, "this token does not track this order")
         return
-    link = TrackerLink(order_id, outbox)
+    link = TrackerLink(order_id, outbox, who.token_id)
     ctx.hub.add_tracker(link)
     try:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,8 @@ from dispatcher import auth
 from dispatcher.core import validate
 from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
-from dispatcher.exceptions import ConflictError, RequestError
+from dispatcher.exceptions import ConflictError, NotFoundError, RequestError
+from dispatcher.flows import revocation
 from dispatcher.store.pg import StoreConflictError, UnknownGridError
 from dispatcher.web.http import answer, body, body_bytes, context, principal
 
@@ -172,8 +174,8 @@ async def create_token(request: Request) -> Response:
     name = validate.text(data, "name", max_len=100)
     assert name is not None
     token = auth.new_token(TokenKind.INTAKE)
-    await context(request).store.add_token(auth.digest(token), TokenKind.INTAKE, name)
-    return answer(request, {"token": token, "kind": kind, "name": name}, 201)
+    token_id = await context(request).store.add_token(auth.digest(token), TokenKind.INTAKE, name)
+    return answer(request, {"token": token, "id": token_id, "kind": kind, "name": name}, 201)
 
 
 MAX_LIST = 500
@@ -217,7 +219,33 @@ async def list_tokens(request: Request) -> Response:
     return answer(request, {"tokens": await context(request).store.list_tokens()})
 
 
+async def revoke_token(request: Request) -> Response:
+    """``POST /v1/admin/tokens/{id}/revoke``: the token stops working on every process."""
+    await principal(request, TokenKind.ADMIN)
+    token_id = validate.id_param(request.path_params["token_id"], "token_id")
+    revoked = await revocation.revoke_token(context(request), token_id)
+    if revoked is None:
+        raise NotFoundError(f"no token {token_id}")
+    return answer(request, revoked)
+
+
+def _agent_active(active: bool) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        """``POST /v1/admin/agents/{id}/deactivate`` (or ``reactivate``)."""
+        await principal(request, TokenKind.ADMIN)
+        agent_id = validate.id_param(request.path_params["agent_id"], "agent_id")
+        agent = await revocation.set_agent_active(context(request), agent_id, active)
+        if agent is None:
+            raise NotFoundError(f"no agent {agent_id}")
+        return answer(request, agent.to_wire())
+
+    return endpoint
+
+
 routes = [
+    Route("/v1/admin/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
+    Route("/v1/admin/agents/{agent_id}/deactivate", _agent_active(False), methods=["POST"]),
+    Route("/v1/admin/agents/{agent_id}/reactivate", _agent_active(True), methods=["POST"]),
     Route("/v1/admin/grids", put_grid, methods=["POST"]),
     Route("/v1/admin/grids/import", import_grids, methods=["POST"]),
     Route("/v1/admin/agents/import", import_agents, methods=["POST"]),

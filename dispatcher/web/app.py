@@ -159,12 +159,13 @@ def create_app(
                 store,
                 board,
                 hub,
-                Authenticator(store),
+                Authenticator(store, tracking_ttl=settings.tracking_ttl),
                 clock,
                 metrics=metrics,
                 policy=policy,
             )
             hub.resync = lambda: resync(ctx)
+            hub.on_revoked = ctx.auth.invalidate
             app.state.ctx = ctx
             await ctx.reload_grids(force=True)
             tasks.append(asyncio.create_task(metrics.sample_loop_lag(), name="loop-lag"))
