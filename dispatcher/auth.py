@@ -2,8 +2,11 @@
 
 A token is ``bb<k>_`` + 32 random bytes in URL-safe base64 (``k``: a admin, i intake, g agent,
 t tracking), so a leaked token says what it is when found in a log.  Only digests are stored.
-Resolved principals are cached per process for ``ttl`` seconds: a revoked token or a
-deactivated agent stops working within that time, not instantly.
+Resolved principals are cached per process for ``ttl`` seconds.  A revocation (a token
+revoked, an agent deactivated) is published on Redis (``bb:auth``); every process's hub hears
+it and calls :meth:`Authenticator.invalidate`, so it takes effect everywhere at once (and
+within ``ttl`` even if a process missed it).  A tracking token lapses ``tracking_ttl`` seconds
+after its order closed.
 """
 
 from __future__ import annotations
@@ -57,9 +60,11 @@ class Authenticator:
         ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 100_000,
+        tracking_ttl: float = 30 * 86400.0,
     ) -> None:
         self.store = store
         self.ttl = ttl
+        self.tracking_ttl = tracking_ttl
         self.clock = clock
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[float, Principal]] = {}
@@ -76,7 +81,7 @@ class Authenticator:
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal = await self.store.principal(key)
+        principal = await self.store.principal(key, self.tracking_ttl)
         if principal is None:
             raise AuthError("unknown or revoked token", code="unauthorized")
         if len(self._cache) >= self.max_entries:
@@ -86,3 +91,20 @@ class Authenticator:
 
     def forget(self) -> None:
         self._cache.clear()
+
+    def invalidate(self, token_id: int | None = None, agent_id: int | None = None) -> int:
+        """Drop the cached principals of token ``token_id`` and of agent ``agent_id`` (both
+        None: every one); returns how many were dropped."""
+        if token_id is None and agent_id is None:
+            dropped = len(self._cache)
+            self._cache.clear()
+            return dropped
+        gone = [
+            key
+            for key, (_, who) in self._cache.items()
+            if (token_id is not None and who.token_id == token_id)
+            or (agent_id is not None and who.agent is not None and who.agent.id == agent_id)
+        ]
+        for key in gone:
+            del self._cache[key]
+        return len(gone)

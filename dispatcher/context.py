@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
 from dispatcher.core.lifecycle import Policy
+from dispatcher.core.limits import Windows
 from dispatcher.core.orders import Reach
 from dispatcher.core.workdays import load_calendar
 from dispatcher.live.hub import Hub
@@ -59,6 +60,8 @@ class Context:
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
     full_reconcile_due: bool = True
+    limits: dict[str, Windows] = field(default_factory=dict)
+    """This process's abuse limits by name (:mod:`dispatcher.core.limits`), made on first use."""
     """This process has not yet finished a full reconcile (:mod:`dispatcher.flows.reconciler`):
     its first pass re-reads every open order, whatever the watermark says."""
 

@@ -11,7 +11,8 @@
     │   ├── AuthError             401: no token, or a token we do not know
     │   ├── ForbiddenError        403: a known token acting on something not its own
     │   ├── NotFoundError         404
-    │   └── ConflictError         409
+    │   ├── ConflictError         409
+    │   └── RateLimitedError      429 rate_limited, with Retry-After
     ├── FrameError                a websocket frame we refuse (live/wire.py); answered with an
     │                             ``error`` frame, the connection stays open
     ├── StoreError                Postgres could not do what was asked
@@ -119,11 +120,14 @@ class FrameError(DispatchError):
     the connection open.
     """
 
-    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+    def __init__(
+        self, code: str, message: str, request_id: Any = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.field = field
 
 
 class StoreError(DispatchError):
@@ -152,3 +156,15 @@ class UnknownGridError(StoreError):
     def __init__(self, codes: Sequence[str]) -> None:
         super().__init__(f"unknown grid(s): {', '.join(codes)}")
         self.codes = list(codes)
+
+
+class RateLimitedError(RequestError):
+    """Too many requests: 429 ``rate_limited``; ``retry_after`` (seconds) goes in the
+    ``Retry-After`` header."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after

@@ -76,6 +76,17 @@ class Metrics:
             registry=r,
         )
         self.orders_filed = Counter("bangban_orders_filed", "Orders filed", registry=r)
+        self.claims_rate_limited = Counter(
+            "bangban_claims_rate_limited", "Claims refused: the agent's rate limit", registry=r
+        )
+        self.filings_rate_limited = Counter(
+            "bangban_filings_rate_limited", "Filings refused: the token's rate limit", registry=r
+        )
+        self.orders_capped = Counter(
+            "bangban_orders_capped",
+            "Orders escalated at filing: their grid had BANGBAN_GRID_OPEN_CAP open",
+            registry=r,
+        )
         self.workflow = Counter(
             "bangban_workflow_events",
             "Workflow changes recorded after the grab, by trail event kind (a fixed set)",

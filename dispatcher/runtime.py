@@ -144,12 +144,13 @@ async def running(
             store,
             board,
             hub,
-            Authenticator(store),
+            Authenticator(store, tracking_ttl=settings.tracking_ttl),
             clock,
             metrics=metrics,
             policy=policy,
         )
         hub.resync = lambda: resync(ctx)
+        hub.on_revoked = ctx.auth.invalidate
         await ctx.reload_grids(force=True)
         tasks.append(asyncio.create_task(metrics.sample_loop_lag(), name="loop-lag"))
         tasks.append(asyncio.create_task(hub.run(), name="pubsub"))

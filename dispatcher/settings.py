@@ -45,6 +45,26 @@ class Settings:
     """``BANGBAN_SEND_QUEUE``: frames queued for one slow connection before it is dropped."""
     pg_pool_size: int = 10
     """``BANGBAN_PG_POOL``: Postgres connections per process."""
+    # --- hardening (issue 10) ---------------------------------------------------------------
+    send_queue_bytes: int = 4 * 1024 * 1024
+    """``BANGBAN_SEND_QUEUE_BYTES``: bytes queued for one slow connection before it is dropped."""
+    send_timeout: float = 10.0
+    """``BANGBAN_SEND_TIMEOUT``: seconds one websocket write may stay blocked (the client does
+    not read) before the connection is dropped with 1013."""
+    filing_rate: int = 600
+    """``BANGBAN_FILING_RATE``: orders one intake token may file per minute, across every
+    process (``0``: no limit); past it ``429 rate_limited`` with ``Retry-After``."""
+    grid_open_cap: int = 1000
+    """``BANGBAN_GRID_OPEN_CAP``: open (offered, widened) orders one grid may have; an order
+    filed past it goes straight to the operators (``escalated``) instead of flooding the
+    agents (``0``: no cap)."""
+    tracking_ttl: float = 30 * 86400.0
+    """``BANGBAN_TRACKING_TTL``: seconds after its order closed (or was cancelled) that a
+    tracking token stops working."""
+    claim_rate: int = 120
+    """``BANGBAN_CLAIM_RATE``: claims one agent may make per minute on one process (``0``: no
+    limit); past it the claim is refused ``rate_limited``, counted in
+    ``bangban_claims_rate_limited_total``."""
     widen_schedule: str | None = None
     """``BANGBAN_WIDEN_SCHEDULE``: the widening ladder, e.g. ``grid@0,neighbours@300,all@600``.
     Unset: ``grid@0,all@<BANGBAN_WIDEN_AFTER>`` (the seed's rule)."""
@@ -110,6 +130,16 @@ class Settings:
             raise ConfigError("BANGBAN_WIDEN_AFTER must be > 0 and at most 7 days (seconds)")
         if not 0 < self.sweep_interval <= 1:
             raise ConfigError("BANGBAN_SWEEP_INTERVAL must be > 0 and at most 1 second")
+        if self.send_queue < 16 or self.send_queue_bytes < 64 * 1024:
+            raise ConfigError("BANGBAN_SEND_QUEUE must be ≥ 16, BANGBAN_SEND_QUEUE_BYTES ≥ 65536")
+        if self.filing_rate < 0 or self.grid_open_cap < 0 or self.claim_rate < 0:
+            raise ConfigError(
+                "BANGBAN_FILING_RATE, BANGBAN_GRID_OPEN_CAP and BANGBAN_CLAIM_RATE must be ≥ 0"
+            )
+        if not 0 < self.tracking_ttl <= 3650 * 86400:
+            raise ConfigError("BANGBAN_TRACKING_TTL must be > 0 and at most ten years (seconds)")
+        if not 0 < self.send_timeout <= 3600:
+            raise ConfigError("BANGBAN_SEND_TIMEOUT must be > 0 and at most 3600 seconds")
         if self.pg_pool_size < 2:
             raise ConfigError("BANGBAN_PG_POOL must be at least 2")
         if self.widen_schedule is not None:
@@ -197,6 +227,12 @@ class Settings:
             claim_memory=num("BANGBAN_CLAIM_MEMORY", base.claim_memory),
             send_queue=int(num("BANGBAN_SEND_QUEUE", base.send_queue)),
             pg_pool_size=int(num("BANGBAN_PG_POOL", base.pg_pool_size)),
+            send_queue_bytes=int(num("BANGBAN_SEND_QUEUE_BYTES", base.send_queue_bytes)),
+            send_timeout=num("BANGBAN_SEND_TIMEOUT", base.send_timeout),
+            filing_rate=int(num("BANGBAN_FILING_RATE", base.filing_rate)),
+            grid_open_cap=int(num("BANGBAN_GRID_OPEN_CAP", base.grid_open_cap)),
+            claim_rate=int(num("BANGBAN_CLAIM_RATE", base.claim_rate)),
+            tracking_ttl=num("BANGBAN_TRACKING_TTL", base.tracking_ttl),
             widen_schedule=env.get("BANGBAN_WIDEN_SCHEDULE") or None,
             metrics_token=env.get("BANGBAN_METRICS_TOKEN") or None,
             snap_meters=num("BANGBAN_SNAP_METERS", base.snap_meters),

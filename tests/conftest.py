@@ -88,6 +88,10 @@ def settings(clean: Services) -> Settings:
         # The contention and load tests race the same few agents for many orders; the limit
         # on held orders has tests of its own (test_limits.py), which set it low.
         max_held=1000,
+        # Likewise the abuse limits (tests/web/test_limits_abuse.py sets them).
+        filing_rate=0,
+        claim_rate=0,
+        grid_open_cap=0,
     )
 
 

@@ -89,6 +89,10 @@ class ProcessServer(ServerProcess):
             "BANGBAN_ESCALATE_AFTER": str(s.escalate_after),
             "BANGBAN_CLOSE_AFTER": str(s.close_after),
             "BANGBAN_MAX_HELD": str(s.max_held),
+            "BANGBAN_FILING_RATE": str(s.filing_rate),
+            "BANGBAN_CLAIM_RATE": str(s.claim_rate),
+            "BANGBAN_GRID_OPEN_CAP": str(s.grid_open_cap),
+            "BANGBAN_SEND_TIMEOUT": str(s.send_timeout),
             "BANGBAN_LOG_LEVEL": "info",
             **(extra_env or {}),
         }

@@ -66,6 +66,7 @@ class Board:
         self._set_held = client.register_script(rs.SET_HELD)
         self._reconcile_held = client.register_script(rs.RECONCILE_HELD)
         self._swap = client.register_script(rs.SWAP)
+        self._rate = client.register_script(rs.RATE)
 
     @classmethod
     def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
@@ -296,6 +297,25 @@ class Board:
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return int(count)
+
+    async def publish_revocation(
+        self, *, token_id: int | None = None, agent_id: int | None = None
+    ) -> None:
+        """Tell every process that a token was revoked or an agent deactivated."""
+        event = {"token_id": token_id, "agent_id": agent_id}
+        try:
+            await self.redis.publish(rs.AUTH_CHANNEL, msgpack.packb(event))
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def rate(self, name: str, limit: int, window_ms: int) -> int:
+        """Count one event against ``name``'s limit in this window, across every process: 0
+        when allowed, else the ms until it may try again."""
+        try:
+            left = await self._rate(keys=[rs.rate_key(name)], args=[window_ms, limit])
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return int(left)
 
     async def held_count(self, agent_id: int) -> int:
         """How many orders the agent holds, per Redis."""

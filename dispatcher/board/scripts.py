@@ -23,6 +23,8 @@ Layout::
     bb:clock-due          zset   order id scored by its next clock action (escalate, close)
     bb:reconcile-lock     string one process at a time rebuilds Redis from Postgres
     bb:events             pubsub every order change, for every server process's fan-out
+    bb:auth               pubsub revocations, for every server process's auth cache
+    bb:{r:<name>}         string a fixed-window rate counter (RATE)
 
 The limit on held orders cannot live in the order's script (the agent's key is in another
 slot), so a claim first *reserves* a place in the agent's hash (:data:`RESERVE`), then runs
@@ -40,6 +42,8 @@ from __future__ import annotations
 
 PREFIX = "bb:"
 EVENTS_CHANNEL = "bb:events"
+AUTH_CHANNEL = "bb:auth"
+"""Revocations (``{"token_id"}`` or ``{"agent_id"}``, msgpack), for every process's auth cache."""
 WIDEN_DUE = "bb:widen-due"
 CLOCK_DUE = "bb:clock-due"
 HOLDERS = "bb:holders"
@@ -52,6 +56,11 @@ def order_key(order_id: int) -> str:
 
 def answers_key(order_id: int) -> str:
     return f"bb:{{o:{order_id}}}:answers"
+
+
+def rate_key(name: str) -> str:
+    """A fixed-window rate counter (``name``: what is counted and for whom, e.g. ``file:7``)."""
+    return f"bb:{{r:{name}}}"
 
 
 def held_key(agent_id: int) -> str:
@@ -348,4 +357,22 @@ local cur = redis.call('GET', KEYS[1])
 if (cur or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
+"""
+
+
+# RATE: count one event in a fixed window, atomically, for every server process.
+# KEYS[1] the rate key   ARGV[1] window (ms)   ARGV[2] limit
+# Returns 0 when the event is within the limit, else the ms until the window ends (the event
+# is then not counted).
+RATE = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[2]) then
+  local left = redis.call('PTTL', KEYS[1])
+  if left > 0 then return left end
+  redis.call('DEL', KEYS[1])
+  n = 0
+end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 0
 """

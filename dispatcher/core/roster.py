@@ -51,6 +51,8 @@ class Principal:
     name: str = ""
     agent: Agent | None = None
     order_id: int | None = None
+    token_id: int | None = None
+    """The token's id (``tokens.id``): what revocation and per-token limits name."""
 
     @property
     def actor(self) -> str:

@@ -12,11 +12,13 @@ to.  "agent" rows are for the claiming agent only.  The clock's rows (``escalate
 are refused with :class:`NotDue` before their deadline.  What each action does is in
 :mod:`dispatcher.core.effects`; why one is refused, in :mod:`dispatcher.core.refusals`.
 
-Refusals are checked in this order: WrongActor, IllegalTransition, NotDue, InvalidParams,
-except that the holder check comes after the state check: an agent acting on an order that
-moved on learns its state, as the offer board would tell it.  Widening (offered → widened)
-and the claim itself stay in :mod:`dispatcher.core.orders`.  Classifying a free-text order (giving
-it its catalogue item) is not a transition: :func:`classify` decides it.
+Refusals are checked in this order: WrongActor, IllegalTransition, NotDue, InvalidParams.
+The actor comes before the state, the holder check too: an agent that does not hold the order
+(another agent's, one never offered to it, one it released) is refused 403 and learns nothing
+of its state; only its holder learns that the order moved on (say, was cancelled).
+Widening (offered → widened) and the claim itself stay in :mod:`dispatcher.core.orders`.
+Classifying a free-text order (giving it its catalogue item) is not a transition:
+:func:`classify` decides it.
 
 The shell (:mod:`dispatcher.flows.handling`) stores a decision's ``changes`` only where the stored
 version is still the one decided on, appends its event in the same statement, then announces.
@@ -97,11 +99,11 @@ def decide(
     """
     if actor.kind not in KINDS[action]:
         return WrongActor(action, actor.kind)
+    if actor.kind is K.AGENT and actor.id != order.claimed_by:
+        return WrongActor(action, actor.kind)  # before the state: it is not its order
     outcomes = TRANSITIONS.get((order.status, action, actor.kind))
     if outcomes is None:
         return IllegalTransition(order.status, action)
-    if actor.kind is K.AGENT and actor.id != order.claimed_by:
-        return WrongActor(action, actor.kind)
     deadline = next_deadline(order)
     if deadline is not None and deadline[0] is action and now < deadline[1]:
         return NotDue(action, deadline[1])
@@ -121,10 +123,10 @@ def classify(order: OrderState, item: Item, actor: Actor, now: int) -> Decision 
     states = CLASSIFIABLE.get(actor.kind)
     if states is None:
         return WrongActor(CLASSIFY, actor.kind)
+    if actor.kind is K.AGENT and actor.id != order.claimed_by:
+        return WrongActor(CLASSIFY, actor.kind)  # before the state: it is not its order
     if order.status not in states:
         return IllegalTransition(order.status, CLASSIFY)
-    if actor.kind is K.AGENT and actor.id != order.claimed_by:
-        return WrongActor(CLASSIFY, actor.kind)
     after = replace(
         order,
         required=item.materials,

@@ -34,6 +34,18 @@ from dispatcher.exceptions import RedisUnavailableError
 Claimant = tuple[int, str, Sequence[str]]
 """(agent id, answer field, the agent's grids): one claim, as CLAIM_MANY takes it."""
 
+
+def admit(claim: Claimant) -> Claimant:
+    """Check that ``claim`` can be sent to Redis, in the claimant's own task, before it joins a
+    call shared with others: a claim that cannot be encoded fails alone, never the call (and
+    so never the leader or the other riders).  Raises ``ValueError``."""
+    _, answer_field, grids = claim
+    answer_field.encode()  # UnicodeEncodeError is a ValueError
+    for grid in grids:
+        grid.encode()
+    return claim
+
+
 Decide = Callable[[list[Claimant]], Awaitable[list[str]]]
 """Runs CLAIM_MANY without a hold: one answer per claim, in order (``''``: undecided)."""
 
@@ -57,6 +69,7 @@ class Flight:
         :attr:`done` instead."""
         if self.waiting is None or len(self.waiting) >= self.limit:
             return None
+        admit(claim)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.waiting.append((claim, answer))
         return answer
@@ -94,6 +107,7 @@ class _Batch:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def add(self, claim: Claimant) -> asyncio.Future[str | None]:
+        admit(claim)
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.claims.append(claim)
         self.answers.append(answer)

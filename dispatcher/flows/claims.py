@@ -41,6 +41,7 @@ from typing import Any
 from dispatcher.board import scripts as rs
 from dispatcher.context import Context
 from dispatcher.core.lifecycle import trail_entry
+from dispatcher.core.limits import Windows
 from dispatcher.core.orders import ClaimOutcome, decide_claim, withdrawn_reason
 from dispatcher.core.roster import Agent
 from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
@@ -50,6 +51,18 @@ log = logging.getLogger("bangban.claims")
 
 HOLD_MS = 10_000
 """A hold older than this is presumed dead (longer than Postgres's 5 s command timeout)."""
+
+
+def claim_wait(ctx: Context, agent: Agent) -> int:
+    """0 when ``agent`` may claim now, else the ms until it may (``BANGBAN_CLAIM_RATE`` claims
+    a minute on this process; a refused one is counted and costs no Redis call)."""
+    windows = ctx.limits.get("claim")
+    if windows is None:
+        windows = ctx.limits["claim"] = Windows(ctx.settings.claim_rate)
+    wait = windows.hit(agent.id, ctx.clock())
+    if wait:
+        ctx.metrics.claims_rate_limited.inc()
+    return wait
 
 
 def answer_field(agent_id: int, request_id: Any) -> str:

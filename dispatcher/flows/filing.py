@@ -12,7 +12,7 @@ moment the order is still filed and the reconciler offers it when Redis answers 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geo
@@ -22,7 +22,8 @@ from dispatcher.core import validate
 from dispatcher.core.catalog import Item
 from dispatcher.core.orders import Order, new_order
 from dispatcher.core.roster import Principal, TokenKind
-from dispatcher.exceptions import RedisUnavailableError, RequestError
+from dispatcher.exceptions import RateLimitedError, RedisUnavailableError, RequestError
+from dispatcher.flows import deadlines
 
 log = logging.getLogger("bangban.filing")
 
@@ -50,7 +51,7 @@ def parse_order_request(body: dict[str, Any]) -> OrderRequest:
     """Check a ``POST /v1/orders`` body.  Raises RequestError (422) naming the bad field."""
     validate.only_fields(body, _FIELDS)
     item = validate.code(body, "item", required=False)
-    text = validate.text(body, "text", max_len=MAX_TEXT_CHARS, required=False)
+    text = validate.text(body, "text", max_len=MAX_TEXT_CHARS, required=False, multiline=True)
     if item is None and text is None:
         raise validate.invalid(
             "item", "give 'item' (a catalogue code) or 'text' (the need)", "missing_field"
@@ -61,7 +62,9 @@ def parse_order_request(body: dict[str, Any]) -> OrderRequest:
     if loc is not None:
         validate.only_fields(loc, ("lat", "lon"))
         location = (validate.number(loc, "lat", -90, 90), validate.number(loc, "lon", -180, 180))
-    address = validate.text(body, "address", max_len=MAX_ADDRESS_CHARS, required=False)
+    address = validate.text(
+        body, "address", max_len=MAX_ADDRESS_CHARS, required=False, multiline=True
+    )
     if grid is None and location is None and address is None:
         raise validate.invalid("grid", "give 'grid', 'location' or 'address'", "missing_field")
     item_class = body.get("item_class")
@@ -171,14 +174,36 @@ async def catalogue_item(ctx: Context, request: OrderRequest) -> Item | None:
     return item
 
 
+async def _rate_limit(ctx: Context, filer: Principal) -> None:
+    """``BANGBAN_FILING_RATE`` orders a minute per intake token, counted in Redis so that every
+    process shares the count.  Raises RateLimitedError; lets the order through if Redis is
+    down (filing works without Redis: the reconciler offers the order later)."""
+    limit = ctx.settings.filing_rate
+    if limit <= 0 or filer.kind is not TokenKind.INTAKE:
+        return
+    try:
+        wait = await ctx.board.rate(f"file:{filer.token_id}", limit, 60_000)
+    except RedisUnavailableError:
+        return
+    if wait:
+        ctx.metrics.filings_rate_limited.inc()
+        raise RateLimitedError(
+            f"this token may file {limit} orders a minute; retry in {wait / 1000:.1f} s",
+            wait / 1000,
+        )
+
+
 async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> tuple[Order, str]:
     """Record and offer a new order.  Returns (order, tracking token).
 
     Raises RequestError (unknown or retired item, cannot route) or StoreUnavailableError
     (nothing recorded: retry).
     """
+    await _rate_limit(ctx, filer)
     item = await catalogue_item(ctx, request)
     grid, routing = await route(ctx, request)
+    cap = ctx.settings.grid_open_cap
+    capped = cap > 0 and await ctx.store.count_open(grid, cap) >= cap
     token = auth.new_token(TokenKind.TRACKING)
     draft = new_order(
         order_id=0,
@@ -193,6 +218,11 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         required=() if item is None else item.materials,
         time_limit_days=None if item is None else item.time_limit_days,
     )
+    if capped:
+        # The grid has as many open orders as it may: this one goes to the operators (it is
+        # due to escalate now) and is never offered, so a flood cannot bury the agents.
+        draft = replace(draft, escalate_at=draft.created_at)
+        routing = {**routing, "capped": cap}
     order = await ctx.store.insert_order(
         draft,
         applicant=request.applicant,
@@ -202,6 +232,11 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
     )
     ctx.metrics.orders_filed.inc()
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
+    if capped:
+        ctx.metrics.orders_capped.inc()
+        log.warning("grid at its open-order cap grid=%s order_id=%s escalated", grid, order.id)
+        await deadlines.handle(ctx, [order.id])
+        return (await ctx.store.get_order(order.id)) or order, token
 
     try:
         await ctx.board.announce(order)

@@ -74,44 +74,159 @@ class AsgiSocket:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
+    def abort(self) -> bool:
+        """Drop the TCP connection now, whatever is buffered.  True if it could be done.
+
+        ASGI has no abort, and uvicorn's ``websocket.close`` first waits until the transport is
+        writable again, which for a client that stopped reading is never; its close timer then
+        calls ``transport.close()``, which waits for the buffer to drain, again never.  So the
+        connection of such a client is aborted through uvicorn's protocol object (the owner of
+        ``send``), the one way to give its memory and file descriptor back."""
+        transport = getattr(getattr(self._send, "__self__", None), "transport", None)
+        abort = getattr(transport, "abort", None)
+        if abort is None:
+            return False
+        abort()
+        return True
+
+
+CLOSE_GRACE = 2.0
+"""Seconds a dropped slow client has to read its close frame before the socket is aborted."""
+
 
 class Writer:
-    """Drains one outbox onto its socket from a task started on demand."""
+    """Drains one outbox onto its socket from a task started on demand.
 
-    __slots__ = ("_metrics", "_outbox", "_socket", "_task", "closed")
+    Slow clients are bounded three ways: the outbox's frames and bytes (it overflows), and the
+    time one write may stay blocked (``send_timeout``: the client's receive window and our
+    buffers are full).  Past any of them the connection is dropped and counted in
+    ``slow_connections_dropped_total``: closed with 1013 and a reason when the close frame can
+    still be written, aborted when the writer is stuck (a close frame could not be queued, and
+    a client that does not read would not read it).  An overflow while a write is blocked
+    drops the connection at once.
 
-    def __init__(self, socket: AsgiSocket, outbox: Outbox, metrics: Metrics) -> None:
+    The time bound costs one timer per batch of frames, not one per frame: the timer re-arms
+    itself from the last write that went through (``_progress``).
+    """
+
+    __slots__ = (
+        "_flushed",
+        "_metrics",
+        "_outbox",
+        "_progress",
+        "_socket",
+        "_task",
+        "_watch",
+        "_writing",
+        "closed",
+        "send_timeout",
+    )
+
+    def __init__(
+        self, socket: AsgiSocket, outbox: Outbox, metrics: Metrics, send_timeout: float = 10.0
+    ) -> None:
         self._socket = socket
         self._outbox = outbox
         self._metrics = metrics
+        self.send_timeout = send_timeout
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._progress = 0.0
+        self._writing = False
+        self._flushed: asyncio.Future[None] | None = None
         self.closed = False
         outbox.wake = self.wake
+
+    async def flushed(self) -> None:
+        """Wait until every frame queued so far has been handed to the transport (which
+        blocks while the client does not read): flow control for the snapshot.  Returns at
+        once when the connection is being dropped."""
+        if self._task is None or self.closed:
+            return
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._flushed)
 
     def wake(self) -> None:
         """Frames are waiting: start the task unless it runs (it then takes them too)."""
         if self._task is None and not self.closed:
             self._task = asyncio.get_running_loop().create_task(self._drain())
+        elif self._writing and self._outbox.overflowed and not self.closed:
+            # We run, so the writer is suspended, and in a write only when it is blocked.
+            self._abort("too slow; reconnect")
 
     async def _drain(self) -> None:
         outbox = self._outbox
+        loop = asyncio.get_running_loop()
         try:
             while not self.closed:
-                if outbox.overflowed:
+                if outbox.kicked is not None:
                     self.closed = True
-                    log.warning("connection dropped: client too slow to read")
-                    self._metrics.dropped_slow.inc()
-                    await self._socket.close(CLOSE_TRY_AGAIN, "too slow; reconnect")
+                    await self._socket.close(*outbox.kicked)
+                    return
+                if outbox.overflowed:
+                    await self._drop("too slow; reconnect")
                     return
                 frames = outbox.drain()
                 if not frames:
                     return  # no await since the check: a push now starts a new task
+                self._writing = True
+                self._progress = loop.time()
+                if self._watch is None:
+                    self._watch = loop.call_at(self._progress + self.send_timeout, self._check)
                 for data in frames:
                     await self._socket.send(data)
+                    self._progress = loop.time()
+                self._writing = False
         except Exception:  # the peer went away; the reader sees the disconnect and cleans up
             self.closed = True
         finally:
+            self._writing = False
             self._task = None
+            if self._flushed is not None:
+                if not self._flushed.done():
+                    self._flushed.set_result(None)
+                self._flushed = None
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch = None
+
+    def _check(self) -> None:
+        """The timer: drop the connection if its current write has been blocked too long."""
+        self._watch = None
+        if not self._writing or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._progress + self.send_timeout
+        if loop.time() < due:
+            self._watch = loop.call_at(due, self._check)
+            return
+        self._abort("not reading; reconnect")
+
+    def _count(self, reason: str) -> None:
+        self.closed = True
+        log.warning("connection dropped: client too slow to read reason=%r", reason)
+        self._metrics.dropped_slow.inc()
+
+    def _abort(self, reason: str) -> None:
+        """The writer is stuck in a write: abort the connection (the blocked write then fails,
+        the reader sees the disconnect, and the handler cleans up)."""
+        self._count(reason)
+        if not self._socket.abort() and self._task is not None:
+            self._task.cancel()  # not uvicorn: at least stop writing
+
+    async def _drop(self, reason: str) -> None:
+        self._count(reason)
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await self._socket.close(CLOSE_TRY_AGAIN, reason)
+        except TimeoutError:
+            self._socket.abort()  # the close frame cannot even be queued
+            return
+        except Exception:  # gone already
+            return
+        # Queued; a client that does not read will not answer it either.
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, self._socket.abort)
 
     async def stop(self) -> None:
         """No more writing (the connection is ending); waits for a write in progress."""

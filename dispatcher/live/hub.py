@@ -33,7 +33,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from dispatcher.board.scripts import EVENTS_CHANNEL
+from dispatcher.board.scripts import AUTH_CHANNEL, EVENTS_CHANNEL
 from dispatcher.flows.claim_cache import ClaimedOrders
 from dispatcher.live import wire
 from dispatcher.live.fairplay import FairPlayLog
@@ -79,12 +79,29 @@ class Outbox:
     to write (or the outbox overflows); the connection's writer sets it.
     """
 
-    __slots__ = ("_held", "_queue", "encoding", "limit", "overflowed", "wake")
+    __slots__ = (
+        "_held",
+        "_queue",
+        "byte_limit",
+        "encoding",
+        "kicked",
+        "limit",
+        "overflowed",
+        "queued",
+        "wake",
+    )
 
-    def __init__(self, encoding: wire.Encoding, limit: int) -> None:
+    def __init__(
+        self, encoding: wire.Encoding, limit: int, byte_limit: int = 4 * 1024 * 1024
+    ) -> None:
         self.encoding: wire.Encoding = encoding
         self.limit = limit
+        self.byte_limit = byte_limit
+        self.queued = 0
+        """Bytes (characters for json) waiting in this outbox, not yet taken by the writer."""
         self.overflowed = False
+        self.kicked: tuple[int, str] | None = None
+        """Close the connection with this (code, reason): its token was revoked."""
         self.wake: Callable[[], None] = _nobody
         self._queue: list[bytes | str] = []
         self._held: list[bytes | str] | None = []
@@ -92,13 +109,19 @@ class Outbox:
     def push(self, payload: Payload, *, first: bool = False) -> None:
         data = payload.encoded(self.encoding)
         target = self._queue if first or self._held is None else self._held
-        if len(target) >= self.limit:
+        if len(target) >= self.limit or self.queued + len(data) > self.byte_limit:
             self.overflowed = True
             self.wake()
             return
         target.append(data)
+        self.queued += len(data)
         if target is self._queue:
             self.wake()
+
+    def kick(self, code: int, reason: str) -> None:
+        """Have the writer close the connection with ``code`` (e.g. 4401), frames or not."""
+        self.kicked = (code, reason)
+        self.wake()
 
     def release(self) -> None:
         """Let live frames through, after everything pushed with ``first=True``."""
@@ -113,6 +136,7 @@ class Outbox:
         if self.overflowed or not self._queue:
             return []
         items, self._queue = self._queue, []
+        self.queued = sum(len(d) for d in self._held) if self._held else 0
         return items
 
 
@@ -126,6 +150,7 @@ class AgentLink:
     offered: dict[int, int] | None = None
     """Order id → when its offer was first handed to this connection (server ms), for fair
     play (:mod:`dispatcher.live.fairplay`); None until the first offer."""
+    token_id: int | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -134,6 +159,7 @@ class TrackerLink:
 
     order_id: int
     outbox: Outbox
+    token_id: int | None = None
 
 
 @dataclass
@@ -159,6 +185,33 @@ class Hub:
     """Offer deliveries and claim timings for fair play, until written to Postgres."""
     clock: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     """The server's clock (epoch ms); the app sets its own (tests inject one)."""
+
+    on_revoked: Callable[[int | None, int | None], object] | None = None
+    """Called with (token id, agent id) for every revocation heard (None, None: revocations
+    may have been missed); the app points it at the auth cache."""
+
+    # --- revocations ---------------------------------------------------------------------
+
+    CLOSE_REVOKED = 4401
+
+    def revoked(self, token_id: int | None, agent_id: int | None) -> int:
+        """A token was revoked or an agent deactivated (on any process): forget its cached
+        principal and close its connections here with 4401.  Returns how many were closed."""
+        if self.on_revoked is not None:
+            self.on_revoked(token_id, agent_id)
+        closed = 0
+        links: list[AgentLink | TrackerLink] = []
+        if agent_id is not None:
+            links += self.by_agent.get(agent_id, ())
+        if token_id is not None:
+            links += [link for link in self.agents if link.token_id == token_id]
+            for trackers in self.trackers.values():
+                links += [t for t in trackers if t.token_id == token_id]
+        for link in links:
+            reason = "agent deactivated" if agent_id is not None else "token revoked"
+            link.outbox.kick(self.CLOSE_REVOKED, reason)
+            closed += 1
+        return closed
 
     # --- registry ------------------------------------------------------------------------
 
@@ -286,9 +339,10 @@ class Hub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, AUTH_CHANNEL)
                 self.ready.set()
                 if not first:
+                    self.revoked(None, None)  # revocations may have been missed meanwhile
                     self.reconnects += 1
                     if self.metrics is not None:
                         self.metrics.pubsub_reconnects.inc()
@@ -303,6 +357,9 @@ class Hub:
                         continue
                     try:
                         event = msgpack.unpackb(msg["data"], raw=False)
+                        if msg.get("channel") in (AUTH_CHANNEL, AUTH_CHANNEL.encode()):
+                            self.revoked(event.get("token_id"), event.get("agent_id"))
+                            continue
                         self.deliver(event)
                     except Exception:  # a bad event must not stop fan-out for the rest
                         log.exception("event dropped: undecodable or unroutable")

@@ -20,18 +20,20 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 from dispatcher import auth
 from dispatcher.context import Context
+from dispatcher.core.orders import Order
 from dispatcher.core.roster import Principal, TokenKind
+from dispatcher.core.validate import ascii_id
 from dispatcher.exceptions import (
     AuthError,
     FrameError,
     RedisUnavailableError,
     StoreUnavailableError,
 )
-from dispatcher.flows import fairplay
+from dispatcher.flows import claims, fairplay
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
 from dispatcher.live.hub import AgentLink, Outbox, Payload, TrackerLink
@@ -83,12 +85,12 @@ async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Wr
         await socket.close(CLOSE_TRY_AGAIN, "postgres unavailable; retry")
         return None
     chosen: wire.Encoding = "json" if encoding == "json" else "msgpack"
-    outbox = Outbox(chosen, ctx.settings.send_queue)
-    return who, outbox, Writer(socket, outbox, ctx.metrics)
+    outbox = Outbox(chosen, ctx.settings.send_queue, ctx.settings.send_queue_bytes)
+    return who, outbox, Writer(socket, outbox, ctx.metrics, ctx.settings.send_timeout)
 
 
 def _error(outbox: Outbox, err: FrameError) -> None:
-    outbox.push(Payload.of(wire.Error(err.code, err.message, err.request_id)))
+    outbox.push(Payload.of(wire.Error(err.code, err.message, err.request_id, err.field)))
 
 
 async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.ClientFrame, None]:
@@ -110,6 +112,41 @@ async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.Cli
             _error(outbox, err)
 
 
+SNAPSHOT_CHUNK = 256
+"""Snapshot offers queued at a time: the next chunk waits until these are written."""
+
+
+def snapshot_order(orders: Sequence[Order], grids: Sequence[str]) -> list[Order]:
+    """The order an agent app needs its snapshot in: its own grids' orders first, then the
+    widened ones from elsewhere, each newest first."""
+    own = frozenset(grids)
+    return sorted(orders, key=lambda o: (o.grid not in own, -o.id))
+
+
+async def _send_snapshot(
+    ctx: Context,
+    link: AgentLink,
+    writer: Writer,
+    orders: Sequence[Order],
+    at_limit: bool,
+) -> None:
+    """Queue the connect-time snapshot in chunks, each after the last was written, so that it
+    is paced by the client's reading (and by ``send_timeout``), never by the live queue bound:
+    an agent with 10,000 open orders gets them all.  Ends with ``snapshot_done``.  Live frames
+    wait (held, within the bound) until the outbox is released after it."""
+    outbox = link.outbox
+    ordered = snapshot_order(orders, sorted(link.grids))
+    for start in range(0, len(ordered), SNAPSHOT_CHUNK):
+        now = ctx.clock()
+        for order in ordered[start : start + SNAPSHOT_CHUNK]:
+            ctx.hub.fairplay.offered(link, order.id, order.grid, now)
+            outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
+        await writer.flushed()
+        if writer.closed:
+            return
+    outbox.push(Payload.of(wire.SnapshotDone(len(ordered))), first=True)
+
+
 async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     opened = await _open(ctx, socket)
     if opened is None:
@@ -119,7 +156,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     if agent is None:
         await socket.close(CLOSE_FORBIDDEN, "an agent token is required")
         return
-    link = AgentLink(agent.id, frozenset(agent.grids), outbox)
+    link = AgentLink(agent.id, frozenset(agent.grids), outbox, token_id=who.token_id)
     ctx.hub.add_agent(link)
     try:
         try:
@@ -132,24 +169,40 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         ctx.hub.held[agent.id] = held
         outbox.push(Payload.of(wire.Held(held, ctx.settings.max_held)), first=True)
         at_limit = held >= ctx.settings.max_held
-        now = ctx.clock()
-        for order in snapshot:
-            ctx.hub.fairplay.offered(link, order.id, order.grid, now)
-            outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
+        await _send_snapshot(ctx, link, writer, snapshot, at_limit)
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
         async with contextlib.aclosing(_frames(socket, outbox)) as frames:
             async for frame in frames:
-                if isinstance(frame, wire.Claim):
-                    rid = frame.request_id
-                    outcome = await fairplay.timed_claim(ctx, agent, frame.order_id, rid, (link,))
-                    if outcome is None:
-                        _error(outbox, FrameError(wire.TOO_FAST, fairplay.TOO_FAST_MESSAGE, rid))
-                        continue
-                    result = wire.ClaimResult(rid, frame.order_id, outcome.value)
-                    outbox.push(Payload.of(result), first=True)
-                else:
-                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
+                try:
+                    if isinstance(frame, wire.Claim):
+                        if wait := claims.claim_wait(ctx, agent):
+                            limited = FrameError(
+                                wire.RATE_LIMITED,
+                                f"too many claims; retry in {wait / 1000:.1f} s",
+                                frame.request_id,
+                            )
+                            _error(outbox, limited)
+                            continue
+                        rid = frame.request_id
+                        outcome = await fairplay.timed_claim(
+                            ctx, agent, frame.order_id, rid, (link,)
+                        )
+                        if outcome is None:
+                            too_fast = FrameError(wire.TOO_FAST, fairplay.TOO_FAST_MESSAGE, rid)
+                            _error(outbox, too_fast)
+                            continue
+                        result = wire.ClaimResult(rid, frame.order_id, outcome.value)
+                        outbox.push(Payload.of(result), first=True)
+                    else:
+                        pong = wire.Pong(frame.request_id, ctx.clock())
+                        outbox.push(Payload.of(pong), first=True)
+                except Exception:
+                    # A failure is confined to the frame that caused it: this connection (and
+                    # every other) goes on; the client is told, under the frame's request id.
+                    log.exception("frame failed agent_id=%s type=%s", agent.id, frame.type)
+                    failed = FrameError(wire.INTERNAL, "this frame failed; retry", frame.request_id)
+                    _error(outbox, failed)
     finally:
         ctx.hub.remove_agent(link)
         await writer.stop()
@@ -160,13 +213,16 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
     if opened is None:
         return
     who, outbox, writer = opened
-    order_id = int(raw_order_id) if raw_order_id.isdigit() and 0 < int(raw_order_id) < 2**63 else 0
+    order_id = ascii_id(raw_order_id)  # ASCII digits only: "²".isdigit() but int("²") fails
+    if order_id is None:
+        await socket.close(CLOSE_POLICY, "the order id must be a positive number in ASCII digits")
+        return
     if who.kind is not TokenKind.ADMIN and not (
         who.kind is TokenKind.TRACKING and who.order_id == order_id
     ):
         await socket.close(CLOSE_FORBIDDEN, "this token does not track this order")
         return
-    link = TrackerLink(order_id, outbox)
+    link = TrackerLink(order_id, outbox, who.token_id)
     ctx.hub.add_tracker(link)
     try:
         try:

@@ -14,12 +14,14 @@ one could be read).  :func:`encode` turns a frame object into bytes (msgpack) or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgpack
 
+from dispatcher.core.validate import text_problem
 from dispatcher.exceptions import FrameError
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -48,6 +50,7 @@ INVALID_VALUE = "invalid_value"  # a known frame with a missing or wrongly typed
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
 TOO_FAST = "too_fast"  # a claim ignored by the minimum-reaction rule (BANGBAN_MIN_REACTION_MS)
+INTERNAL = "internal_error"  # handling this one frame failed; the connection stays open
 
 
 # --- server to agent ------------------------------------------------------------------------
@@ -95,6 +98,15 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotDone:
+    """Every order open to the agent at connect time has been sent (``offers`` of them, its
+    own grids' first, newest first); what follows is live."""
+
+    offers: int
+    type: str = field(default="snapshot_done", init=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Withdrawn:
     order_id: int
     reason: str
@@ -111,10 +123,13 @@ class ClaimResult:
 
 @dataclass(frozen=True, slots=True)
 class Error:
+    """A refused frame.  ``field``: the frame's field at fault, when one is (sent when set)."""
+
     code: str
     message: str
     request_id: Any = None
-    type: str = field(default="error", init=False)
+    field: str | None = None
+    type: str = dataclasses.field(default="error", init=False)  # (`field` is taken above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +168,16 @@ class Pong:
 
 
 ServerFrame = (
-    Welcome | Offer | Withdrawn | ClaimResult | Error | StatusChange | Pong | Held | Update
+    Welcome
+    | Offer
+    | Withdrawn
+    | ClaimResult
+    | Error
+    | StatusChange
+    | Pong
+    | Held
+    | Update
+    | SnapshotDone
 )
 ClientFrame = Claim | Ping
 Frame = ServerFrame | ClientFrame
@@ -207,6 +231,9 @@ def unpack(data: bytes | str) -> dict[str, Any]:
         raise FrameError(BAD_FRAME, "frame must be a map with a 'type'")
     if not isinstance(obj.get("type"), str):
         raise FrameError(BAD_FRAME, "frame has no string 'type'", _request_id(obj))
+    problem = text_problem(obj["type"])
+    if problem is not None:
+        raise FrameError(INVALID_VALUE, f"'type' {problem}", _request_id(obj), "type")
     return obj
 
 
@@ -220,12 +247,26 @@ def valid_request_id(rid: Any) -> bool:
         return False
     if isinstance(rid, int):
         return -(2**63) <= rid < 2**64
-    return isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS
+    return (
+        isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS and text_problem(rid) is None
+    )
+
+
+def _check_request_id(obj: dict[str, Any]) -> None:
+    """A ``request_id`` string that breaks the text rule is refused, never echoed: no encoder
+    could send it back (a lone surrogate) and it must not reach Redis as an answer key."""
+    rid = obj.get("request_id")
+    if isinstance(rid, str):
+        problem = text_problem(rid)
+        if problem is not None:
+            raise FrameError(INVALID_VALUE, f"'request_id' {problem}", None, "request_id")
 
 
 def _order_id(value: Any, request_id: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise FrameError(INVALID_VALUE, "'order_id' must be a positive integer", request_id)
+        raise FrameError(
+            INVALID_VALUE, "'order_id' must be a positive integer", request_id, "order_id"
+        )
     return value
 
 
@@ -233,6 +274,7 @@ def decode_client(data: bytes | str) -> ClientFrame:
     """Parse and validate one frame sent by an agent.  Raises :class:`FrameError`."""
     obj = unpack(data)
     kind = obj["type"]
+    _check_request_id(obj)
     rid = _request_id(obj)
     if kind == "claim":
         if not valid_request_id(obj.get("request_id")):
@@ -240,6 +282,7 @@ def decode_client(data: bytes | str) -> ClientFrame:
                 INVALID_VALUE,
                 f"'request_id' must be a non-empty string of at most {MAX_REQUEST_ID_CHARS} "
                 "characters or an integer",
+                field="request_id",
             )
         return Claim(order_id=_order_id(obj.get("order_id"), rid), request_id=rid)
     if kind == "ping":
@@ -257,6 +300,7 @@ _SERVER_TYPES: dict[str, type[ServerFrame]] = {
     "pong": Pong,
     "held": Held,
     "update": Update,
+    "snapshot_done": SnapshotDone,
 }
 
 

@@ -242,16 +242,47 @@ class RosterStore:
 
     # --- tokens ----------------------------------------------------------------------------
 
-    async def add_token(self, digest: bytes, kind: TokenKind, name: str) -> None:
-        """Store a token digest (admin or intake).  Adding the same digest again is a no-op."""
+    async def add_token(self, digest: bytes, kind: TokenKind, name: str) -> int | None:
+        """Store a token digest (admin or intake); its id.  Adding the same digest again is a
+        no-op (None)."""
         with translated():
-            await self.pool.execute(
+            token_id: int | None = await self.pool.fetchval(
                 "INSERT INTO tokens (digest, kind, name) VALUES ($1, $2, $3)"
-                " ON CONFLICT (digest) DO NOTHING",
+                " ON CONFLICT (digest) DO NOTHING RETURNING id",
                 digest,
                 kind.value,
                 name,
             )
+        return token_id
+
+    async def revoke_token(self, token_id: int) -> dict[str, Any] | None:
+        """Revoke a token (idempotent): its kind, agent and order, or None if there is none."""
+        with translated():
+            row = await self.pool.fetchrow(
+                "UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
+                " RETURNING id, kind, agent_id, order_id, revoked_at",
+                token_id,
+            )
+        if row is None:
+            return None
+        return {
+            "id": row["id"],
+            "kind": row["kind"],
+            "agent_id": row["agent_id"],
+            "order_id": row["order_id"],
+            "revoked_at": ms(row["revoked_at"]),
+        }
+
+    async def set_agent_active(self, agent_id: int, active: bool) -> Agent | None:
+        """Deactivate (its tokens stop working) or reactivate an agent; None if unknown."""
+        with translated():
+            row = await self.pool.fetchrow(
+                "UPDATE agents SET active = $2 WHERE id = $1"
+                " RETURNING id, name, phone, grids, active",
+                agent_id,
+                active,
+            )
+        return None if row is None else agent_from_row(row)
 
     async def has_token_of_kind(self, kind: TokenKind) -> bool:
         with translated():
@@ -266,12 +297,14 @@ class RosterStore:
         """Token metadata (never the tokens themselves) for operators."""
         with translated():
             rows = await self.pool.fetch(
-                "SELECT kind, name, agent_id, created_at, revoked_at FROM tokens"
-                " WHERE kind IN ('admin', 'intake') ORDER BY created_at"
+                "SELECT id, kind, name, agent_id, created_at, revoked_at FROM tokens"
+                " WHERE kind IN ('admin', 'intake', 'agent') ORDER BY created_at, id"
             )
         return [
             {
+                "id": r["id"],
                 "kind": r["kind"],
+                "agent_id": r["agent_id"],
                 "name": r["name"],
                 "created_at": ms(r["created_at"]),
                 "revoked_at": ms(r["revoked_at"]),
@@ -279,14 +312,23 @@ class RosterStore:
             for r in rows
         ]
 
-    async def principal(self, digest: bytes) -> Principal | None:
-        """Who holds the token with this digest, or None (unknown, revoked, inactive agent)."""
+    async def principal(
+        self, digest: bytes, tracking_ttl: float = 30 * 86400.0
+    ) -> Principal | None:
+        """Who holds the token with this digest, or None (unknown, revoked, inactive agent,
+        or a tracking token ``tracking_ttl`` seconds after its order closed)."""
         with translated():
             row = await self.pool.fetchrow(
-                "SELECT t.kind, t.name, t.order_id, a.id, a.name AS agent_name, a.phone,"
+                "SELECT t.kind, t.name, t.order_id, t.id AS token_id, a.id, a.name AS agent_name,"
+                " a.phone,"
                 " a.grids, a.active FROM tokens t LEFT JOIN agents a ON a.id = t.agent_id"
-                " WHERE t.digest = $1 AND t.revoked_at IS NULL",
+                " LEFT JOIN orders o ON o.id = t.order_id"
+                " WHERE t.digest = $1 AND t.revoked_at IS NULL"
+                # A tracking token lapses `tracking_ttl` seconds after its order closed.
+                " AND NOT coalesce(o.status IN ('closed', 'cancelled')"
+                "          AND o.updated_at < now() - make_interval(secs => $2), false)",
                 digest,
+                tracking_ttl,
             )
         if row is None:
             return None
@@ -295,7 +337,9 @@ class RosterStore:
             if not row["active"]:
                 return None
             agent = Agent(row["id"], row["agent_name"], row["phone"], tuple(row["grids"]))
-        return Principal(TokenKind(row["kind"]), row["name"], agent, row["order_id"])
+        return Principal(
+            TokenKind(row["kind"]), row["name"], agent, row["order_id"], row["token_id"]
+        )
 
     async def get_agent(self, agent_id: int) -> Agent | None:
         with translated():

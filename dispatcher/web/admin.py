@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -13,7 +15,14 @@ from dispatcher import auth
 from dispatcher.core import validate
 from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
-from dispatcher.exceptions import ConflictError, RequestError, StoreConflictError, UnknownGridError
+from dispatcher.exceptions import (
+    ConflictError,
+    NotFoundError,
+    RequestError,
+    StoreConflictError,
+    UnknownGridError,
+)
+from dispatcher.flows import revocation
 from dispatcher.web.http import answer, body, body_bytes, context, principal
 from geo.geojson import geometry_to_geojson
 
@@ -32,6 +41,7 @@ def _grid_from_body(data: dict[str, Any]) -> geo.Grid:
     aliases = data.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
         raise validate.invalid("aliases", "'aliases' must be a list of names")
+    aliases = [validate.clean(a, "aliases") for a in aliases]
     assert code is not None and name is not None
     if data.get("geometry") is None:
         return geo.Grid(code, name, geo.parse_level(level) or "grid", parent, None, tuple(aliases))
@@ -74,11 +84,17 @@ async def import_grids(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
     try:
-        grids = geo.load_feature_collection(raw)
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(f"grid file is not valid JSON: {exc}", code="bad_json") from None
+    parsed = validate.clean_tree(parsed)  # the text rule for names, aliases, properties
+    source = validate.clean(request.query_params.get("source", "api"), "source")[:100]
+    try:
+        grids = geo.load_feature_collection(parsed)
     except geo.GridImportError as exc:
         raise _import_error(exc) from None
     ctx = context(request)
-    summary = await ctx.store.import_grids(grids, source=request.query_params.get("source", "api"))
+    summary = await ctx.store.import_grids(grids, source=source)
     await ctx.reload_grids()
     return answer(request, summary)
 
@@ -88,7 +104,14 @@ async def import_agents(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
     try:
-        rows = geo.parse_agents_csv(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"roster file refused: {exc}", code="invalid_roster", status=422
+        ) from None
+    text = validate.clean(text.replace("\r", ""), "file", multiline=True)  # the text rule
+    try:
+        rows = geo.parse_agents_csv(text)
     except (UnicodeDecodeError, geo.RosterError) as exc:
         problems = [{"line": p.line, "message": p.message} for p in getattr(exc, "problems", [])]
         raise RequestError(
@@ -174,8 +197,8 @@ async def create_token(request: Request) -> Response:
     name = validate.text(data, "name", max_len=100)
     assert name is not None
     token = auth.new_token(TokenKind.INTAKE)
-    await context(request).store.add_token(auth.digest(token), TokenKind.INTAKE, name)
-    return answer(request, {"token": token, "kind": kind, "name": name}, 201)
+    token_id = await context(request).store.add_token(auth.digest(token), TokenKind.INTAKE, name)
+    return answer(request, {"token": token, "id": token_id, "kind": kind, "name": name}, 201)
 
 
 MAX_LIST = 500
@@ -185,7 +208,7 @@ def _query_int(request: Request, name: str, default: int, hi: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 0 <= int(raw) <= hi:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 0 <= int(raw) <= hi:
         raise validate.invalid(name, f"{name!r} must be a whole number from 0 to {hi}")
     return int(raw)
 
@@ -219,7 +242,33 @@ async def list_tokens(request: Request) -> Response:
     return answer(request, {"tokens": await context(request).store.list_tokens()})
 
 
+async def revoke_token(request: Request) -> Response:
+    """``POST /v1/admin/tokens/{id}/revoke``: the token stops working on every process."""
+    await principal(request, TokenKind.ADMIN)
+    token_id = validate.id_param(request.path_params["token_id"], "token_id")
+    revoked = await revocation.revoke_token(context(request), token_id)
+    if revoked is None:
+        raise NotFoundError(f"no token {token_id}")
+    return answer(request, revoked)
+
+
+def _agent_active(active: bool) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        """``POST /v1/admin/agents/{id}/deactivate`` (or ``reactivate``)."""
+        await principal(request, TokenKind.ADMIN)
+        agent_id = validate.id_param(request.path_params["agent_id"], "agent_id")
+        agent = await revocation.set_agent_active(context(request), agent_id, active)
+        if agent is None:
+            raise NotFoundError(f"no agent {agent_id}")
+        return answer(request, agent.to_wire())
+
+    return endpoint
+
+
 routes = [
+    Route("/v1/admin/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
+    Route("/v1/admin/agents/{agent_id}/deactivate", _agent_active(False), methods=["POST"]),
+    Route("/v1/admin/agents/{agent_id}/reactivate", _agent_active(True), methods=["POST"]),
     Route("/v1/admin/grids", put_grid, methods=["POST"]),
     Route("/v1/admin/grids/import", import_grids, methods=["POST"]),
     Route("/v1/admin/agents/import", import_agents, methods=["POST"]),

@@ -35,7 +35,7 @@ def _parsed(data: dict[str, Any]) -> Item:
 
 def _code_of(request: Request) -> str:
     code: str = request.path_params["code"]
-    if not CODE_RE.match(code):
+    if not CODE_RE.fullmatch(code):
         raise NotFoundError(f"no catalogue item {code[:40]!r}", code="unknown_item")
     return code
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import msgpack
@@ -19,11 +20,13 @@ from starlette.responses import JSONResponse, Response
 
 from dispatcher import auth
 from dispatcher.context import Context
+from dispatcher.core import validate
 from dispatcher.core.refusals import Refusal
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
     DispatchError,
     ForbiddenError,
+    RateLimitedError,
     RedisUnavailableError,
     RequestError,
     StoreUnavailableError,
@@ -91,9 +94,13 @@ async def body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
             )
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise RequestError(f"body is not valid {ctype}: {exc}", code="bad_json") from None
+    except RecursionError:
+        raise RequestError("body is nested too deeply", code="bad_json") from None
     if not isinstance(data, dict):
         raise RequestError("body must be an object", code="bad_body")
-    return data
+    # The text rule for every string in the body, before any endpoint sees it.
+    cleaned: dict[str, Any] = validate.clean_tree(data)
+    return cleaned
 
 
 def answer(request: Request, data: Any, status: int = 200) -> Response:
@@ -110,6 +117,10 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 async def on_dispatch_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RateLimitedError):
+        wait = str(max(1, math.ceil(exc.retry_after)))
+        body = error_body(exc.code, exc.message, exc.details)
+        return JSONResponse(body, exc.status, headers={"Retry-After": wait})
     if isinstance(exc, RequestError):
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
     if isinstance(exc, StoreUnavailableError | RedisUnavailableError):

@@ -11,17 +11,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dispatcher.auth import bearer
+from dispatcher.core import validate
 from dispatcher.core.orders import Order, is_offered_to
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
     AuthError,
     ForbiddenError,
     NotFoundError,
+    RateLimitedError,
     RedisUnavailableError,
     RequestError,
     StoreUnavailableError,
 )
-from dispatcher.flows import fairplay, filing
+from dispatcher.flows import claims, fairplay, filing
 from dispatcher.live import wire
 from dispatcher.web.http import answer, body, context, principal
 from dispatcher.web.pages import tracking_url
@@ -29,9 +31,10 @@ from dispatcher.web.pages import tracking_url
 
 def order_id_of(request: Request) -> int:
     raw = request.path_params["order_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    order_id = validate.ascii_id(raw)  # ASCII digits only: "²".isdigit() but int("²") fails
+    if order_id is None:
         raise NotFoundError(f"no order {raw[:40]!r}")
-    return int(raw)
+    return order_id
 
 
 async def file_order(request: Request) -> Response:
@@ -90,6 +93,8 @@ async def claim_order(request: Request) -> Response:
             details={"field": "request_id"},
         )
     ctx = context(request)
+    if wait := claims.claim_wait(ctx, who.agent):
+        raise RateLimitedError(f"too many claims; retry in {wait / 1000:.1f} s", wait / 1000)
     links = ctx.hub.by_agent.get(who.agent.id, ())
     outcome = await fairplay.timed_claim(ctx, who.agent, order_id, rid, links)
     if outcome is None:

@@ -137,12 +137,16 @@ def test_every_state_action_actor_follows_the_table(
     state: State, action: Action, kind: ActorKind
 ) -> None:
     """Allowed: the first listed next state (all materials at hand).  Otherwise: WrongActor when
-    this kind never may do the action, else IllegalTransition naming the current state."""
-    result = decide(order_in(state), action, ACTORS[kind], NOW, POLICY, EVERYTHING)
+    this kind never may do the action, or it is an agent and the order is not its own (no
+    holder: offered, widened, escalated), else IllegalTransition naming the current state."""
+    order = order_in(state)
+    result = decide(order, action, ACTORS[kind], NOW, POLICY, EVERYTHING)
     allowed = TRANSITIONS.get((state, action, kind))
     if allowed is not None:
         assert decided(result).order.status is allowed[0]
     elif not any(a is action and k is kind for (_, a, k) in TRANSITIONS):
+        refused(result, WrongActor)
+    elif kind is K.AGENT and order.claimed_by != HOLDER:
         refused(result, WrongActor)
     else:
         illegal = refused(result, IllegalTransition)
@@ -155,6 +159,29 @@ def test_only_the_claiming_agent_may_act_as_agent(key: tuple[State, Action, Acto
     result = decide(order_in(state), action, Actor(K.AGENT, OTHER), NOW, POLICY, EVERYTHING)
     refusal = refused(result, WrongActor)
     assert (refusal.status, refusal.code) == (403, "forbidden")
+
+
+AGENT_ACTIONS = sorted({a for (_, a, k) in TRANSITIONS if k is K.AGENT}, key=str)
+
+
+@pytest.mark.parametrize(("state", "action"), list(itertools.product(State, AGENT_ACTIONS)))
+def test_actor_before_state_a_non_holder_learns_nothing(state: State, action: Action) -> None:
+    """Another agent (or one the order was never offered to) is refused 403 in every state,
+    before the state is checked: the refusal never carries ``current_state``."""
+    for stranger in (Actor(K.AGENT, OTHER), Actor(K.AGENT, 10_000)):
+        result = decide(order_in(state), action, stranger, NOW, POLICY, EVERYTHING)
+        refusal = refused(result, WrongActor)
+        assert (refusal.status, refusal.code) == (403, "forbidden")
+        assert "current_state" not in refusal.details()
+        assert state.value not in refusal.message
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_actor_before_state_in_classify(state: State) -> None:
+    item = next(iter(load_catalog().values()))
+    result = classify(order_in(state), item, Actor(K.AGENT, OTHER), NOW)
+    refusal = refused(result, WrongActor)
+    assert "current_state" not in refusal.details()
 
 
 def test_every_decision_bumps_the_version_once_and_reports_it_as_changed() -> None:

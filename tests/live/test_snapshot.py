@@ -1,0 +1,68 @@
+"""Snapshots that scale: an agent with thousands of open orders connects and gets every one
+of them (own grid first, newest first) and then ``snapshot_done``, instead of being closed
+with 1013 because the snapshot overflowed the live send queue."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import asyncpg
+
+from clients import AgentClient, ApiClient
+from dispatcher.live import wire
+from dispatcher.settings import Settings
+from tests.steps import team
+from tests.servers import InProcessServer
+
+OPEN = 3000
+FOREIGN = 50  # widened orders of another grid, after the agent's own
+
+
+async def test_an_agent_with_3000_open_orders_gets_them_all(settings: Settings) -> None:
+    settings = dataclasses.replace(settings, reconcile_interval=60, send_queue=1024)
+    async with InProcessServer(settings) as srv:
+        tm = await team(srv.url, settings.admin_token or "", {"g1": 1, "g2": 1})
+        async with ApiClient(tm.url, tm.intake) as api:
+            for grid, count in (("g2", FOREIGN), ("g1", OPEN)):
+                for start in range(0, count, 100):
+                    n = min(100, count - start)
+                    await asyncio.gather(
+                        *(api.file_order(grid=grid, text=f"第{start + i}件") for i in range(n))
+                    )
+        # The foreign ones widened to every grid (as if BANGBAN_WIDEN_AFTER had passed).
+        async with ApiClient(tm.url, settings.admin_token or "") as admin:
+            listed = await admin.request("GET", "/v1/admin/orders?limit=500")
+        foreign = [o["id"] for o in listed.json()["orders"] if o["grid"] == "g2"]
+        assert len(foreign) == FOREIGN
+        conn = await asyncpg.connect(settings.database_url)
+        await conn.execute(
+            "UPDATE orders SET status = 'widened', scope = 'all' WHERE id = ANY($1::bigint[])",
+            foreign,
+        )
+        await conn.close()
+
+        started = time.monotonic()
+        agent = await AgentClient.connect(srv.url, tm.agent("g1")["token"])
+        try:
+            ids: list[int] = []
+            while True:
+                frame = await agent.recv(timeout=60)
+                if isinstance(frame, wire.Offer):
+                    ids.append(frame.order["id"])
+                elif isinstance(frame, wire.SnapshotDone):
+                    break
+            took = time.monotonic() - started
+            assert frame.offers == OPEN + FOREIGN == len(ids) == len(set(ids))
+            own = ids[:OPEN]
+            assert sorted(own, reverse=True) == own  # newest first
+            assert set(ids[OPEN:]) == set(foreign)  # then the widened ones from elsewhere
+            assert not agent.closed
+            # Live frames follow: a new order is offered after the snapshot.
+            async with ApiClient(tm.url, tm.intake) as api:
+                fresh = await api.file_order(grid="g1", text="新的一件")
+            assert (await agent.wait_offer(fresh["id"], timeout=10))["id"] == fresh["id"]
+        finally:
+            await agent.close()
+    print(f"snapshot of {OPEN + FOREIGN} offers received in {took:.2f}s")

@@ -1,0 +1,97 @@
+"""Abuse limits: an intake token filing too fast gets 429 ``rate_limited`` with
+``Retry-After``; a grid at its open-order cap escalates new orders instead of offering them;
+an agent claiming too fast is refused ``rate_limited`` (HTTP and websocket), counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import httpx
+
+from clients import AgentClient, ApiClient
+from dispatcher.core.limits import Windows
+from dispatcher.settings import Settings
+from tests.steps import team
+from tests.servers import InProcessServer, intake_token
+
+
+def test_windows_count_per_key_and_say_how_long_to_wait() -> None:
+    w = Windows(limit=2, window_ms=1000)
+    assert [w.hit("a", 100), w.hit("a", 200), w.hit("b", 300)] == [0, 0, 0]
+    assert w.hit("a", 400) == 600  # until the next window, at 1000
+    assert w.hit("a", 1000) == 0
+    assert Windows(limit=0).hit("a", 0) == 0  # no limit
+    few = Windows(limit=1, max_keys=2)
+    for key in range(5):
+        few.hit(key, 0)
+    assert len(few._counts) == 2
+
+
+async def test_filing_rate_per_token(settings: Settings) -> None:
+    settings = dataclasses.replace(settings, filing_rate=5)
+    async with InProcessServer(settings) as srv:
+        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
+        async with ApiClient(srv.url, settings.admin_token or "") as admin:
+            other = await intake_token(admin)
+        async with httpx.AsyncClient(base_url=srv.url) as http:
+
+            async def file(token: str) -> httpx.Response:
+                return await http.post(
+                    "/v1/orders",
+                    json={"grid": "g1", "text": "办事"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+
+            codes = [(await file(t.intake)).status_code for _ in range(5)]
+            assert codes == [201] * 5
+            refused = await file(t.intake)
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "rate_limited"
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60
+            assert (await file(other)).status_code == 201  # per token
+            assert (await file(settings.admin_token or "")).status_code == 201  # operators
+        assert srv.ctx.metrics.filings_rate_limited._value.get() == 1
+
+
+async def test_a_grid_at_its_cap_escalates_instead_of_offering(settings: Settings) -> None:
+    settings = dataclasses.replace(settings, grid_open_cap=3)
+    async with InProcessServer(settings) as srv:
+        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
+        async with (
+            AgentClient.connect(srv.url, t.agent()["token"]) as agent,
+            ApiClient(srv.url, t.intake) as api,
+        ):
+            filed = [await api.file_order(grid="g1", text=f"第{i}件") for i in range(5)]
+            assert [o["status"] for o in filed] == ["offered"] * 3 + ["escalated"] * 2
+            for order in filed[:3]:
+                await agent.wait_offer(order["id"], timeout=5)
+            last = await api.file_order(grid="g1", text="再一件")
+            assert last["status"] == "escalated"
+            assert not {o["id"] for o in filed[3:]} & set(agent.offers)
+        assert srv.ctx.metrics.orders_capped._value.get() == 3
+
+
+async def test_claims_per_agent_per_minute(settings: Settings) -> None:
+    settings = dataclasses.replace(settings, claim_rate=4)
+    async with InProcessServer(settings) as srv:
+        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
+        async with ApiClient(srv.url, t.intake) as api:
+            order = await api.file_order(grid="g1", text="办事")
+        async with AgentClient.connect(srv.url, t.agent()["token"]) as agent:
+            results = [(await agent.claim(order["id"], f"r{i}")).result for i in range(4)]
+            assert results == ["won"] * 4  # the first wins, repeats of a win answer won
+            rid = await agent.send_claim(order["id"], "r5")
+            try:
+                await agent.wait_claim(rid)
+                raise AssertionError("not rate limited")
+            except Exception as exc:
+                assert getattr(exc, "code", None) == "rate_limited", exc
+        async with httpx.AsyncClient(base_url=srv.url) as http:
+            r = await http.post(
+                f"/v1/orders/{order['id']}/claim",
+                content=json.dumps({"request_id": "h1"}),
+                headers={"Authorization": f"Bearer {t.agent()['token']}"},
+            )
+        assert r.status_code == 429 and "Retry-After" in r.headers
+        assert srv.ctx.metrics.claims_rate_limited._value.get() == 2
