@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
+from dispatcher.board.presence import Presence
 from dispatcher.core.lifecycle import Policy
 from dispatcher.core.orders import Reach
 from dispatcher.core.workdays import load_calendar
@@ -58,6 +59,8 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
+    presence: Presence | None = None
+    """Who is connected to any process (:mod:`dispatcher.flows.presence`); set by the app."""
     full_reconcile_due: bool = True
     """This process has not yet finished a full reconcile (:mod:`dispatcher.flows.reconciler`):
     its first pass re-reads every open order, whatever the watermark says."""

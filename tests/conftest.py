@@ -81,7 +81,10 @@ async def services(tmp_root: Path) -> AsyncIterator[Services]:
             embedded_redis.stop()
 
 
-_TABLES = "order_events, orders, tokens, agents, grids, catalog_items"
+_TABLES = (
+    "sms_inbound, sms_outbox, sms_triggers, order_events, orders, tokens, agents, grids,"
+    " catalog_items"
+)
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -21,11 +24,12 @@ from starlette.applications import Starlette
 from dispatcher import auth
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
+from dispatcher.board.presence import Presence
 from dispatcher.context import Clock, Context, make_policy, wall_clock
 from dispatcher.core.catalog import load_catalog
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
-from dispatcher.flows import deadlines, reconciler, sweeper, widening
+from dispatcher.flows import deadlines, presence, reconciler, sms_sender, sweeper, widening
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy, sockets
 from dispatcher.live.asgi import Message, Receive, Send
@@ -34,7 +38,7 @@ from dispatcher.live.wire import Offer, StatusChange
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.store import Store
-from dispatcher.web import admin, catalog, order_actions, orders
+from dispatcher.web import admin, catalog, order_actions, orders, sms
 
 log = logging.getLogger("bangban.app")
 
@@ -164,6 +168,10 @@ def create_app(
                 metrics=metrics,
                 policy=policy,
             )
+            # SMS (issue 13): who is connected, for texting those who are not.
+            ctx.presence = Presence(
+                board.redis, f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+            )
             hub.resync = lambda: resync(ctx)
             app.state.ctx = ctx
             await ctx.reload_grids(force=True)
@@ -177,6 +185,8 @@ def create_app(
             await deadlines.sweep(ctx)
             tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
             tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
+            tasks.append(asyncio.create_task(presence.run(ctx), name="presence"))
+            tasks.append(asyncio.create_task(sms_sender.run(ctx), name="sms-sender"))
             if settings.gc_freeze_interval:
                 gc_policy.freeze_round(full=False)  # what start-up built lives as long as we do
                 tasks.append(
@@ -207,6 +217,7 @@ def create_app(
             *order_actions.routes,
             *catalog.routes,
             *admin.routes,
+            *sms.routes,
             *orders.metrics_routes,
         ],
         lifespan=lifespan,

@@ -1,0 +1,189 @@
+"""The sender loop: every process expands triggers into texts and sends what is due.
+
+Each round (every ``BANGBAN_SMS_INTERVAL``, at once again while there is work) it
+
+1. expands pending triggers into texts (:mod:`dispatcher.flows.sms_texts`);
+2. claims due texts with ``FOR UPDATE SKIP LOCKED`` (:meth:`~dispatcher.store.store.Store.
+   sending`), sends them to the gateway concurrently, and records each answer before the
+   locks go: a 2xx is ``sent``; a 5xx, 408, 429, timeout or connection error is retried after
+   an exponential, jittered backoff (``BANGBAN_SMS_RETRY_BASE``) until
+   ``BANGBAN_SMS_MAX_ATTEMPTS``, then ``failed``; another 4xx is ``failed`` at once.  An offer
+   whose order is no longer open is ``skipped``, not sent.
+
+So a text goes to the gateway once per id in normal operation (its row is locked while in
+flight, and a clean stop finishes the batch in flight before it ends), and at least once
+across a crash, with the same id (the dead process's locks go with its connection).  Delivery
+reports (``POST /v1/sms/receipts``) then mark texts ``delivered`` or ``failed``.
+
+Two gateways, both real: :class:`HttpGateway` posts to ``BANGBAN_SMS_URL`` (the contract in
+docs/PROTOCOL-sms.md); :class:`LogGateway`, when no URL is set, writes each text to the log
+(tokens redacted) and leaves it in the outbox for the operators' console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from dispatcher.context import Context
+from dispatcher.core import sms
+from dispatcher.exceptions import RedisUnavailableError, StoreUnavailableError
+from dispatcher.flows import sms_texts
+
+log = logging.getLogger("bangban.sms")
+
+BATCH = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the gateway said: accepted, worth retrying, or refused for good."""
+
+    ok: bool
+    retry: bool = False
+    error: str = ""
+
+
+class Gateway(Protocol):
+    async def send(self, message: sms.Queued) -> Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpGateway:
+    """``POST`` each text as signed JSON to the gateway (docs/PROTOCOL-sms.md)."""
+
+    def __init__(
+        self, url: str, secret: str, *, timeout: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.url = url
+        self.secret = secret
+        self.http = httpx.AsyncClient(timeout=timeout)
+        self.clock = clock
+
+    async def send(self, message: sms.Queued) -> Answer:
+        body = json.dumps(message.payload(), ensure_ascii=False).encode()
+        headers = {
+            "Content-Type": "application/json",
+            sms.SIGNATURE_HEADER: sms.sign(self.secret, body),
+            sms.TIMESTAMP_HEADER: str(int(self.clock())),
+        }
+        try:
+            r = await self.http.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return Answer(False, retry=True, error="timeout")
+        except httpx.HTTPError as exc:
+            return Answer(False, retry=True, error=f"{type(exc).__name__}: {exc}"[:200])
+        if 200 <= r.status_code < 300:
+            return Answer(True)
+        retry = r.status_code >= 500 or r.status_code in (408, 429)
+        return Answer(False, retry=retry, error=f"HTTP {r.status_code}: {r.text[:200]}")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class LogGateway:
+    """No gateway configured: each text goes to the log (tokens redacted) and stays in the
+    outbox, where ``GET /v1/admin/sms/messages`` shows it (the console's phone)."""
+
+    async def send(self, message: sms.Queued) -> Answer:
+        log.info(
+            "sms (no gateway) id=%s to=%s kind=%s order_id=%s text=%s",
+            message.id,
+            message.to,
+            message.kind,
+            message.order_id,
+            sms.redacted(message.text),
+        )
+        return Answer(True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def gateway_for(ctx: Context) -> Gateway:
+    s = ctx.settings
+    if s.sms_url and s.sms_secret:
+        return HttpGateway(s.sms_url, s.sms_secret, timeout=s.sms_timeout)
+    return LogGateway()
+
+
+async def send_due(ctx: Context, gateway: Gateway, rng: random.Random | None = None) -> int:
+    """Send one batch of due texts; returns how many were claimed.  Raises
+    StoreUnavailableError (whatever was in flight is sent again later, with the same id)."""
+    jitter = (rng or random.Random()).random
+    now = ctx.clock()
+    async with ctx.store.sending(now, BATCH) as batch:
+        if not batch.due:
+            return 0
+        live = [m for m in batch.due if m.kind != sms.Kind.OFFER or m.order_open]
+        for m in batch.due:
+            if m.kind == sms.Kind.OFFER and not m.order_open:
+                await batch.skipped(m.id, "order no longer open")
+        answers = await asyncio.gather(*(gateway.send(m) for m in live))
+        at = ctx.clock()
+        for m, answer in zip(live, answers, strict=True):
+            attempt = m.attempts + 1
+            if answer.ok:
+                await batch.sent(m.id, at)
+            elif answer.retry and attempt < ctx.settings.sms_max_attempts:
+                wait = sms.backoff_ms(attempt, ctx.settings.sms_retry_base, jitter)
+                await batch.retry(m.id, at + wait, answer.error)
+                log.warning(
+                    "sms retry id=%s attempt=%d in_ms=%d error=%s",
+                    m.id,
+                    attempt,
+                    wait,
+                    answer.error,
+                )
+            else:
+                await batch.failed(m.id, answer.error)
+                log.warning("sms failed id=%s attempts=%d error=%s", m.id, attempt, answer.error)
+        return len(batch.due)
+
+
+async def _round(ctx: Context, gateway: Gateway) -> int:
+    expanded = await sms_texts.expand(ctx)
+    sent = await send_due(ctx, gateway)
+    return expanded + sent
+
+
+async def run(ctx: Context, gateway: Gateway | None = None) -> None:
+    """Expand and send forever (owned by the app's lifespan).  A cancel lets the round in
+    flight finish first (bounded by the gateway timeout): its texts are then recorded as sent
+    instead of being sent again by another process."""
+    own = gateway is None
+    gw = gateway or gateway_for(ctx)
+    try:
+        while True:
+            work = asyncio.ensure_future(_guarded(ctx, gw))
+            try:
+                busy = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                while not work.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(work)
+                raise
+            if not busy:
+                await asyncio.sleep(ctx.settings.sms_interval)
+    finally:
+        if own:
+            await gw.aclose()
+
+
+async def _guarded(ctx: Context, gateway: Gateway) -> int:
+    try:
+        return await _round(ctx, gateway)
+    except (StoreUnavailableError, RedisUnavailableError) as exc:
+        log.warning("sms round failed (retrying) error=%s", exc)
+        return 0
