@@ -57,6 +57,7 @@ TRIGGER_KINDS = {
     "accepted": "applicant",
     "accepted_green_card": "applicant",
     "awaiting_materials": "applicant",
+    "supplied": "applicant",
     "replied": "applicant",
     "released": "offer",
 }
@@ -371,8 +372,13 @@ class Queued:
         }
 
 
-def applicant_kinds(event_kind: str, switched_on: Collection[str]) -> list[Kind]:
-    """The applicant's texts for a trail event, those switched on (BANGBAN_SMS_APPLICANT)."""
+def applicant_kinds(
+    event_kind: str, switched_on: Collection[str], details: dict[str, object]
+) -> list[Kind]:
+    """The applicant's texts for a trail event, those switched on (BANGBAN_SMS_APPLICANT).
+    Materials supplied count as ``accepted`` when they complete the acceptance (a due date)."""
+    if event_kind == "supplied":
+        event_kind = "accepted" if details.get("due_at") is not None else ""
     wanted = {
         "accepted": [("accepted", Kind.ACCEPTED)],
         "accepted_green_card": [("accepted", Kind.ACCEPTED)],

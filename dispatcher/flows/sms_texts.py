@@ -159,7 +159,7 @@ async def _offers(
 def _applicant(
     ctx: Context, batch: Expansion, trigger: sms.Trigger, order: Order, phone: str | None
 ) -> None:
-    kinds = sms.applicant_kinds(trigger.kind, ctx.settings.applicant_texts)
+    kinds = sms.applicant_kinds(trigger.kind, ctx.settings.applicant_texts, trigger.details)
     if not phone or not kinds:
         return
     now = ctx.clock()
