@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
@@ -54,6 +55,37 @@ def _admin_token(settings: Settings, *, remember: bool) -> Settings:
         path.write_text(token + "\n")
         path.chmod(0o600)
     return dataclasses.replace(settings, admin_token=token)
+
+
+_DEFAULT_PUBLIC_URL = Settings().public_url
+
+
+@contextlib.contextmanager
+def demo_phones(settings: Settings, host: str, port: int, sms_port: int) -> Iterator[Settings]:
+    """The demo's SMS gateway (:mod:`dispatcher.sms_gateway`) in its own process, and settings
+    that send texts to it; it posts replies and delivery reports back to the server."""
+    import secrets
+    import subprocess
+
+    secret = secrets.token_urlsafe(16)
+    base = f"http://{host}:{port}"
+    command = [sys.executable, "-m", "dispatcher.sms_gateway", "--host", host]
+    command += ["--port", str(sms_port), "--server", base, "--receipts"]
+    # The secret goes by environment, not on the command line (where `ps` shows it).
+    gateway = subprocess.Popen(command, env={**os.environ, "BANGBAN_SMS_SECRET": secret})
+    try:
+        yield dataclasses.replace(
+            settings,
+            sms_url=f"http://{host}:{sms_port}/send",
+            sms_secret=secret,
+            public_url=base if settings.public_url == _DEFAULT_PUBLIC_URL else settings.public_url,
+        )
+    finally:
+        gateway.terminate()
+        try:
+            gateway.wait(5)
+        except subprocess.TimeoutExpired:
+            gateway.kill()
 
 
 def raise_open_files_limit() -> int:
@@ -141,6 +173,12 @@ async def _serve(settings: Settings, host: str, port: int, demo: bool) -> None:
                     flush=True,
                 )
             print(f"try: .venv/bin/python -m clients {base} <agent token> --grab", flush=True)
+            if settings.sms_url:
+                phones = settings.sms_url.removesuffix("/send")
+                print(
+                    f"demo phones (SMS to agents offline, reply with the code): {phones}/",
+                    flush=True,
+                )
     await task
 
 
@@ -161,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed the demo grids and agents")
     serve.add_argument("--data-dir", type=Path, help="embedded servers' data (BANGBAN_DATA_DIR)")
+    serve.add_argument(
+        "--sms-port", type=int, default=8025, help="with --demo: the demo phones' port"
+    )
     for name, text in (("migrate", "apply pending migrations and exit"),):
         sub.add_parser(name, help=text).add_argument("--data-dir", type=Path)
     grids = sub.add_parser("grids", help="grid files").add_subparsers(dest="action", required=True)
@@ -197,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 
     embedded = settings.redis_url is None or settings.database_url is None
     settings = _admin_token(settings, remember=embedded)
-    with services(settings) as s:
+    with services(settings) as s, contextlib.ExitStack() as stack:
+        if args.demo and s.sms_url is None:
+            s = stack.enter_context(demo_phones(s, args.host, args.port, args.sms_port))
         try:
             _run(_serve(s, args.host, args.port, args.demo))
         except KeyboardInterrupt:

@@ -12,7 +12,8 @@ It speaks the gateway contract of docs/PROTOCOL-sms.md from the provider's side:
 * ``POST /script``: behaviour for the next requests to ``/send``, in order, like a provider
   having a bad day: ``{"faults": [{"status": 500}, {"delay": 3.0}, {"status": 200}]}``.
 
-Run: ``python -m dispatcher.sms_gateway --port 8025 --secret S --server http://127.0.0.1:8000``
+Run: ``BANGBAN_SMS_SECRET=S python -m dispatcher.sms_gateway --port 8025 --server
+http://127.0.0.1:8000``
 (``bangban serve --demo`` starts it for you).  It lives in the package, not in tests/ or a tools
 folder, so that the demo can start it with the same interpreter and no extra install, and so
 the tests and the demo exercise one implementation; the server never imports it.
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import html
 import json
+import os
 import secrets
 import time
 import urllib.parse
@@ -122,7 +124,12 @@ def create_gateway(state: GatewayState) -> Starlette:
         try:
             r = await post_back(
                 "/v1/sms/inbound",
-                {"id": inbound_id, "from": phone, "text": text, "received_at": int(time.time())},
+                {
+                    "id": inbound_id,
+                    "from": phone,
+                    "text": text,
+                    "received_at": int(time.time() * 1000),
+                },
             )
             answer = {"status": r.status_code, "body": r.json()}
         except (httpx.HTTPError, ValueError) as exc:
@@ -178,10 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dispatcher.sms_gateway")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--secret", required=True, help="the same as BANGBAN_SMS_SECRET")
+    parser.add_argument(
+        "--secret",
+        default=os.environ.get("BANGBAN_SMS_SECRET"),
+        help="the same as the server's BANGBAN_SMS_SECRET (default: that variable)",
+    )
     parser.add_argument("--server", required=True, help="Bangban's base URL, for replies")
     parser.add_argument("--receipts", action="store_true", help="post delivery reports back")
     args = parser.parse_args(argv)
+    if not args.secret:
+        parser.error("give --secret or set BANGBAN_SMS_SECRET")
     state = GatewayState(args.secret, args.server.rstrip("/"), args.receipts)
     print(f"sms gateway: phones at http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(create_gateway(state), host=args.host, port=args.port, log_level="warning")

@@ -63,7 +63,8 @@ async def handle(ctx: Context, text: Inbound) -> Handled:
     order_id = None if code is None else await ctx.store.order_by_code(code)
     if code is None or order_id is None:
         result = "garbage" if code is None else "unknown_code"
-        reply = _reply(ctx, text, agent.phone, sms.claim_reply_text(result, code or ""), None)
+        hint = sms.claim_reply_text(result, code or "")
+        reply = _reply(ctx, text, agent.id, agent.phone, hint, None)
         await ctx.store.finish_inbound(
             text.id, result, agent_id=agent.id, order_id=None, reply=reply
         )
@@ -73,7 +74,8 @@ async def handle(ctx: Context, text: Inbound) -> Handled:
         # Not remembered: the gateway's retry tries again (claims never remember it either).
         raise StoreUnavailableError("claim unavailable; send the text again")
     link = agent_link(ctx, order_id)
-    reply = _reply(ctx, text, agent.phone, sms.claim_reply_text(outcome, code, link), order_id)
+    answer = sms.claim_reply_text(outcome, code, link)
+    reply = _reply(ctx, text, agent.id, agent.phone, answer, order_id)
     await ctx.store.finish_inbound(
         text.id, outcome.value, agent_id=agent.id, order_id=order_id, reply=reply
     )
@@ -87,7 +89,9 @@ async def handle(ctx: Context, text: Inbound) -> Handled:
     return Handled(outcome.value, order_id=order_id)
 
 
-def _reply(ctx: Context, text: Inbound, to: str, body: str, order_id: int | None) -> sms.Outgoing:
+def _reply(
+    ctx: Context, text: Inbound, agent_id: int, to: str, body: str, order_id: int | None
+) -> sms.Outgoing:
     now = ctx.clock()
     return sms.Outgoing(
         dedupe=f"in:{text.id}",
@@ -97,6 +101,7 @@ def _reply(ctx: Context, text: Inbound, to: str, body: str, order_id: int | None
         created_at=now,
         next_at=now,  # a reply is awaited: never held for quiet hours nor capped
         order_id=order_id,
+        agent_id=agent_id,
     )
 
 
