@@ -44,6 +44,7 @@ class Status(enum.StrEnum):
     """A text's state in the outbox."""
 
     QUEUED = "queued"
+    SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -358,6 +359,7 @@ class Queued:
     text: str
     order_id: int | None
     attempts: int
+    """Tries so far, this one included."""
     order_open: bool
     """For an offer: is its order still open to claims (else it is not worth sending)."""
 

@@ -3,16 +3,18 @@
 Each round (every ``BANGBAN_SMS_INTERVAL``, at once again while there is work) it
 
 1. expands pending triggers into texts (:mod:`dispatcher.flows.sms_texts`);
-2. claims due texts with ``FOR UPDATE SKIP LOCKED`` (:meth:`~dispatcher.store.store.Store.
-   sending`), sends them to the gateway concurrently, and records each answer before the
-   locks go: a 2xx is ``sent``; a 5xx, 408, 429, timeout or connection error is retried after
-   an exponential, jittered backoff (``BANGBAN_SMS_RETRY_BASE``) until
+2. claims due texts with ``FOR UPDATE SKIP LOCKED`` and a lease
+   (:meth:`~dispatcher.store.store.Store.claim_due`), sends them to the gateway concurrently
+   with no transaction open, and records each answer: a 2xx is ``sent``; a 5xx, 408, 429,
+   timeout or connection error is retried after an exponential, jittered backoff
+   (``BANGBAN_SMS_RETRY_BASE``) until
    ``BANGBAN_SMS_MAX_ATTEMPTS``, then ``failed``; another 4xx is ``failed`` at once.  An offer
    whose order is no longer open is ``skipped``, not sent.
 
-So a text goes to the gateway once per id in normal operation (its row is locked while in
-flight, and a clean stop finishes the batch in flight before it ends), and at least once
-across a crash, with the same id (the dead process's locks go with its connection).  Delivery
+So a text goes to the gateway once per id in normal operation (it is leased to one process
+while in flight, and a clean stop finishes the batch in flight before it ends), and at least
+once across a crash, with the same id (a dead process's lease lapses and another process
+claims the text again).  Delivery
 reports (``POST /v1/sms/receipts``) then mark texts ``delivered`` or ``failed``.
 
 Two gateways, both real: :class:`HttpGateway` posts to ``BANGBAN_SMS_URL`` (the contract in
@@ -118,38 +120,38 @@ def gateway_for(ctx: Context) -> Gateway:
     return LogGateway()
 
 
+def lease_ms(ctx: Context) -> int:
+    """How long a claimed batch is the claimer's: well past the gateway's timeout (the batch
+    is sent concurrently), so only a dead or stalled process loses it."""
+    return round((2 * ctx.settings.sms_timeout + 2) * 1000)
+
+
 async def send_due(ctx: Context, gateway: Gateway, rng: random.Random | None = None) -> int:
     """Send one batch of due texts; returns how many were claimed.  Raises
-    StoreUnavailableError (whatever was in flight is sent again later, with the same id)."""
+    StoreUnavailableError (a text in flight is sent again after its lease, with the same id)."""
     jitter = (rng or random.Random()).random
-    now = ctx.clock()
-    async with ctx.store.sending(now, BATCH) as batch:
-        if not batch.due:
-            return 0
-        live = [m for m in batch.due if m.kind != sms.Kind.OFFER or m.order_open]
-        for m in batch.due:
-            if m.kind == sms.Kind.OFFER and not m.order_open:
-                await batch.skipped(m.id, "order no longer open")
-        answers = await asyncio.gather(*(gateway.send(m) for m in live))
-        at = ctx.clock()
-        for m, answer in zip(live, answers, strict=True):
-            attempt = m.attempts + 1
-            if answer.ok:
-                await batch.sent(m.id, at)
-            elif answer.retry and attempt < ctx.settings.sms_max_attempts:
-                wait = sms.backoff_ms(attempt, ctx.settings.sms_retry_base, jitter)
-                await batch.retry(m.id, at + wait, answer.error)
-                log.warning(
-                    "sms retry id=%s attempt=%d in_ms=%d error=%s",
-                    m.id,
-                    attempt,
-                    wait,
-                    answer.error,
-                )
-            else:
-                await batch.failed(m.id, answer.error)
-                log.warning("sms failed id=%s attempts=%d error=%s", m.id, attempt, answer.error)
-        return len(batch.due)
+    due = await ctx.store.claim_due(ctx.clock(), lease_ms(ctx), BATCH)
+    if not due:
+        return 0
+    live = [m for m in due if m.kind != sms.Kind.OFFER or m.order_open]
+    for m in due:
+        if m.kind == sms.Kind.OFFER and not m.order_open:
+            await ctx.store.mark_skipped(m.id, "order no longer open")
+    answers = await asyncio.gather(*(gateway.send(m) for m in live))
+    at = ctx.clock()
+    for m, answer in zip(live, answers, strict=True):
+        if answer.ok:
+            await ctx.store.mark_sent(m.id, at)
+        elif answer.retry and m.attempts < ctx.settings.sms_max_attempts:
+            wait = sms.backoff_ms(m.attempts, ctx.settings.sms_retry_base, jitter)
+            await ctx.store.mark_retry(m.id, at + wait, answer.error)
+            log.warning(
+                "sms retry id=%s attempt=%d in_ms=%d error=%s", m.id, m.attempts, wait, answer.error
+            )
+        else:
+            await ctx.store.mark_failed(m.id, answer.error)
+            log.warning("sms failed id=%s attempts=%d error=%s", m.id, m.attempts, answer.error)
+    return len(due)
 
 
 async def _round(ctx: Context, gateway: Gateway) -> int:

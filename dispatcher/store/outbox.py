@@ -3,10 +3,11 @@
 Mixed into :class:`dispatcher.store.store.Store`.  The outbox is durable: a trigger is written
 in the same statement as the change that causes it (:mod:`dispatcher.store.orders`), expanded
 into texts by :meth:`OutboxStore.expanding` (one transaction: the texts in, the trigger done),
-and each text is claimed for sending by :meth:`OutboxStore.sending` with ``FOR UPDATE SKIP
-LOCKED`` and kept locked until the gateway answered and the answer is recorded.  Of several
-processes, only one ever holds a text; if it dies mid-send its connection drops, the lock
-goes with it and another process sends the text again, with the same id.
+and each text is claimed for sending by :meth:`OutboxStore.claim_due` (``FOR UPDATE SKIP
+LOCKED`` in a short transaction) with a lease that outlasts the gateway's timeout.  Of several
+processes, only one holds a text while its lease runs; if it dies mid-send, the lease lapses
+and another process sends the text again, with the same id.  No transaction stays open while
+the gateway is called.
 """
 
 from __future__ import annotations
@@ -98,45 +99,6 @@ class Expansion:
         self.tokens.append((digest, order_id))
 
 
-class Sending:
-    """Texts claimed for sending, locked until the batch ends.  Use only inside
-    :meth:`OutboxStore.sending`."""
-
-    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], due: list[Queued]):
-        self.conn = conn
-        self.due = due
-
-    async def sent(self, message_id: str, at: int) -> None:
-        await self.conn.execute(
-            "UPDATE sms_outbox SET status = 'sent', sent_at = $2, attempts = attempts + 1,"
-            " error = NULL WHERE id = $1",
-            message_id,
-            dt(at),
-        )
-
-    async def retry(self, message_id: str, at: int, error: str) -> None:
-        await self.conn.execute(
-            "UPDATE sms_outbox SET attempts = attempts + 1, next_at = $2, error = $3 WHERE id = $1",
-            message_id,
-            dt(at),
-            error[:500],
-        )
-
-    async def failed(self, message_id: str, error: str, *, count: bool = True) -> None:
-        await self.conn.execute(
-            "UPDATE sms_outbox SET status = 'failed', error = $2,"
-            " attempts = attempts + $3::int WHERE id = $1",
-            message_id,
-            error[:500],
-            1 if count else 0,
-        )
-
-    async def skipped(self, message_id: str, note: str) -> None:
-        await self.conn.execute(
-            "UPDATE sms_outbox SET status = 'skipped', note = $2 WHERE id = $1", message_id, note
-        )
-
-
 class OutboxStore:
     """Triggers, outbox, inbound texts.  Mixed into Store; uses ``self.pool``."""
 
@@ -152,10 +114,12 @@ class OutboxStore:
                 if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _EXPAND_LOCK):
                     yield None
                     return
+                # No row locks: the advisory lock already keeps other expanders out, and a
+                # transaction that only reads gets no xid until its writes at the end, so it
+                # does not hold back the reconciler's watermark (dispatcher.store.changes).
                 rows = await conn.fetch(
                     "SELECT id, order_id, kind, step, offered_at, grids, prev_grids, details, at"
-                    " FROM sms_triggers WHERE done_at IS NULL ORDER BY id LIMIT $1"
-                    " FOR UPDATE SKIP LOCKED",
+                    " FROM sms_triggers WHERE done_at IS NULL ORDER BY id LIMIT $1",
                     limit,
                 )
                 triggers = [
@@ -187,41 +151,80 @@ class OutboxStore:
                         [t.id for t in triggers],
                     )
 
-    @contextlib.asynccontextmanager
-    async def sending(self, now: int, limit: int = 20) -> AsyncIterator[Sending]:
-        """The texts due at ``now`` (queued, ``next_at`` passed), locked with ``FOR UPDATE
-        SKIP LOCKED`` for the length of the block: record each one's fate on the batch.
-
-        The session is ended by Postgres if the block stalls for a minute without a
-        statement (``idle_in_transaction_session_timeout``), so a hung process cannot keep
-        texts locked; a dead one loses its connection and its locks at once.
-        """
+    async def claim_due(self, now: int, lease_ms: int, limit: int = 20) -> list[Queued]:
+        """Claim the texts due at ``now`` for sending: queued ones past ``next_at`` and
+        ``sending`` ones whose lease lapsed (their sender died mid-send).  Each is claimed by
+        one caller only (``FOR UPDATE SKIP LOCKED``, committed at once), leased until ``now +
+        lease_ms`` and its attempt counted.  Record each one's fate with :meth:`mark_sent`,
+        :meth:`mark_retry`, :meth:`mark_failed` or :meth:`mark_skipped`."""
         with translated():
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("SET LOCAL idle_in_transaction_session_timeout = '60s'")
-                rows = await conn.fetch(
-                    "SELECT m.id::text AS id, m.kind, m.to_phone, m.text, m.order_id, m.attempts,"
-                    " coalesce(o.status = ANY ($3::text[]), false) AS order_open"
-                    " FROM sms_outbox m LEFT JOIN orders o ON o.id = m.order_id"
-                    " WHERE m.status = 'queued' AND m.next_at <= $1"
-                    " ORDER BY m.next_at LIMIT $2 FOR UPDATE OF m SKIP LOCKED",
-                    dt(now),
-                    limit,
-                    list(_OPEN),
-                )
-                due = [
-                    Queued(
-                        id=r["id"],
-                        kind=r["kind"],
-                        to=r["to_phone"],
-                        text=r["text"],
-                        order_id=r["order_id"],
-                        attempts=r["attempts"],
-                        order_open=r["order_open"],
-                    )
-                    for r in rows
-                ]
-                yield Sending(conn, due)
+            rows = await self.pool.fetch(
+                "WITH c AS (SELECT id FROM sms_outbox"
+                "  WHERE (status = 'queued' AND next_at <= $1)"
+                "     OR (status = 'sending' AND lease_until <= $1)"
+                "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
+                " u AS (UPDATE sms_outbox m SET status = 'sending', lease_until = $3,"
+                "  attempts = m.attempts + 1 FROM c WHERE m.id = c.id"
+                "  RETURNING m.id, m.kind, m.to_phone, m.text, m.order_id, m.attempts, m.next_at)"
+                " SELECT u.id::text AS id, u.kind, u.to_phone, u.text, u.order_id, u.attempts,"
+                " coalesce(o.status = ANY ($4::text[]), false) AS order_open"
+                " FROM u LEFT JOIN orders o ON o.id = u.order_id ORDER BY u.next_at",
+                dt(now),
+                limit,
+                dt(now + lease_ms),
+                list(_OPEN),
+            )
+        return [
+            Queued(
+                id=r["id"],
+                kind=r["kind"],
+                to=r["to_phone"],
+                text=r["text"],
+                order_id=r["order_id"],
+                attempts=r["attempts"],
+                order_open=r["order_open"],
+            )
+            for r in rows
+        ]
+
+    async def mark_sent(self, message_id: str, at: int) -> None:
+        """The gateway took it (a delivery report may have come first: it stays)."""
+        with translated():
+            await self.pool.execute(
+                "UPDATE sms_outbox SET sent_at = $2, error = NULL, lease_until = NULL,"
+                " status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END"
+                " WHERE id = $1::uuid",
+                message_id,
+                dt(at),
+            )
+
+    async def mark_retry(self, message_id: str, at: int, error: str) -> None:
+        with translated():
+            await self.pool.execute(
+                "UPDATE sms_outbox SET status = 'queued', next_at = $2, error = $3,"
+                " lease_until = NULL WHERE id = $1::uuid AND status = 'sending'",
+                message_id,
+                dt(at),
+                error[:500],
+            )
+
+    async def mark_failed(self, message_id: str, error: str) -> None:
+        with translated():
+            await self.pool.execute(
+                "UPDATE sms_outbox SET status = 'failed', error = $2, lease_until = NULL"
+                " WHERE id = $1::uuid AND status = 'sending'",
+                message_id,
+                error[:500],
+            )
+
+    async def mark_skipped(self, message_id: str, note: str) -> None:
+        with translated():
+            await self.pool.execute(
+                "UPDATE sms_outbox SET status = 'skipped', note = $2, lease_until = NULL,"
+                " attempts = attempts - 1 WHERE id = $1::uuid AND status = 'sending'",
+                message_id,
+                note,
+            )
 
     async def add_texts(self, messages: Sequence[Outgoing]) -> None:
         """Put texts in the outbox (those whose ``dedupe`` exists are left out)."""
@@ -241,7 +244,7 @@ class OutboxStore:
                 "WITH u AS (UPDATE sms_outbox SET status = $2,"
                 " delivered_at = CASE WHEN $2 = 'delivered' THEN $4 ELSE delivered_at END,"
                 " error = CASE WHEN $2 = 'failed' THEN $3 ELSE error END"
-                " WHERE id = $1::uuid AND status IN ('sent', 'failed') AND status <> $2"
+                " WHERE id = $1::uuid AND status IN ('sending', 'sent', 'failed') AND status <> $2"
                 " RETURNING 1) SELECT (SELECT count(*) FROM u) AS applied,"
                 " (SELECT status FROM sms_outbox WHERE id = $1::uuid) AS was",
                 message_id,

@@ -82,10 +82,11 @@ async def test_kill_9_of_the_sending_process_loses_no_text(
     settings: Settings, tmp_path: Path
 ) -> None:
     async with GatewayServer() as gw:
-        # The gateway sits on the first texts for longer than a kills takes, but less than the
+        # The gateway sits on the first texts for longer than a kill takes, but less than the
         # server's timeout: the sender is mid-send when it dies.
-        gw.script({"delay": 6.0}, {"delay": 6.0}, {"delay": 6.0})
-        env = sms_env(gw, BANGBAN_SMS_TIMEOUT="20")
+        # (and then fails them, so that only a send after the kill can fill the inboxes).
+        gw.script(*[{"delay": 4.0, "status": 503}] * 3)
+        env = sms_env(gw, BANGBAN_SMS_TIMEOUT="5")  # b claims them again when a's lease lapses
         a = ProcessServer(settings, log=tmp_path / "a.log", extra_env=env)
         await a.start()
         try:
@@ -100,7 +101,9 @@ async def test_kill_9_of_the_sending_process_loses_no_text(
             try:
                 for agent in t.agents["g1"]:
                     await until(
-                        lambda agent=agent: gw.texts_to(agent["phone"]), what="sent again by b"
+                        lambda agent=agent: gw.texts_to(agent["phone"]),
+                        timeout=30,
+                        what="sent again by b",
                     )
                 rows = await outbox(settings.database_url, order["id"])
                 assert {r["id"] for r in rows} == in_flight  # the same ids, sent again

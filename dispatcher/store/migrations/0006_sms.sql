@@ -28,6 +28,9 @@ CREATE INDEX sms_triggers_pending ON sms_triggers (id) WHERE done_at IS NULL;
 -- The outbox: one row per text.  `id` is what the gateway gets (and dedupes on); `dedupe` makes
 -- each text exist once whatever expands or handles its cause twice: one offer per agent per
 -- order, offering and rung; one reply per inbound text; one applicant text per trigger.
+-- A sender claims due texts ('queued' -> 'sending' with a lease, FOR UPDATE SKIP LOCKED) in a
+-- short transaction, posts them with no transaction open, then records the answer; a claim
+-- whose lease lapsed (its process died mid-send) is claimed again: the same id, once more.
 CREATE TABLE sms_outbox (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     dedupe        text NOT NULL UNIQUE,
@@ -38,16 +41,19 @@ CREATE TABLE sms_outbox (
     agent_id      bigint REFERENCES agents (id),
     step          smallint,
     status        text NOT NULL DEFAULT 'queued'
-                  CHECK (status IN ('queued', 'sent', 'delivered', 'failed', 'skipped')),
+                  CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'failed',
+                                    'skipped')),
     note          text,
     attempts      integer NOT NULL DEFAULT 0,
     created_at    timestamptz NOT NULL,
     next_at       timestamptz NOT NULL,    -- not sent before (retry backoff, quiet hours)
+    lease_until   timestamptz,             -- 'sending': the sender's claim lapses then
     sent_at       timestamptz,
     delivered_at  timestamptz,
     error         text
 );
 CREATE INDEX sms_outbox_due ON sms_outbox (next_at) WHERE status = 'queued';
+CREATE INDEX sms_outbox_leased ON sms_outbox (lease_until) WHERE status = 'sending';
 CREATE INDEX sms_outbox_by_order ON sms_outbox (order_id, created_at);
 CREATE INDEX sms_outbox_by_phone ON sms_outbox (to_phone, created_at);
 -- The caps count today's offers per agent and in all.
