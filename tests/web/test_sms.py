@@ -340,3 +340,39 @@ async def test_without_a_gateway_texts_go_to_the_log_and_the_console(settings: S
 async def _second(console: Any) -> list[dict[str, Any]] | None:
     found: list[dict[str, Any]] = await console()
     return found if len(found) >= 2 else None
+
+
+async def test_widening_to_all_grids_texts_only_the_nearest_grids_by_default(
+    settings: Settings,
+) -> None:
+    s = dataclasses.replace(settings, widen_after=1.0)
+    async with (
+        GatewayServer() as gw,
+        InProcessServer(sms_settings(s, gw, sms_widen_grids=1)) as srv,
+    ):
+        t = await team(srv.url, ADMIN_TOKEN, {"g1": 1, "g2": 1})
+        order = await file(t)
+        await until(lambda: gw.texts_to(t.agent("g1")["phone"]), what="first offer")
+
+        async def widened() -> bool:
+            found = await get(srv.url, ADMIN_TOKEN, f"/v1/orders/{order['id']}")
+            return bool(found["status"] == "widened")
+
+        await until(widened, what="widened")
+        await asyncio.sleep(1.0)
+        assert gw.texts_to(t.agent("g2")["phone"]) == []  # g2 is not among the 1 nearest
+        assert [r["step"] for r in await outbox(settings.database_url, order["id"])] == [0]
+
+
+async def test_a_released_order_is_texted_afresh_but_never_to_who_released_it(
+    settings: Settings,
+) -> None:
+    async with GatewayServer() as gw, InProcessServer(sms_settings(settings, gw)) as srv:
+        t = await team(srv.url, ADMIN_TOKEN, {"g1": 2})
+        quitter, other = t.agent("g1", 0), t.agent("g1", 1)
+        order = await claimed(t, agent=quitter)
+        await until(lambda: gw.texts_to(other["phone"]), what="the first offer")
+        await ok(srv.url, quitter["token"], order["id"], "release", reason="生病了")
+        await until(lambda: len(gw.texts_to(other["phone"])) == 2, what="offered afresh")
+        await asyncio.sleep(0.5)
+        assert len(gw.texts_to(quitter["phone"])) == 1  # the first offer only
