@@ -189,3 +189,6 @@ async def _guarded(ctx: Context, gateway: Gateway) -> int:
     except (StoreUnavailableError, RedisUnavailableError) as exc:
         log.warning("sms round failed (retrying) error=%s", exc)
         return 0
+    except Exception:  # a bug in one round must not stop texting for good in this process
+        log.exception("sms round failed unexpectedly")
+        return 0

@@ -42,6 +42,15 @@ def what(order: Order) -> str:
     return text if len(text) <= 16 else text[:15] + "…"
 
 
+def where(ctx: Context, code: str) -> str:
+    """The grid as an agent reads it: its parent's name and its own (``双田镇双田社区``)."""
+    grid = ctx.geo.get(code)
+    if grid is None:
+        return code
+    above = ctx.geo.ancestors(code)
+    return (above[0].name if above else "") + grid.name
+
+
 def agent_link(ctx: Context, order_id: int) -> str:
     return f"{ctx.settings.public_url}/app/#o={order_id}"
 
@@ -118,10 +127,7 @@ async def _offers(
     caps = sms.Caps(settings.sms_agent_daily, settings.sms_daily)
     verdicts = sms.admit([a.id for a in agents], per_agent, total, caps)
     quiet = sms.quiet_until(now, sms.parse_quiet(settings.sms_quiet), offset)
-    grid = ctx.geo.get(order.grid)
-    text = sms.offer_text(
-        code, what(order), grid.name if grid is not None else order.grid, agent_link(ctx, order.id)
-    )
+    text = sms.offer_text(code, what(order), where(ctx, order.grid), agent_link(ctx, order.id))
     messages = []
     for agent in agents:
         skip = verdicts[agent.id]
