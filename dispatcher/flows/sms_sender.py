@@ -137,9 +137,18 @@ async def send_due(ctx: Context, gateway: Gateway, rng: random.Random | None = N
     for m in due:
         if m.kind == sms.Kind.OFFER and not m.order_open:
             await ctx.store.mark_skipped(m.id, "order no longer open")
-    answers = await asyncio.gather(*(gateway.send(m) for m in live))
+    # Concurrently, except that texts to one phone go one after the other, in the order they
+    # were made (the result before "please rate").
+    by_phone: dict[str, list[sms.Queued]] = {}
+    for m in live:
+        by_phone.setdefault(m.to, []).append(m)
+
+    async def in_turn(texts: list[sms.Queued]) -> list[tuple[sms.Queued, Answer]]:
+        return [(m, await gateway.send(m)) for m in texts]
+
+    turns = await asyncio.gather(*(in_turn(texts) for texts in by_phone.values()))
     at = ctx.clock()
-    for m, answer in zip(live, answers, strict=True):
+    for m, answer in (pair for turn in turns for pair in turn):
         if answer.ok:
             await ctx.store.mark_sent(m.id, at)
         elif answer.retry and m.attempts < ctx.settings.sms_max_attempts:

@@ -162,13 +162,14 @@ class OutboxStore:
                 "WITH c AS (SELECT id FROM sms_outbox"
                 "  WHERE (status = 'queued' AND next_at <= $1)"
                 "     OR (status = 'sending' AND lease_until <= $1)"
-                "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
+                "  ORDER BY next_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED),"
                 " u AS (UPDATE sms_outbox m SET status = 'sending', lease_until = $3,"
                 "  attempts = m.attempts + 1 FROM c WHERE m.id = c.id"
-                "  RETURNING m.id, m.kind, m.to_phone, m.text, m.order_id, m.attempts, m.next_at)"
+                "  RETURNING m.id, m.kind, m.to_phone, m.text, m.order_id, m.attempts,"
+                "  m.next_at, m.seq)"
                 " SELECT u.id::text AS id, u.kind, u.to_phone, u.text, u.order_id, u.attempts,"
                 " coalesce(o.status = ANY ($4::text[]), false) AS order_open"
-                " FROM u LEFT JOIN orders o ON o.id = u.order_id ORDER BY u.next_at",
+                " FROM u LEFT JOIN orders o ON o.id = u.order_id ORDER BY u.next_at, u.seq",
                 dt(now),
                 limit,
                 dt(now + lease_ms),
@@ -340,7 +341,7 @@ class OutboxStore:
                 " FROM sms_outbox m LEFT JOIN agents a ON a.id = m.agent_id"
                 " WHERE ($1::bigint IS NULL OR m.order_id = $1)"
                 " AND ($2::text IS NULL OR m.to_phone = $2)"
-                " ORDER BY m.created_at DESC, m.id DESC LIMIT $3",
+                " ORDER BY m.created_at DESC, m.seq DESC LIMIT $3",
                 order_id,
                 to,
                 limit,

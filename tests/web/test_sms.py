@@ -370,8 +370,11 @@ async def test_a_released_order_is_texted_afresh_but_never_to_who_released_it(
     async with GatewayServer() as gw, InProcessServer(sms_settings(settings, gw)) as srv:
         t = await team(srv.url, ADMIN_TOKEN, {"g1": 2})
         quitter, other = t.agent("g1", 0), t.agent("g1", 1)
-        order = await claimed(t, agent=quitter)
+        order = await file(t)
         await until(lambda: gw.texts_to(other["phone"]), what="the first offer")
+        await until(lambda: gw.texts_to(quitter["phone"]), what="the first offer")
+        async with ApiClient(srv.url, quitter["token"]) as api:
+            assert (await api.claim(order["id"]))["result"] == "won"
         await ok(srv.url, quitter["token"], order["id"], "release", reason="生病了")
         await until(lambda: len(gw.texts_to(other["phone"])) == 2, what="offered afresh")
         await asyncio.sleep(0.5)

@@ -33,6 +33,7 @@ CREATE INDEX sms_triggers_pending ON sms_triggers (id) WHERE done_at IS NULL;
 -- whose lease lapsed (its process died mid-send) is claimed again: the same id, once more.
 CREATE TABLE sms_outbox (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    seq           bigint GENERATED ALWAYS AS IDENTITY,  -- the order texts were made in
     dedupe        text NOT NULL UNIQUE,
     kind          text NOT NULL,
     to_phone      text NOT NULL,
@@ -52,7 +53,7 @@ CREATE TABLE sms_outbox (
     delivered_at  timestamptz,
     error         text
 );
-CREATE INDEX sms_outbox_due ON sms_outbox (next_at) WHERE status = 'queued';
+CREATE INDEX sms_outbox_due ON sms_outbox (next_at, seq) WHERE status = 'queued';
 CREATE INDEX sms_outbox_leased ON sms_outbox (lease_until) WHERE status = 'sending';
 CREATE INDEX sms_outbox_by_order ON sms_outbox (order_id, created_at);
 CREATE INDEX sms_outbox_by_phone ON sms_outbox (to_phone, created_at);
