@@ -79,8 +79,20 @@ async def test_offline_agents_get_one_offer_text_each_and_connected_ones_none(
         assert all(len(gw.requests_for(r["id"])) == 1 for r in rows)
 
 
+async def test_offers_text_connected_agents_too_when_set_to_all(settings: Settings) -> None:
+    async with GatewayServer() as gw:
+        async with InProcessServer(sms_settings(settings, gw, sms_offers="all")) as srv:
+            t = await team(srv.url, ADMIN_TOKEN, {"g1": 2})
+            online = t.agent("g1", 0)
+            async with AgentClient.connect(srv.url, online["token"]):
+                await until(lambda: present(srv.url), what="presence")
+                await file(t)
+                await until(lambda: len(gw.state.seen) == 2, what="both texted")
+            assert len(gw.texts_to(online["phone"])) == 1
+
+
 async def test_widening_texts_the_newly_reached_offline_agents(settings: Settings) -> None:
-    s = dataclasses.replace(settings, widen_after=1.0)
+    s = dataclasses.replace(settings, widen_after=2.0)
     async with (
         GatewayServer() as gw,
         InProcessServer(sms_settings(s, gw, sms_widen_grids=0)) as srv,
@@ -345,7 +357,7 @@ async def _second(console: Any) -> list[dict[str, Any]] | None:
 async def test_widening_to_all_grids_texts_only_the_nearest_grids_by_default(
     settings: Settings,
 ) -> None:
-    s = dataclasses.replace(settings, widen_after=1.0)
+    s = dataclasses.replace(settings, widen_after=2.0)
     async with (
         GatewayServer() as gw,
         InProcessServer(sms_settings(s, gw, sms_widen_grids=1)) as srv,
