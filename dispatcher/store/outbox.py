@@ -22,7 +22,7 @@ import asyncpg
 
 from dispatcher.core.orders import Order
 from dispatcher.core.roster import Agent
-from dispatcher.core.sms import Outgoing, Queued, Status, Trigger
+from dispatcher.core.sms import Kind, Outgoing, Queued, Status, Trigger
 from dispatcher.store.pg import ORDER_COLS, agent_from_row, dt, ms, order_from_row, translated
 
 _EXPAND_LOCK = 0x62620013  # one expander at a time across processes: the caps count exactly
@@ -82,13 +82,17 @@ class Expansion:
         return [agent_from_row(r) for r in rows]
 
     async def offers_since(self, since: int) -> tuple[dict[int, int], int]:
-        """Offer texts made since ``since`` and not skipped: (per agent, in all)."""
+        """Offer texts made since ``since`` and not skipped, this batch's included: (per
+        agent, in all)."""
         rows = await self.conn.fetch(
             "SELECT agent_id, count(*) AS n FROM sms_outbox WHERE kind = 'offer'"
             " AND created_at >= $1 AND status <> 'skipped' GROUP BY agent_id",
             dt(since),
         )
-        per = {r["agent_id"]: r["n"] for r in rows}
+        per: dict[int, int] = {r["agent_id"]: r["n"] for r in rows}
+        for m in self.messages:  # this batch's texts, not inserted yet, count too
+            if m.kind is Kind.OFFER and m.status is not Status.SKIPPED and m.created_at >= since:
+                per[m.agent_id or 0] = per.get(m.agent_id or 0, 0) + 1
         return per, sum(per.values())
 
     def add(self, messages: Sequence[Outgoing]) -> None:

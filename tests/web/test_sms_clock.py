@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from clients import ApiClient
+from dispatcher.flows import sms_texts
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.flows import file, team
@@ -87,3 +89,17 @@ async def test_daily_caps_per_agent_and_in_all(settings: Settings) -> None:
             await until(lambda: len(gw.texts_to(a["phone"])) == 3, what="next day's text")
             await until(lambda: len(gw.texts_to(b["phone"])) == 3, what="next day's text")
             assert len(await outbox(s.database_url, fresh["id"])) == 2
+
+
+async def test_caps_hold_within_one_batch_of_triggers(settings: Settings) -> None:
+    """Several orders expanded in one transaction count against the caps one by one."""
+    clock = Clock(local_ms(2026, 6, 1, 9, 0))
+    async with GatewayServer() as gw:
+        # The loop's first round runs at start-up, then sleeps: the test expands by hand.
+        s = dataclasses.replace(sms_settings(settings, gw, sms_agent_daily=2), sms_interval=60)
+        async with InProcessServer(s, clock=clock) as srv:
+            t = await team(srv.url, ADMIN_TOKEN, {"g1": 1})
+            orders = [await file(t, text=f"第{i}件") for i in range(3)]
+            assert await sms_texts.expand(srv.ctx) == 3
+            notes = [(await outbox(s.database_url, o["id"]))[0]["note"] for o in orders]
+            assert notes == [None, None, "agent_daily_cap"]
