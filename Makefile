@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SMS_PORT ?= 8025
 
 .PHONY: run test lint format bench capacity loadtest clean help
 
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/bangban serve --demo --host $(HOST) --port $(PORT)
+	$(BIN)/bangban serve --demo --host $(HOST) --port $(PORT) --sms-port $(SMS_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

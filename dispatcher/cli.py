@@ -61,13 +61,18 @@ _DEFAULT_PUBLIC_URL = Settings().public_url
 
 
 @contextlib.contextmanager
-def demo_phones(settings: Settings, host: str, port: int, sms_port: int) -> Iterator[Settings]:
+def demo_phones(
+    settings: Settings, host: str, port: int, sms_port: int | None
+) -> Iterator[Settings]:
     """The demo's SMS gateway (:mod:`dispatcher.sms_gateway`) in its own process, and settings
     that send texts to it; it posts replies and delivery reports back to the server."""
     import secrets
     import subprocess
 
+    from dispatcher.embedded import free_port
+
     secret = secrets.token_urlsafe(16)
+    sms_port = sms_port or free_port()
     base = f"http://{host}:{port}"
     command = [sys.executable, "-m", "dispatcher.sms_gateway", "--host", host]
     command += ["--port", str(sms_port), "--server", base, "--receipts"]
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="seed the demo grids and agents")
     serve.add_argument("--data-dir", type=Path, help="embedded servers' data (BANGBAN_DATA_DIR)")
     serve.add_argument(
-        "--sms-port", type=int, default=8025, help="with --demo: the demo phones' port"
+        "--sms-port", type=int, help="with --demo: the demo phones' port (default: a free one)"
     )
     for name, text in (("migrate", "apply pending migrations and exit"),):
         sub.add_parser(name, help=text).add_argument("--data-dir", type=Path)
