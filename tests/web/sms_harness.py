@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 import httpx
 import uvicorn
 
 from dispatcher.core import sms
 from dispatcher.embedded import free_port
+from dispatcher.settings import Settings
 from dispatcher.sms_gateway import GatewayState, create_gateway
+from tests.conftest import ADMIN_TOKEN
+from tests.flows import get
 
 SECRET = "test-sms-secret"
 
@@ -131,3 +136,34 @@ def code_of(text: str) -> str:
     found = sms.parse_reply(text.split("新工单", 1)[1])
     assert found is not None, text
     return found
+
+
+def sms_settings(settings: Settings, gw: GatewayServer, **extra: Any) -> Settings:
+    return dataclasses.replace(
+        settings,
+        sms_url=gw.send_url,
+        sms_secret=SECRET,
+        sms_interval=0.1,
+        sms_retry_base=0.05,
+        sms_timeout=1.0,
+        public_url="https://bangban.example",
+        **extra,
+    )
+
+
+async def outbox(dsn: str | None, order_id: int | None = None) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(
+            "SELECT id::text AS id, kind, to_phone, agent_id, step, status, note, attempts, text"
+            " FROM sms_outbox WHERE $1::bigint IS NULL OR order_id = $1 ORDER BY created_at, id",
+            order_id,
+        )
+    finally:
+        await conn.close()
+
+
+async def present(url: str) -> dict[str, Any] | None:
+    """The presence listing once it lists somebody."""
+    listed: dict[str, Any] = await get(url, ADMIN_TOKEN, "/v1/admin/presence")
+    return listed if listed["agents"] else None

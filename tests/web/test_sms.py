@@ -8,45 +8,20 @@ import dataclasses
 import time
 from typing import Any
 
-import asyncpg
-
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.flows import ITEM, MATERIALS, Team, claimed, file, get, ok, team
 from tests.servers import InProcessServer
-from tests.web.sms_harness import SECRET, GatewayServer, code_of, signed_post, until
-
-
-def sms_settings(settings: Settings, gw: GatewayServer, **extra: Any) -> Settings:
-    return dataclasses.replace(
-        settings,
-        sms_url=gw.send_url,
-        sms_secret=SECRET,
-        sms_interval=0.1,
-        sms_retry_base=0.05,
-        sms_timeout=1.0,
-        public_url="https://bangban.example",
-        **extra,
-    )
-
-
-async def outbox(dsn: str | None, order_id: int | None = None) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetch(
-            "SELECT id::text AS id, kind, to_phone, agent_id, step, status, note, attempts, text"
-            " FROM sms_outbox WHERE $1::bigint IS NULL OR order_id = $1 ORDER BY created_at, id",
-            order_id,
-        )
-    finally:
-        await conn.close()
-
-
-async def present(url: str) -> dict[str, Any] | None:
-    """The presence listing once it lists somebody."""
-    listed: dict[str, Any] = await get(url, ADMIN_TOKEN, "/v1/admin/presence")
-    return listed if listed["agents"] else None
+from tests.web.sms_harness import (
+    GatewayServer,
+    code_of,
+    outbox,
+    present,
+    signed_post,
+    sms_settings,
+    until,
+)
 
 
 def inbound(phone: str, text: str, inbound_id: str) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.flows import file, team
 from tests.servers import InProcessServer
-from tests.web.sms_harness import Clock, GatewayServer, local_ms, until
-from tests.web.test_sms import outbox, sms_settings
+from tests.web.sms_harness import Clock, GatewayServer, local_ms, outbox, sms_settings, until
 
 DAY = 86_400
 

@@ -13,8 +13,7 @@ from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.flows import file, get, team
 from tests.servers import ProcessServer
-from tests.web.sms_harness import SECRET, GatewayServer, until
-from tests.web.test_sms import outbox, present
+from tests.web.sms_harness import SECRET, GatewayServer, outbox, present, until
 
 
 def sms_env(gw: GatewayServer, **extra: str) -> dict[str, str]:
