@@ -137,6 +137,7 @@ async def send_due(ctx: Context, gateway: Gateway, rng: random.Random | None = N
     for m in due:
         if m.kind == sms.Kind.OFFER and not m.order_open:
             await ctx.store.mark_skipped(m.id, "order no longer open")
+            ctx.metrics.sms.labels(m.kind, "skipped").inc()
     # Concurrently, except that texts to one phone go one after the other, in the order they
     # were made (the result before "please rate").
     by_phone: dict[str, list[sms.Queued]] = {}
@@ -149,9 +150,13 @@ async def send_due(ctx: Context, gateway: Gateway, rng: random.Random | None = N
     turns = await asyncio.gather(*(in_turn(texts) for texts in by_phone.values()))
     at = ctx.clock()
     for m, answer in (pair for turn in turns for pair in turn):
+        outcome = "sent" if answer.ok else "retry" if answer.retry else "failed"
+        if answer.retry and m.attempts >= ctx.settings.sms_max_attempts:
+            outcome = "failed"
+        ctx.metrics.sms.labels(m.kind, outcome).inc()
         if answer.ok:
             await ctx.store.mark_sent(m.id, at)
-        elif answer.retry and m.attempts < ctx.settings.sms_max_attempts:
+        elif outcome == "retry":
             wait = sms.backoff_ms(m.attempts, ctx.settings.sms_retry_base, jitter)
             await ctx.store.mark_retry(m.id, at + wait, answer.error)
             log.warning(

@@ -176,6 +176,9 @@ async def test_a_gateway_failing_three_times_gets_the_text_once(settings: Settin
         assert [r["status"] for r in gw.requests_for(row["id"])] == [500, 503, 500, 200]
         assert row["status"] == "sent" and row["attempts"] == 4
         assert len(gw.texts_to(agent["phone"])) == 1
+        scraped = srv.ctx.metrics.render().decode()
+        assert 'bangban_sms_total{kind="offer",outcome="retry"} 3.0' in scraped
+        assert 'bangban_sms_total{kind="offer",outcome="sent"} 1.0' in scraped
 
 
 async def test_a_slow_gateway_is_retried_with_the_same_id(settings: Settings) -> None:
