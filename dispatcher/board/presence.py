@@ -12,7 +12,7 @@ Readers take the union of the sets of processes whose score is still ahead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -54,11 +54,31 @@ class Presence:
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
+    async def connected(self, agents: Sequence[int], now: int) -> set[int]:
+        """Which of ``agents`` are connected to a live process (one round trip per call plus
+        one for the process list, whatever the number of agents connected)."""
+        if not agents:
+            return set()
+        try:
+            procs = await self._live(now)
+            if not procs:
+                return set()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in procs:
+                    pipe.smismember(rs.presence_key(p), list(agents))
+                answers = await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return {a for flags in answers for a, flag in zip(agents, flags, strict=True) if flag}
+
+    async def _live(self, now: int) -> list[str]:
+        found = await self.redis.zrangebyscore(rs.PRESENCE_PROCS, now, "+inf")
+        return [p.decode() if isinstance(p, bytes) else str(p) for p in found]
+
     async def online(self, now: int) -> dict[int, list[str]]:
         """Agent id → the live processes it is connected to."""
         try:
-            found = await self.redis.zrangebyscore(rs.PRESENCE_PROCS, now, "+inf")
-            procs = [p.decode() if isinstance(p, bytes) else str(p) for p in found]
+            procs = await self._live(now)
             if not procs:
                 return {}
             async with self.redis.pipeline(transaction=False) as pipe:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from dispatcher.context import Context
 from dispatcher.exceptions import RedisUnavailableError
@@ -24,6 +25,12 @@ async def online(ctx: Context) -> dict[int, list[str]]:
     """Agent id → the processes it is connected to, now.  Raises RedisUnavailableError."""
     assert ctx.presence is not None
     return await ctx.presence.online(ctx.clock())
+
+
+async def connected(ctx: Context, agents: Sequence[int]) -> set[int]:
+    """Which of ``agents`` are connected now.  Raises RedisUnavailableError."""
+    assert ctx.presence is not None
+    return await ctx.presence.connected(agents, ctx.clock())
 
 
 async def run(ctx: Context) -> None:

@@ -58,7 +58,6 @@ def agent_link(ctx: Context, order_id: int) -> str:
 async def expand(ctx: Context, limit: int = 50) -> int:
     """Expand one batch of pending triggers.  Returns how many triggers were expanded.
     Raises StoreUnavailableError (nothing recorded; the triggers stay pending)."""
-    online: dict[int, list[str]] | None = None
     async with ctx.store.expanding(limit) as batch:
         if batch is None or not batch.triggers:
             return 0
@@ -68,20 +67,10 @@ async def expand(ctx: Context, limit: int = 50) -> int:
                 continue
             order, code, phone = found
             if trigger.kind == "offer":
-                if online is None:
-                    online = await _online(ctx)
-                await _offers(ctx, batch, trigger, order, code or str(order.id), online)
+                await _offers(ctx, batch, trigger, order, code or str(order.id))
             else:
                 _applicant(ctx, batch, trigger, order, phone)
         return len(batch.triggers)
-
-
-async def _online(ctx: Context) -> dict[int, list[str]]:
-    if ctx.settings.sms_offers != "offline":
-        return {}
-    # Redis down: presence is unknown.  Raising keeps the triggers pending until it answers
-    # (texting everyone instead could flood the connected agents).
-    return await presence.online(ctx)
 
 
 def _reach(ctx: Context, trigger: sms.Trigger, order: Order) -> list[str] | None:
@@ -104,7 +93,6 @@ async def _offers(
     trigger: sms.Trigger,
     order: Order,
     code: str,
-    online: dict[int, list[str]],
 ) -> None:
     settings = ctx.settings
     if settings.sms_offers == "off" or not order.is_open:
@@ -116,8 +104,13 @@ async def _offers(
     agents = [
         a
         for a in await batch.agents(grids)
-        if a.id not in order.excluded and not before.intersection(a.grids) and a.id not in online
+        if a.id not in order.excluded and not before.intersection(a.grids)
     ]
+    if agents and settings.sms_offers == "offline":
+        # Redis down: presence unknown.  Raising keeps the trigger pending until it answers
+        # (texting everyone instead could flood the agents who have the app open).
+        online = await presence.connected(ctx, [a.id for a in agents])
+        agents = [a for a in agents if a.id not in online]
     if not agents:
         return
     now = ctx.clock()
