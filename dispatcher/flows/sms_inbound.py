@@ -7,9 +7,11 @@ up by phone among active agents, its code among live orders, and the claim goes 
 text is queued together with the inbound text's result (one transaction), so a repeat of the
 same id answers the same and texts nothing more.
 
-Unknown phones get no reply (nobody to help, and a reply would text strangers); garbage and
-unknown codes from an agent get a short hint.  ``unavailable`` (Redis or Postgres down) is not
-recorded: the caller answers 503 and the gateway sends the text again.
+Only the code of an order the agent was texted about counts (codes are reused once an order
+closes: a late reply must not grab a new order).  Unknown phones get no reply (nobody to help,
+and a reply would text strangers); garbage and unknown codes from an agent get a short hint.
+``unavailable`` (Redis or Postgres down) is not recorded: the caller answers 503 and the
+gateway sends the text again.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ async def handle(ctx: Context, text: Inbound) -> Handled:
         return Handled("unknown_phone")
     code = sms.parse_reply(text.text)
     order_id = None if code is None else await ctx.store.order_by_code(code)
+    if order_id is not None and not await ctx.store.was_texted(order_id, agent.id):
+        # Only a code this agent was texted counts: a code is reused once its order closed,
+        # and a late reply to an old text must not grab somebody else's new order.
+        order_id = None
     if code is None or order_id is None:
         result = "garbage" if code is None else "unknown_code"
         hint = sms.claim_reply_text(result, code or "")

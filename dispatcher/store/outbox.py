@@ -323,6 +323,17 @@ class OutboxStore:
             )
         return None if value is None else int(value)
 
+    async def was_texted(self, order_id: int, agent_id: int) -> bool:
+        """Did ``agent_id`` get (or is it getting) an offer text for ``order_id``?"""
+        with translated():
+            value = await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM sms_outbox WHERE order_id = $1 AND agent_id = $2"
+                " AND kind = 'offer' AND status IN ('sending', 'sent', 'delivered'))",
+                order_id,
+                agent_id,
+            )
+        return bool(value)
+
     async def short_code(self, order_id: int) -> str | None:
         with translated():
             value = await self.pool.fetchval(

@@ -125,11 +125,16 @@ async def test_a_reply_claims_and_two_replies_give_one_winner(settings: Settings
 
 async def test_unknown_phones_codes_and_garbage_never_claim(settings: Settings) -> None:
     async with GatewayServer() as gw, InProcessServer(sms_settings(settings, gw)) as srv:
-        t = await team(srv.url, ADMIN_TOKEN, {"g1": 1})
+        t = await team(srv.url, ADMIN_TOKEN, {"g1": 1, "g2": 1})
         order = await file(t)
         agent = t.agent()
         await until(lambda: gw.texts_to(agent["phone"]), what="offer")
         code = code_of(gw.texts_to(agent["phone"])[0]["text"])
+        elsewhere = t.agent("g2")  # an agent never texted this code
+        other = await signed_post(
+            srv.url, "/v1/sms/inbound", inbound(elsewhere["phone"], code, "x0")
+        )
+        assert other.json()["result"] == "unknown_code"
         stranger = await signed_post(srv.url, "/v1/sms/inbound", inbound("13100000000", code, "x1"))
         assert stranger.status_code == 200 and stranger.json()["result"] == "unknown_phone"
         noise = await signed_post(srv.url, "/v1/sms/inbound", inbound(agent["phone"], "好的", "x2"))
