@@ -8,6 +8,7 @@ PORT ?= 8000
 SCENARIO ?= contention
 USERS ?= 200
 DURATION ?= 30s
+SMS_PORT ?= 8025
 
 .PHONY: run test lint format bench capacity loadtest clean help browser
 
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/bangban serve --demo --host $(HOST) --port $(PORT)
+	$(BIN)/bangban serve --demo --host $(HOST) --port $(PORT) --sms-port $(SMS_PORT)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest

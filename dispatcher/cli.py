@@ -14,6 +14,7 @@ import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,42 @@ def _admin_token(settings: Settings, *, remember: bool) -> tuple[Settings, str |
         token = auth.new_token(TokenKind.ADMIN)
         _store_token(path, token)
     return dataclasses.replace(settings, admin_token=token), f"stored in {path.resolve()}"
+
+
+_DEFAULT_PUBLIC_URL = Settings().public_url
+
+
+@contextlib.contextmanager
+def demo_phones(
+    settings: Settings, host: str, port: int, sms_port: int | None
+) -> Iterator[Settings]:
+    """The demo's SMS gateway (:mod:`dispatcher.sms_gateway`) in its own process, and settings
+    that send texts to it; it posts replies and delivery reports back to the server."""
+    import secrets
+    import subprocess
+
+    from dispatcher.embedded import free_port
+
+    secret = secrets.token_urlsafe(16)
+    sms_port = sms_port or free_port()
+    base = f"http://{host}:{port}"
+    command = [sys.executable, "-m", "dispatcher.sms_gateway", "--host", host]
+    command += ["--port", str(sms_port), "--server", base, "--receipts"]
+    # The secret goes by environment, not on the command line (where `ps` shows it).
+    gateway = subprocess.Popen(command, env={**os.environ, "BANGBAN_SMS_SECRET": secret})
+    try:
+        yield dataclasses.replace(
+            settings,
+            sms_url=f"http://{host}:{sms_port}/send",
+            sms_secret=secret,
+            public_url=base if settings.public_url == _DEFAULT_PUBLIC_URL else settings.public_url,
+        )
+    finally:
+        gateway.terminate()
+        try:
+            gateway.wait(5)
+        except subprocess.TimeoutExpired:
+            gateway.kill()
 
 
 def uvicorn_config(
@@ -171,6 +208,12 @@ async def _serve(
             if "sample_order" in state:
                 print(f"  applicant page: {state['sample_order']['tracking_url']}", flush=True)
             print(f"try: .venv/bin/python -m clients {base} <agent token> --grab", flush=True)
+            if settings.sms_url:
+                phones = settings.sms_url.removesuffix("/send")
+                print(
+                    f"demo phones (SMS to agents offline, reply with the code): {phones}/",
+                    flush=True,
+                )
     await task
 
 
@@ -183,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="seed the demo grids and agents")
     serve.add_argument("--data-dir", type=Path, help="embedded servers' data (BANGBAN_DATA_DIR)")
     serve.add_argument("--log-file", type=Path, help="also log to this file (BANGBAN_LOG_FILE)")
+    serve.add_argument(
+        "--sms-port", type=int, help="with --demo: the demo phones' port (default: a free one)"
+    )
     for name, text in (("migrate", "apply pending migrations and exit"),):
         sub.add_parser(name, help=text).add_argument("--data-dir", type=Path)
     grids = sub.add_parser("grids", help="grid files").add_subparsers(dest="action", required=True)
@@ -227,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bangban: {exc}", file=sys.stderr, flush=True)
                 return 1
         settings, token_source = _admin_token(settings, remember=embedded)
-        with _backends(settings) as b:
+        with _backends(settings) as b, contextlib.ExitStack() as stack:
+            s = _with_urls(settings, b)
+            if args.demo and s.sms_url is None:
+                s = stack.enter_context(demo_phones(s, args.host, args.port, args.sms_port))
             try:
-                run_event_loop(
-                    _serve(_with_urls(settings, b), args.host, args.port, args.demo, token_source)
-                )
+                run_event_loop(_serve(s, args.host, args.port, args.demo, token_source))
             except KeyboardInterrupt:
                 pass
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
+from dispatcher.board.presence import Presence
 from dispatcher.core.lifecycle import Policy
 from dispatcher.core.limits import Windows
 from dispatcher.core.orders import Reach
@@ -59,6 +60,8 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
+    presence: Presence | None = None
+    """Who is connected to any process (:mod:`dispatcher.flows.presence`); set by the app."""
     full_reconcile_due: bool = True
     limits: dict[str, Windows] = field(default_factory=dict)
     """This process's abuse limits by name (:mod:`dispatcher.core.limits`), made on first use."""

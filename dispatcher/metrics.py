@@ -113,6 +113,13 @@ class Metrics:
             ["pass"],
             registry=r,
         )
+        self.sms = Counter(
+            "bangban_sms",
+            "Texts this process handed to the gateway, by kind (fixed set) and outcome"
+            " (sent, retry, failed, skipped)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.loop_lag = Gauge(
             "bangban_event_loop_lag_seconds",
             "How late a 0.5 s timer fired, last sample",

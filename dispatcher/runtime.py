@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
@@ -21,12 +24,21 @@ import redis.asyncio as aioredis
 from dispatcher import auth
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
+from dispatcher.board.presence import Presence
 from dispatcher.context import Clock, Context
 from dispatcher.core.catalog import Item
 from dispatcher.core.lifecycle import Policy
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
-from dispatcher.flows import deadlines, fairplay, reconciler, sweeper, widening
+from dispatcher.flows import (
+    deadlines,
+    fairplay,
+    presence,
+    reconciler,
+    sms_sender,
+    sweeper,
+    widening,
+)
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy
 from dispatcher.live.hub import Hub, Payload
@@ -149,6 +161,10 @@ async def running(
             metrics=metrics,
             policy=policy,
         )
+        # SMS (issue 13): who is connected, for texting those who are not.
+        ctx.presence = Presence(
+            board.redis, f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        )
         hub.resync = lambda: resync(ctx)
         hub.on_revoked = ctx.auth.invalidate
         await ctx.reload_grids(force=True)
@@ -163,6 +179,8 @@ async def running(
         tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
         tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
         tasks.append(asyncio.create_task(fairplay.run_flusher(ctx), name="fairplay"))
+        tasks.append(asyncio.create_task(presence.run(ctx), name="presence"))
+        tasks.append(asyncio.create_task(sms_sender.run(ctx), name="sms-sender"))
         if settings.gc_freeze_interval:
             gc_policy.freeze_round(full=False)  # what start-up built lives as long as we do
             tasks.append(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from dispatcher.core import sms
 from dispatcher.core.orders import Schedule, default_schedule, parse_schedule
 from dispatcher.exceptions import ConfigError
 
@@ -119,6 +120,45 @@ class Settings:
     """``BANGBAN_FAIRPLAY_FLUSH``: seconds between writes of offer deliveries and claim
     timings to Postgres."""
 
+    # --- SMS (issue 13; docs/README-sms.md) -------------------------------------------------
+    sms_url: str | None = None
+    """``BANGBAN_SMS_URL``: the gateway texts are POSTed to (unset: texts go to the log and the
+    operators' console, ``GET /v1/admin/sms/messages``)."""
+    sms_secret: str | None = None
+    """``BANGBAN_SMS_SECRET``: HMAC key signing texts out and checking texts and receipts in."""
+    sms_offers: str = "offline"
+    """``BANGBAN_SMS_OFFERS``: text offers to agents not connected (``offline``), to every agent
+    (``all``) or to none (``off``)."""
+    sms_agent_daily: int = 30
+    """``BANGBAN_SMS_AGENT_DAILY``: offer texts one agent gets per local day at most."""
+    sms_daily: int = 10000
+    """``BANGBAN_SMS_DAILY``: offer texts sent per local day at most, in all."""
+    sms_quiet: str = ""
+    """``BANGBAN_SMS_QUIET``: local quiet hours for texts, e.g. ``22:00-07:00`` (unset: none)."""
+    sms_quiet_mode: str = "defer"
+    """``BANGBAN_SMS_QUIET_MODE``: ``defer`` (send when the quiet hours end, if the order is
+    still open) or ``skip`` (not sent; noted in the delivery log)."""
+    sms_utc_offset: float = 8.0
+    """``BANGBAN_SMS_UTC_OFFSET``: hours from UTC of the local day (caps, quiet hours, dates)."""
+    sms_widen_grids: int = 10
+    """``BANGBAN_SMS_WIDEN_GRIDS``: a widening to all grids texts the offline agents of at most
+    this many grids nearest the order's (rings of neighbours); ``0``: every agent."""
+    sms_applicant: str = "accepted,materials,replied,rate"
+    """``BANGBAN_SMS_APPLICANT``: the applicant's texts that are on (any of accepted, materials,
+    replied, rate; empty: none)."""
+    public_url: str = "http://127.0.0.1:8000"
+    """``BANGBAN_PUBLIC_URL``: where people open the apps; links in texts start here."""
+    sms_max_attempts: int = 6
+    """``BANGBAN_SMS_MAX_ATTEMPTS``: tries of one text (5xx, 429, timeouts) before ``failed``."""
+    sms_retry_base: float = 2.0
+    """``BANGBAN_SMS_RETRY_BASE``: seconds before the first retry; doubles each time, jittered."""
+    sms_timeout: float = 5.0
+    """``BANGBAN_SMS_TIMEOUT``: seconds to wait for the gateway's answer to one text."""
+    sms_interval: float = 0.5
+    """``BANGBAN_SMS_INTERVAL``: how often each process looks for texts to expand and send."""
+    presence_ttl: float = 15.0
+    """``BANGBAN_PRESENCE_TTL``: seconds a process's list of connected agents outlives it."""
+
     @property
     def schedule(self) -> Schedule:
         if self.widen_schedule is None:
@@ -126,6 +166,7 @@ class Settings:
         return parse_schedule(self.widen_schedule)
 
     def __post_init__(self) -> None:
+        self._check_sms()
         if not 0 < self.widen_after <= 7 * 86400:
             raise ConfigError("BANGBAN_WIDEN_AFTER must be > 0 and at most 7 days (seconds)")
         if not 0 < self.sweep_interval <= 1:
@@ -175,6 +216,35 @@ class Settings:
             )
         if not 0.05 <= self.fairplay_flush <= 60:
             raise ConfigError("BANGBAN_FAIRPLAY_FLUSH must be 0.05..60 seconds")
+
+    def _check_sms(self) -> None:
+        if self.sms_url and not self.sms_secret:
+            raise ConfigError("BANGBAN_SMS_URL needs BANGBAN_SMS_SECRET (texts are signed)")
+        if self.sms_offers not in ("offline", "all", "off"):
+            raise ConfigError("BANGBAN_SMS_OFFERS must be offline, all or off")
+        if self.sms_quiet_mode not in ("defer", "skip"):
+            raise ConfigError("BANGBAN_SMS_QUIET_MODE must be defer or skip")
+        try:
+            sms.parse_quiet(self.sms_quiet)
+        except ValueError as exc:
+            raise ConfigError(f"BANGBAN_SMS_QUIET: {exc}") from None
+        unknown = set(self.applicant_texts) - sms.APPLICANT_SWITCHES
+        if unknown:
+            raise ConfigError(f"BANGBAN_SMS_APPLICANT: unknown {', '.join(sorted(unknown))}")
+        if not -14 <= self.sms_utc_offset <= 14:
+            raise ConfigError("BANGBAN_SMS_UTC_OFFSET must be -14..14 hours")
+        if self.sms_agent_daily < 0 or self.sms_daily < 0 or self.sms_widen_grids < 0:
+            raise ConfigError("BANGBAN_SMS_AGENT_DAILY, _DAILY and _WIDEN_GRIDS must be >= 0")
+        if not 1 <= self.sms_max_attempts <= 50:
+            raise ConfigError("BANGBAN_SMS_MAX_ATTEMPTS must be 1..50")
+        if not 0 < self.sms_retry_base <= 3600 or not 0 < self.sms_timeout <= 120:
+            raise ConfigError("BANGBAN_SMS_RETRY_BASE / _TIMEOUT out of range")
+        if not 0 < self.sms_interval <= 60 or not 1 <= self.presence_ttl <= 600:
+            raise ConfigError("BANGBAN_SMS_INTERVAL (0..60] / BANGBAN_PRESENCE_TTL 1..600")
+
+    @property
+    def applicant_texts(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.sms_applicant.split(",") if p.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -254,4 +324,20 @@ class Settings:
             regular_min_claims=int(num("BANGBAN_REGULAR_MIN_CLAIMS", base.regular_min_claims)),
             min_reaction_ms=int(num("BANGBAN_MIN_REACTION_MS", base.min_reaction_ms)),
             fairplay_flush=num("BANGBAN_FAIRPLAY_FLUSH", base.fairplay_flush),
+            sms_url=env.get("BANGBAN_SMS_URL") or None,
+            sms_secret=env.get("BANGBAN_SMS_SECRET") or None,
+            sms_offers=(env.get("BANGBAN_SMS_OFFERS") or base.sms_offers).strip().lower(),
+            sms_agent_daily=int(num("BANGBAN_SMS_AGENT_DAILY", base.sms_agent_daily)),
+            sms_daily=int(num("BANGBAN_SMS_DAILY", base.sms_daily)),
+            sms_quiet=env.get("BANGBAN_SMS_QUIET", base.sms_quiet),
+            sms_quiet_mode=(env.get("BANGBAN_SMS_QUIET_MODE") or base.sms_quiet_mode).lower(),
+            sms_utc_offset=num("BANGBAN_SMS_UTC_OFFSET", base.sms_utc_offset),
+            sms_widen_grids=int(num("BANGBAN_SMS_WIDEN_GRIDS", base.sms_widen_grids)),
+            sms_applicant=env.get("BANGBAN_SMS_APPLICANT", base.sms_applicant),
+            public_url=(env.get("BANGBAN_PUBLIC_URL") or base.public_url).rstrip("/"),
+            sms_max_attempts=int(num("BANGBAN_SMS_MAX_ATTEMPTS", base.sms_max_attempts)),
+            sms_retry_base=num("BANGBAN_SMS_RETRY_BASE", base.sms_retry_base),
+            sms_timeout=num("BANGBAN_SMS_TIMEOUT", base.sms_timeout),
+            sms_interval=num("BANGBAN_SMS_INTERVAL", base.sms_interval),
+            presence_ttl=num("BANGBAN_PRESENCE_TTL", base.presence_ttl),
         )

@@ -58,7 +58,7 @@ async def services(tmp_root: Path) -> AsyncIterator[Services]:
 _TABLES = (
     "order_events, orders, tokens, agents, grids, catalog_items, points_classes,"
     " points_adjustments, payout_approvals, followup_samples, followup_calls,"
-    " offer_deliveries, claim_timings"
+    " offer_deliveries, claim_timings, sms_inbound, sms_outbox, sms_triggers"
 )
 
 

@@ -120,3 +120,34 @@ def test_log_file_setting() -> None:
     assert Settings.from_env({"BANGBAN_LOG_FILE": ""}).log_file is None
     got = Settings.from_env({"BANGBAN_LOG_FILE": "logs/bangban.log"}).log_file
     assert got == Path("logs/bangban.log")
+
+
+def test_sms_settings_are_read_and_checked() -> None:
+    s = Settings.from_env(
+        {
+            "BANGBAN_SMS_URL": "http://gw/send",
+            "BANGBAN_SMS_SECRET": "k",
+            "BANGBAN_SMS_QUIET": "22:00-07:00",
+            "BANGBAN_SMS_APPLICANT": "replied, rate",
+            "BANGBAN_SMS_OFFERS": "ALL",
+            "BANGBAN_PUBLIC_URL": "https://bangban.example/",
+        }
+    )
+    assert (s.sms_url, s.sms_offers, s.public_url) == (
+        "http://gw/send",
+        "all",
+        "https://bangban.example",
+    )
+    assert s.applicant_texts == {"replied", "rate"}
+    for bad in (
+        {"BANGBAN_SMS_URL": "http://gw/send"},  # unsigned
+        {"BANGBAN_SMS_QUIET": "late"},
+        {"BANGBAN_SMS_APPLICANT": "everything"},
+        {"BANGBAN_SMS_OFFERS": "some"},
+        {"BANGBAN_SMS_QUIET_MODE": "drop"},
+    ):
+        try:
+            Settings.from_env(bad)
+        except ConfigError:
+            continue
+        raise AssertionError(f"accepted {bad}")

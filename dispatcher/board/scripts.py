@@ -25,6 +25,8 @@ Layout::
     bb:events             pubsub every order change, for every server process's fan-out
     bb:auth               pubsub revocations, for every server process's auth cache
     bb:{r:<name>}         string a fixed-window rate counter (RATE)
+    bb:{presence}:procs   zset   server process id scored by when its list below expires (ms)
+    bb:{presence}:p:<proc> set   agent ids connected to that process (expires with it)
 
 The limit on held orders cannot live in the order's script (the agent's key is in another
 slot), so a claim first *reserves* a place in the agent's hash (:data:`RESERVE`), then runs
@@ -48,6 +50,14 @@ WIDEN_DUE = "bb:widen-due"
 CLOCK_DUE = "bb:clock-due"
 HOLDERS = "bb:holders"
 RECONCILE_LOCK = "bb:reconcile-lock"
+
+
+# Presence (dispatcher.board.presence): one hash tag, so SUNION runs on Redis Cluster too.
+PRESENCE_PROCS = "bb:{presence}:procs"
+
+
+def presence_key(process: str) -> str:
+    return f"bb:{{presence}}:p:{process}"
 
 
 def order_key(order_id: int) -> str:

@@ -12,17 +12,23 @@ moment the order is still filed and the reconciler offers it when Redis answers 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geo
 from dispatcher import auth
 from dispatcher.context import Context
-from dispatcher.core import validate
+from dispatcher.core import sms, validate
 from dispatcher.core.catalog import Item
 from dispatcher.core.orders import Order, new_order
 from dispatcher.core.roster import Principal, TokenKind
-from dispatcher.exceptions import RateLimitedError, RedisUnavailableError, RequestError
+from dispatcher.exceptions import (
+    RateLimitedError,
+    RedisUnavailableError,
+    RequestError,
+    StoreConflictError,
+)
 from dispatcher.flows import deadlines
 
 log = logging.getLogger("bangban.filing")
@@ -81,6 +87,35 @@ def parse_order_request(body: dict[str, Any]) -> OrderRequest:
 
 
 MAX_CANDIDATES = 20
+CODE_ATTEMPTS = 8
+_rng = random.SystemRandom()
+
+
+async def _insert(
+    ctx: Context,
+    draft: Order,
+    request: OrderRequest,
+    token: str,
+    filer: Principal,
+    routing: dict[str, Any],
+) -> Order:
+    """Insert the order with a fresh short code (the agents' SMS reply), drawing again while
+    the code is live on another order (longer after a few tries: the space is crowded)."""
+    for attempt in range(CODE_ATTEMPTS):
+        code = sms.new_code(_rng, sms.CODE_LENGTH + attempt // 3)
+        try:
+            return await ctx.store.insert_order(
+                draft,
+                applicant=request.applicant,
+                tracking_digest=auth.digest(token),
+                actor=filer.actor,
+                routing=routing,
+                short_code=code,
+            )
+        except StoreConflictError as exc:
+            if exc.constraint != "orders_short_code_live" or attempt + 1 == CODE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def route(ctx: Context, request: OrderRequest) -> tuple[str, dict[str, Any]]:
@@ -223,13 +258,7 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         # due to escalate now) and is never offered, so a flood cannot bury the agents.
         draft = replace(draft, escalate_at=draft.created_at)
         routing = {**routing, "capped": cap}
-    order = await ctx.store.insert_order(
-        draft,
-        applicant=request.applicant,
-        tracking_digest=auth.digest(token),
-        actor=filer.actor,
-        routing=routing,
-    )
+    order = await _insert(ctx, draft, request, token, filer, routing)
     ctx.metrics.orders_filed.inc()
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
     if capped:

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from dispatcher.core import sms
 from dispatcher.core.lifecycle import label
 from dispatcher.core.orders import HELD_STATUSES, Order, format_schedule
 from dispatcher.store.pg import ORDER_COLS, dt, ms, order_from_row, translated
@@ -92,6 +93,11 @@ class OrderStore:
                 ), e AS (
                     INSERT INTO order_events (order_id, at, kind, actor, details)
                     SELECT id, $3, $4, $5, $6::jsonb FROM u
+                ), s AS (
+                    -- Work for the texter, recorded with the change (dispatcher.core.sms).
+                    INSERT INTO sms_triggers (order_id, kind, step, offered_at, grids, details, at)
+                    SELECT id, ${len(names) + 7}::text, step, offered_at, reach_grids, $6::jsonb, $3
+                    FROM u WHERE ${len(names) + 7}::text IS NOT NULL
                 )
                 SELECT {ORDER_COLS} FROM u
                 """,
@@ -102,6 +108,7 @@ class OrderStore:
                 actor,
                 json.dumps(dict(details), ensure_ascii=False),
                 *(_COLUMNS[name](changes[name]) for name in names),
+                sms.trigger_for(kind),
             )
         return None if row is None else order_from_row(row)
 
@@ -190,9 +197,12 @@ class OrderStore:
         tracking_digest: bytes,
         actor: str,
         routing: dict[str, Any] | None = None,
+        short_code: str | None = None,
     ) -> Order:
         """Record a new order (``order.id`` is ignored: Postgres assigns it), its tracking
-        token and its `filed` event, in one statement."""
+        token, its `filed` event and its texter's trigger, in one statement.  A ``short_code``
+        already live on another order raises StoreConflictError (constraint
+        ``orders_short_code_live``): draw another."""
         with translated():
             row = await self.pool.fetchrow(
                 f"""
@@ -200,9 +210,10 @@ class OrderStore:
                     INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
                                         applicant_phone, created_at, widen_at, scope, routing,
                                         schedule, step, reach_grids, next_step_at, offered_at,
-                                        escalate_at, item_name, required, time_limit_days)
+                                        escalate_at, item_name, required, time_limit_days,
+                                        short_code)
                     VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
-                            $12, 0, $13, $14, $7, $15, $16, $17, $18)
+                            $12, 0, $13, $14, $7, $15, $16, $17, $18, $19)
                     RETURNING *
                 ), t AS (
                     INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
@@ -210,6 +221,9 @@ class OrderStore:
                     INSERT INTO order_events (order_id, at, kind, actor, details)
                     SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
                     FROM o
+                ), s AS (
+                    INSERT INTO sms_triggers (order_id, kind, step, offered_at, grids, at)
+                    SELECT id, 'offer', 0, offered_at, reach_grids, $7 FROM o
                 )
                 SELECT {ORDER_COLS} FROM o
                 """,
@@ -231,6 +245,7 @@ class OrderStore:
                 order.item_name,
                 list(order.required),
                 order.time_limit_days,
+                short_code,
             )
         assert row is not None
         return order_from_row(row)
@@ -308,6 +323,12 @@ class OrderStore:
                                               'late_ms', $10::bigint, 'grids', $6::text[],
                                               'offered_at', $11::bigint)
                     FROM w
+                ), s AS (
+                    INSERT INTO sms_triggers (order_id, kind, step, offered_at, grids,
+                                              prev_grids, at)
+                    SELECT id, 'offer', step, offered_at,
+                           CASE WHEN scope = 'all' THEN NULL ELSE reach_grids END, $13, $8
+                    FROM w
                 )
                 SELECT {ORDER_COLS} FROM w
                 """,
@@ -323,6 +344,7 @@ class OrderStore:
                 late,
                 current.ladder_base,
                 dt(current.ladder_base),
+                list(current.reach_grids),
             )
         return None if row is None else order_from_row(row)
 

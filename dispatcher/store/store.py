@@ -23,6 +23,7 @@ from dispatcher.store import migrate
 from dispatcher.store.catalog import CatalogStore
 from dispatcher.store.changes import ChangeStore
 from dispatcher.store.orders import OrderStore
+from dispatcher.store.outbox import OutboxStore
 from dispatcher.store.oversight import OversightStore
 from dispatcher.store.pg import (
     translated,
@@ -35,7 +36,9 @@ async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     return None
 
 
-class Store(OrderStore, RosterStore, CatalogStore, ChangeStore, PointsStore, OversightStore):
+class Store(
+    OrderStore, RosterStore, CatalogStore, ChangeStore, PointsStore, OversightStore, OutboxStore
+):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -30,6 +30,7 @@ from dispatcher.web import (
     oversight,
     pages,
     payouts,
+    sms,
 )
 from dispatcher.web import points as points_web
 
@@ -81,6 +82,7 @@ def create_app(
             *payouts.routes,
             *oversight.routes,
             *followups.routes,
+            *sms.routes,
             *orders.metrics_routes,
             *pages.routes,
         ],

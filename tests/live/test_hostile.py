@@ -15,8 +15,8 @@ from clients import AgentClient
 from dispatcher.flows.claim_cache import Claimant, ClaimedOrders
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 HONEST = 200
 HOSTILE = 10

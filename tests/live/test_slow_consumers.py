@@ -15,8 +15,8 @@ from urllib.parse import quote
 from clients import AgentClient
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 STALLED = 8
 SEND_TIMEOUT = 1.5

@@ -13,8 +13,8 @@ import asyncpg
 from clients import AgentClient, ApiClient
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.steps import team
 from tests.servers import InProcessServer
+from tests.steps import team
 
 OPEN = 3000
 FOREIGN = 50  # widened orders of another grid, after the agent's own

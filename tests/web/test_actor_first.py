@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from tests.steps import MATERIALS, claimed, error, file, ok, post, team
 from tests.servers import InProcessServer
+from tests.steps import MATERIALS, claimed, error, file, ok, post, team
 
 
 async def test_another_agents_order_and_one_never_offered(server: InProcessServer) -> None:

@@ -12,8 +12,8 @@ import httpx
 from clients import AgentClient, ApiClient
 from dispatcher.core.limits import Windows
 from dispatcher.settings import Settings
-from tests.steps import team
 from tests.servers import InProcessServer, intake_token
+from tests.steps import team
 
 
 def test_windows_count_per_key_and_say_how_long_to_wait() -> None:

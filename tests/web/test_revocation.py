@@ -15,8 +15,8 @@ import httpx
 
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
-from tests.steps import team
 from tests.servers import InProcessServer, ProcessServer
+from tests.steps import team
 
 WITHIN = 1.0
 
