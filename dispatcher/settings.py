@@ -6,9 +6,11 @@ Nothing else in the server reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from dispatcher.core.orders import Schedule, default_schedule, parse_schedule
 from dispatcher.exceptions import ConfigError
@@ -74,6 +76,19 @@ class Settings:
     """``BANGBAN_GC_FULL_EVERY``: seconds between full collections that include frozen objects
     (one pause of about 0.15 ms per connection held; ``0``: never)."""
 
+    namespace: str | None = None
+    """``BANGBAN_NAMESPACE``: put into every Redis key and channel name of this deployment, so
+    that deployments sharing one Redis (pub/sub ignores the database number) never hear each
+    other.  Every process of one deployment must use the same.  Unset: derived from the
+    Postgres database name and the Redis database number (:func:`default_namespace`)."""
+
+    @property
+    def key_namespace(self) -> str:
+        """The namespace in use: :attr:`namespace`, else derived from the two URLs."""
+        if self.namespace is not None:
+            return self.namespace
+        return default_namespace(self.redis_url, self.database_url)
+
     @property
     def schedule(self) -> Schedule:
         if self.widen_schedule is None:
@@ -81,6 +96,10 @@ class Settings:
         return parse_schedule(self.widen_schedule)
 
     def __post_init__(self) -> None:
+        if self.namespace is not None and not _NAMESPACE.fullmatch(self.namespace):
+            raise ConfigError(
+                "BANGBAN_NAMESPACE must be 1..64 characters of letters, digits and . _ - @"
+            )
         if not 0 < self.widen_after <= 7 * 86400:
             raise ConfigError("BANGBAN_WIDEN_AFTER must be > 0 and at most 7 days (seconds)")
         if not 0 < self.sweep_interval <= 1:
@@ -159,4 +178,32 @@ class Settings:
             ws_deflate=flag("BANGBAN_WS_DEFLATE", base.ws_deflate),
             gc_freeze_interval=num("BANGBAN_GC_FREEZE_INTERVAL", base.gc_freeze_interval),
             gc_full_every=num("BANGBAN_GC_FULL_EVERY", base.gc_full_every),
+            namespace=env.get("BANGBAN_NAMESPACE") or None,
         )
+
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def default_namespace(redis_url: str | None, database_url: str | None) -> str:
+    """``<postgres database>.<redis database>``, e.g. ``bangban.0``.
+
+    Two deployments on one Redis differ in one or the other (sharing both would mean sharing
+    keys already), and every process of one deployment derives the same name whatever host
+    name it reaches the servers by.  Characters outside the allowed set become ``_``.
+    """
+    db = "0"
+    if redis_url:
+        parts = urlsplit(redis_url)
+        path = parts.path.strip("/")
+        query = parse_qs(parts.query)
+        if path.isdigit():
+            db = path
+        elif query.get("db", [""])[0].isdigit():
+            db = query["db"][0]
+    name = "bangban"
+    if database_url:
+        parts = urlsplit(database_url)
+        query = parse_qs(parts.query)
+        name = parts.path.strip("/") or query.get("dbname", [""])[0] or parts.username or name
+    return re.sub(r"[^A-Za-z0-9_.@-]", "_", f"{name}.{db}")[-64:]

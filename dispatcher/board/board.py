@@ -53,8 +53,11 @@ def change_event(
 class Board:
     """Redis operations for orders.  Every method may raise ``RedisUnavailableError``."""
 
-    def __init__(self, client: aioredis.Redis, *, hold_ms: int, closed_ttl_ms: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, hold_ms: int, closed_ttl_ms: int, namespace: str = ""
+    ) -> None:
         self.redis = client
+        self.keys = rs.Keys(namespace)
         self.hold_ms = hold_ms
         self.closed_ttl_ms = closed_ttl_ms
         self._claim = client.register_script(rs.CLAIM)
@@ -68,7 +71,7 @@ class Board:
         self._swap = client.register_script(rs.SWAP)
 
     @classmethod
-    def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
+    def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int, namespace: str = "") -> Board:
         # A blocking pool: under a burst (1,000 agents claiming one order) callers wait for a
         # free connection instead of failing with "Too many connections", which turned most
         # losers' `taken` into `unavailable`.  64 connections keep Redis busy; more only adds
@@ -83,7 +86,7 @@ class Board:
         )
         client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
 
-        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms)
+        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms, namespace=namespace)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -110,7 +113,7 @@ class Board:
         flag = "1" if at_limit else "0"
         try:
             out = await self._claim(
-                keys=[rs.order_key(order_id), rs.answers_key(order_id)],
+                keys=[self.keys.order(order_id), self.keys.answers(order_id)],
                 args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
             )
         except RedisError as exc:
@@ -137,7 +140,7 @@ class Board:
             args += [agent_id, answer_field, len(grids), *grids]
         try:
             out = await self._claim_many(
-                keys=[rs.order_key(order_id), rs.answers_key(order_id)], args=args
+                keys=[self.keys.order(order_id), self.keys.answers(order_id)], args=args
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -163,7 +166,7 @@ class Board:
         """
         try:
             written = await self._sync(
-                keys=[rs.order_key(order.id), rs.answers_key(order.id)],
+                keys=[self.keys.order(order.id), self.keys.answers(order.id)],
                 args=self._sync_args(order, answer_field, answer),
             )
         except RedisError as exc:
@@ -187,24 +190,24 @@ class Board:
         One round trip (a pipeline; the schedules are global keys, so not in the script).
         """
         deadline = next_deadline(state_of(order))
-        key = rs.order_key(order.id)
+        key = self.keys.order(order.id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 await self._sync(
-                    keys=[key, rs.answers_key(order.id)],
+                    keys=[key, self.keys.answers(order.id)],
                     args=self._sync_args(order, answer_field, answer),
                     client=pipe,
                 )
                 if order.status is Status.OFFERED and order.next_step_at is not None:
-                    pipe.zadd(rs.WIDEN_DUE, {str(order.id): order.next_step_at})
+                    pipe.zadd(self.keys.of(rs.WIDEN_DUE), {str(order.id): order.next_step_at})
                 else:
-                    pipe.zrem(rs.WIDEN_DUE, str(order.id))
+                    pipe.zrem(self.keys.of(rs.WIDEN_DUE), str(order.id))
                 if deadline is not None and deadline[1] < NEVER:
-                    pipe.zadd(rs.CLOCK_DUE, {str(order.id): deadline[1]})
+                    pipe.zadd(self.keys.of(rs.CLOCK_DUE), {str(order.id): deadline[1]})
                 else:
-                    pipe.zrem(rs.CLOCK_DUE, str(order.id))
+                    pipe.zrem(self.keys.of(rs.CLOCK_DUE), str(order.id))
                 payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
-                pipe.publish(rs.EVENTS_CHANNEL, payload)
+                pipe.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
                 await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -213,7 +216,7 @@ class Board:
         """Tell every process's agents how many orders they hold (after a repair)."""
         payload = {"held": [[agent, count] for agent, count in counts.items()]}
         try:
-            await self.redis.publish(rs.EVENTS_CHANNEL, msgpack.packb(payload))
+            await self.redis.publish(self.keys.of(rs.EVENTS_CHANNEL), msgpack.packb(payload))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -223,7 +226,7 @@ class Board:
         """Drop a hold: the agent's own (after Postgres failed), or any stale one."""
         try:
             removed = await self._release(
-                keys=[rs.order_key(order_id)],
+                keys=[self.keys.order(order_id)],
                 args=["" if agent_id is None else agent_id, now, self.hold_ms if only_stale else 0],
             )
         except RedisError as exc:
@@ -235,7 +238,7 @@ class Board:
         :data:`~dispatcher.board.scripts.CLOCK_DUE`)."""
         try:
             ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-                schedule, "-inf", now, start=0, num=limit
+                self.keys.of(schedule), "-inf", now, start=0, num=limit
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -244,7 +247,7 @@ class Board:
     async def reschedule(self, order_id: int, at: int, *, schedule: str = rs.WIDEN_DUE) -> None:
         """Put an order back on a sweepers' list at ``at`` (ms)."""
         try:
-            await self.redis.zadd(schedule, {str(order_id): at})
+            await self.redis.zadd(self.keys.of(schedule), {str(order_id): at})
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -253,7 +256,7 @@ class Board:
         if not ids:
             return
         try:
-            await self.redis.zrem(schedule, *ids)
+            await self.redis.zrem(self.keys.of(schedule), *ids)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -264,7 +267,7 @@ class Board:
         ``'full'``."""
         try:
             out: bytes = await self._reserve(
-                keys=[rs.held_key(agent_id)], args=[order_id, now, limit, self.hold_ms]
+                keys=[self.keys.held(agent_id)], args=[order_id, now, limit, self.hold_ms]
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -286,12 +289,12 @@ class Board:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 await self._set_held(
-                    keys=[rs.held_key(agent_id)],
+                    keys=[self.keys.held(agent_id)],
                     args=[order_id, value, "1" if only_pending else "0", now],
                     client=pipe,
                 )
                 if since is not None:
-                    pipe.sadd(rs.HOLDERS, str(agent_id))
+                    pipe.sadd(self.keys.of(rs.HOLDERS), str(agent_id))
                 count, *_ = await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -300,7 +303,7 @@ class Board:
     async def held_count(self, agent_id: int) -> int:
         """How many orders the agent holds, per Redis."""
         try:
-            values: list[bytes] = await self.redis.hvals(rs.held_key(agent_id))  # type: ignore[assignment]
+            values: list[bytes] = await self.redis.hvals(self.keys.held(agent_id))  # type: ignore[assignment]
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return sum(v.startswith(b"h") for v in values)
@@ -312,21 +315,21 @@ class Board:
         Postgres at ``read_at``), for those agents and every agent Redis lists as a holder.
         Returns agent → held count, for the agents whose hash changed."""
         try:
-            members: set[bytes] = await self.redis.smembers(rs.HOLDERS)  # type: ignore[assignment]
+            members: set[bytes] = await self.redis.smembers(self.keys.of(rs.HOLDERS))  # type: ignore[assignment]
             agents = sorted(set(held) | {int(m) for m in members})
             if not agents:
                 return {}
             async with self.redis.pipeline(transaction=False) as pipe:
                 for agent in agents:
                     await self._reconcile_held(
-                        keys=[rs.held_key(agent)],
+                        keys=[self.keys.held(agent)],
                         args=[read_at, now, self.hold_ms, *held.get(agent, ())],
                         client=pipe,
                     )
                 results = await pipe.execute()
             idle = [str(a) for a, (_, _, left) in zip(agents, results, strict=True) if not left]
             if idle:
-                await self.redis.srem(rs.HOLDERS, *idle)
+                await self.redis.srem(self.keys.of(rs.HOLDERS), *idle)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return {a: int(n) for a, (changed, n, _) in zip(agents, results, strict=True) if changed}
@@ -336,7 +339,7 @@ class Board:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for oid in order_ids:
-                    pipe.hmget(rs.order_key(oid), "version", "holder")
+                    pipe.hmget(self.keys.order(oid), "version", "holder")
                 rows = await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -344,7 +347,7 @@ class Board:
 
     async def try_lock(self, name: str, token: str, ttl_ms: int) -> bool:
         try:
-            return bool(await self.redis.set(name, token, nx=True, px=ttl_ms))
+            return bool(await self.redis.set(self.keys.of(name), token, nx=True, px=ttl_ms))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -353,7 +356,7 @@ class Board:
     async def reconcile_mark(self) -> str | None:
         """The reconciler's watermark as stored, or None when Redis has none."""
         try:
-            raw: bytes | None = await self.redis.get(rs.RECONCILE_MARK)  # type: ignore[assignment]
+            raw: bytes | None = await self.redis.get(self.keys.of(rs.RECONCILE_MARK))  # type: ignore[assignment]
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return None if raw is None else raw.decode()
@@ -362,7 +365,9 @@ class Board:
         """Store ``new`` as the watermark if Redis still holds ``read`` (None: none at all).
         Returns False, writing nothing, when it holds something else now."""
         try:
-            swapped = await self._swap(keys=[rs.RECONCILE_MARK], args=[read or "", new])
+            swapped = await self._swap(
+                keys=[self.keys.of(rs.RECONCILE_MARK)], args=[read or "", new]
+            )
 
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc

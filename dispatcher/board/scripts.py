@@ -6,7 +6,8 @@ agent (hash tag ``{a:<id>}``): the scripts run unchanged on Redis Cluster.  Glob
 schedules, the reconcile lock, the holders) are used only by plain single-key commands, never
 inside a script together with an order's keys.
 
-Layout::
+Layout (every name carries the deployment's namespace after ``bb:``, see :class:`Keys`;
+shown here without it)::
 
     bb:{o:<id>}           hash   status, grid, scope, reach (",g1,g2,": the grids offered to while
                                  scope is grid), excluded (",7,9,": agents who released it),
@@ -44,6 +45,8 @@ WIDEN_DUE = "bb:widen-due"
 CLOCK_DUE = "bb:clock-due"
 HOLDERS = "bb:holders"
 RECONCILE_LOCK = "bb:reconcile-lock"
+# The names above (and RECONCILE_MARK below) are the *unprefixed* layout, the namespace "":
+# a server uses them through :class:`Keys`, which puts its namespace in.
 
 
 def order_key(order_id: int) -> str:
@@ -56,6 +59,43 @@ def answers_key(order_id: int) -> str:
 
 def held_key(agent_id: int) -> str:
     return f"bb:{{a:{agent_id}}}:held"
+
+
+class Keys:
+    """Every key and channel name of one deployment (``BANGBAN_NAMESPACE``).
+
+    Pub/sub ignores the database number, and two deployments may share one database too, so
+    every name carries the namespace: ``bb:<ns>:{o:<id>}``, ``bb:<ns>:events``.  The hash tags
+    are untouched, so one order's keys (and one agent's) stay in one cluster slot.  The empty
+    namespace is the unprefixed layout (the module's constants).
+    """
+
+    __slots__ = ("namespace", "prefix")
+
+    def __init__(self, namespace: str = "") -> None:
+        if "{" in namespace or "}" in namespace:
+            raise ValueError("a namespace must not contain braces (they are hash tags)")
+        self.namespace = namespace
+        self.prefix = f"{PREFIX}{namespace}:" if namespace else PREFIX
+
+    def of(self, name: str) -> str:
+        """The namespaced form of one of the module's global names (``bb:events`` …)."""
+        if not name.startswith(PREFIX):
+            raise ValueError(f"not a key name of ours: {name!r}")
+        return self.prefix + name[len(PREFIX) :]
+
+    def order(self, order_id: int) -> str:
+        return f"{self.prefix}{{o:{order_id}}}"
+
+    def answers(self, order_id: int) -> str:
+        return f"{self.prefix}{{o:{order_id}}}:answers"
+
+    def held(self, agent_id: int) -> str:
+        return f"{self.prefix}{{a:{agent_id}}}:held"
+
+    @property
+    def events(self) -> str:
+        return self.of(EVENTS_CHANNEL)
 
 
 # Outcomes of CLAIM that are not final answers.

@@ -134,7 +134,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.connect(database_url, max_size=settings.pg_pool_size)
         closed_ttl_ms = int(settings.claim_memory * 1000)
-        board = Board.from_url(redis_url, hold_ms=HOLD_MS, closed_ttl_ms=closed_ttl_ms)
+        board = Board.from_url(
+            redis_url,
+            hold_ms=HOLD_MS,
+            closed_ttl_ms=closed_ttl_ms,
+            namespace=settings.key_namespace,
+        )
         # Pub/sub gets its own client: a subscribed connection cannot run commands, and it
         # must not time out while the channel is quiet.
         listener = aioredis.Redis.from_url(
@@ -148,11 +153,14 @@ def create_app(
             if applied:
                 log.info("migrations applied names=%s", ",".join(applied))
             await _wait_for_redis(board)
+            log.info("redis namespace=%s channel=%s", settings.key_namespace, board.keys.events)
             generated = await ensure_admin_token(store, settings)
             seeded = await store.seed_catalog(items.values())
             if seeded:
                 log.info("catalogue seeded items=%d", seeded)
-            hub = Hub(listener, metrics=metrics, max_held=settings.max_held)
+            hub = Hub(
+                listener, channel=board.keys.events, metrics=metrics, max_held=settings.max_held
+            )
             metrics.watch_hub(lambda: hub.by_grid, lambda: len(hub.agents))
             ctx = Context(
                 settings,
