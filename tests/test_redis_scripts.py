@@ -145,7 +145,7 @@ async def test_limit_reached_is_not_remembered(board: Board) -> None:
 
 async def test_reserve_counts_holdings_and_live_reservations(board: Board) -> None:
     assert await board.reserve(7, 1, T0, 2) == "ok"
-    assert await board.reserve(7, 1, T0, 2) == "already"
+    assert await board.reserve(7, 1, T0 + 1, 2) == "already"  # (at T0: the same call repeated)
     assert await board.reserve(7, 2, T0, 2) == "ok"
     assert await board.reserve(7, 3, T0, 2) == "full"
     assert await board.set_held(7, 1, T0, now=T0) == 1  # won: a holding

@@ -13,6 +13,9 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from dispatcher.board import scripts as rs
@@ -50,6 +53,34 @@ def change_event(
     return packed
 
 
+def healing_options() -> dict[str, Any]:
+    """Connection options that make a pool heal after Redis restarts or drops connections.
+
+    A pooled connection opened before a restart fails its next command (the socket is dead):
+    that command is retried on a new connection, with a short backoff, up to 3 times.  Only
+    connection errors (refused, reset, closed, ``LOADING``) are retried, not timeouts: a
+    timeout on a blackholed network would only be repeated.  Every command we send is safe to
+    repeat: the scripts are idempotent for a repeat of the same call (SYNC never goes
+    backwards, CLAIM and RESERVE recognise their own request, SET_HELD and RELEASE_HOLD set
+    what they set), schedules and sets are idempotent, a lock or a compare-and-set repeated
+    only finds itself done and gives up, and a repeated PUBLISH is a duplicate frame, which
+    the protocol allows.  A connection idle for more than ``HEALTH_CHECK_S`` is pinged (and
+    re-opened) before use.  A script Redis forgot (a restart, SCRIPT FLUSH) is loaded again
+    by redis-py: on NOSCRIPT for a single call, and before every pipeline that runs one.
+    """
+    return {
+        "retry": Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES),
+        "retry_on_error": [RedisConnectionError],
+        "health_check_interval": HEALTH_CHECK_S,
+    }
+
+
+RETRIES = 3
+RETRY_BASE_S = 0.02
+RETRY_CAP_S = 0.25
+HEALTH_CHECK_S = 2
+
+
 class Board:
     """Redis operations for orders.  Every method may raise ``RedisUnavailableError``."""
 
@@ -82,7 +113,7 @@ class Board:
             timeout=5,
             socket_timeout=5,
             socket_connect_timeout=5,
-            health_check_interval=10,
+            **healing_options(),
         )
         client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
 

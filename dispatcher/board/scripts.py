@@ -11,7 +11,8 @@ shown here without it)::
 
     bb:{o:<id>}           hash   status, grid, scope, reach (",g1,g2,": the grids offered to while
                                  scope is grid), excluded (",7,9,": agents who released it),
-                                 version, claimed_by, holder, holder_at
+                                 version, claimed_by, holder, holder_at, holder_req (the
+                                 holding request's answer field)
     bb:{o:<id>}:answers   hash   "<agent>:<request_id>" -> final claim answer (expires)
     bb:{a:<id>}:held      hash   order id -> "h:<ms>" (the agent holds it since), "p:<ms>"
                                  (a claim reserved a place for it then; lapses after the hold
@@ -105,10 +106,13 @@ BUSY = "busy"  # your own other request holds it right now: answer `unavailable`
 _CLAIM_RULE = """
 -- The claim rule: the Lua twin of orders.decide_claim, shared by CLAIM and CLAIM_MANY.
 -- o: HMGET of the order hash (ORDER_FIELDS); agent: the agent id; grids: its grid codes;
--- now, hold_ms: numbers.  Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
+-- now, hold_ms: numbers; field: the claim's answer field ("<agent>:<request_id>").  A repeat
+-- of the very request that holds the order (a retry after a lost reply) finds it 'open'
+-- again, so that CLAIM is safe to repeat.
+-- Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
 -- (the agent's own other request holds the order right now), or 'open' (the order is open to
 -- the agent and nobody holds it: only CLAIM may act on that).
-local function rule(o, agent, grids, now, hold_ms)
+local function rule(o, agent, grids, now, hold_ms, field)
   local status = o[1]
   if status ~= 'offered' and status ~= 'widened' then
     -- Claimed and every later state name their agent; cancelled and escalated are no one's.
@@ -129,14 +133,17 @@ local function rule(o, agent, grids, now, hold_ms)
   if not eligible then return 'not_offered' end
   if o[5] and o[5] ~= '' and tonumber(o[6]) + hold_ms > now then
     -- Someone is recording a claim in Postgres right now.
-    if o[5] == agent then return 'busy' end
+    if o[5] == agent then
+      if field ~= '' and o[8] == field then return 'open' end
+      return 'busy'
+    end
     return 'taken'
   end
   return 'open'
 end
 local function order_fields(key)
   return redis.call('HMGET', key, 'status', 'reach', 'scope', 'claimed_by', 'holder',
-                    'holder_at', 'excluded')
+                    'holder_at', 'excluded', 'holder_req')
 end
 """
 
@@ -160,11 +167,11 @@ local o = order_fields(KEYS[1])
 if not o[1] then return {'unknown_order'} end
 local grids = {}
 for i = 7, #ARGV do grids[#grids + 1] = ARGV[i] end
-local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]))
+local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[2])
 if answer == 'busy' then return {'busy'} end
 if answer == 'open' then
   if ARGV[6] == '1' then return {'limit_reached'} end
-  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3])
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3], 'holder_req', ARGV[2])
   return {'hold'}
 end
 redis.call('HSET', KEYS[2], ARGV[2], answer)
@@ -201,11 +208,11 @@ while i <= #ARGV do
     if not o[1] then
       answer = (#out == 0 and ARGV[4] ~= '') and 'unknown_order' or ''
     else
-      answer = rule(o, agent, grids, now, hold_ms)
+      answer = rule(o, agent, grids, now, hold_ms, field)
       if answer == 'open' then
         if #out == 0 and ARGV[4] == '1' then
-          redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1])
-          o[5], o[6] = agent, ARGV[1]
+          redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1], 'holder_req', field)
+          o[5], o[6], o[8] = agent, ARGV[1], field
           answer = 'hold'
         elseif #out == 0 and ARGV[4] == 'L' then
           answer = 'limit_reached'
@@ -244,7 +251,7 @@ if (not v) or tonumber(v) < tonumber(ARGV[1]) then
   written = 1
 end
 if ARGV[2] ~= 'offered' and ARGV[2] ~= 'widened' then
-  redis.call('HDEL', KEYS[1], 'holder', 'holder_at')
+  redis.call('HDEL', KEYS[1], 'holder', 'holder_at', 'holder_req')
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
 else
   redis.call('PERSIST', KEYS[1])
@@ -265,7 +272,7 @@ local o = redis.call('HMGET', KEYS[1], 'holder', 'holder_at')
 if not o[1] or o[1] == '' then return 0 end
 if ARGV[1] ~= '' and o[1] ~= ARGV[1] then return 0 end
 if tonumber(o[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) and ARGV[3] ~= '0' then return 0 end
-redis.call('HDEL', KEYS[1], 'holder', 'holder_at')
+redis.call('HDEL', KEYS[1], 'holder', 'holder_at', 'holder_req')
 return 1
 """
 
@@ -273,7 +280,8 @@ RESERVE = """
 -- Reserve a place among the orders an agent holds, before it claims one.
 -- KEYS[1] the agent's held hash
 -- ARGV[1] order id, ARGV[2] now (ms), ARGV[3] the limit, ARGV[4] pending lifetime (ms)
--- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way),
+-- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way; also
+-- when this very call is repeated: the entry is 'p:<ARGV[2]>', a retry after a lost reply),
 -- 'already' (the order is in the hash already: held, or being claimed by another request of
 -- the agent; nothing reserved) or 'full' (nothing reserved).  Lapsed pendings are dropped;
 -- tombstones ('d:') are left for the reconciler.
@@ -283,6 +291,7 @@ local function live(v)
          (kind == 'p' and tonumber(string.sub(v, 3)) + tonumber(ARGV[4]) > tonumber(ARGV[2]))
 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == 'p:' .. ARGV[2] then return 'ok' end  -- this very call, repeated (a lost reply)
 if cur and live(cur) then return 'already' end
 local all = redis.call('HGETALL', KEYS[1])
 local n = 0

@@ -301,7 +301,7 @@ class Hub:
                 first = False
                 log.warning("pubsub lost error=%r retry_in=%.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, 0.5)  # back within a second of Redis
             finally:
                 try:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
