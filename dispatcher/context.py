@@ -15,6 +15,7 @@ from dispatcher.board.board import Board
 from dispatcher.core.lifecycle import Policy
 from dispatcher.core.orders import Reach
 from dispatcher.core.workdays import load_calendar
+from dispatcher.flows.repairs import Repairs
 from dispatcher.live.hub import Hub
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
@@ -58,6 +59,8 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
+    repairs: Repairs = field(default_factory=Repairs)
+    """Orders whose announce failed, for :mod:`dispatcher.flows.repairs`."""
     full_reconcile_due: bool = True
     """This process has not yet finished a full reconcile (:mod:`dispatcher.flows.reconciler`):
     its first pass re-reads every open order, whatever the watermark says."""

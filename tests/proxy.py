@@ -1,4 +1,5 @@
-"""A TCP proxy that a test can cut and restore: a real network fault between server and Postgres."""
+"""A TCP proxy that a test can cut and restore: a real network fault between server and Postgres
+(or Redis: give it a ``redis://`` URL)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class Proxy:
         if parts.password:
             netloc = f"{parts.username}:{parts.password}@127.0.0.1:{self.port}"
         self.url = urlunsplit(("postgresql", netloc, parts.path, "", ""))
+        if parts.scheme.startswith("redis"):  # a Redis URL: the same proxy, for Redis
+            self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+            self.url = urlunsplit((parts.scheme, f"127.0.0.1:{self.port}", parts.path, "", ""))
         self.cut_off = False
         self._links: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None

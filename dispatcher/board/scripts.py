@@ -110,7 +110,9 @@ _CLAIM_RULE = """
 -- of the very request that holds the order (a retry after a lost reply) finds it 'open'
 -- again, so that CLAIM is safe to repeat.
 -- Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
--- (the agent's own other request holds the order right now), or 'open' (the order is open to
+-- (the agent's own other request holds the order right now), 'outside' (the order is open, but
+-- not to this agent as far as Redis knows: answered 'not_offered' and never remembered, since
+-- Redis may be behind Postgres, which the caller asks), or 'open' (the order is open to
 -- the agent and nobody holds it: only CLAIM may act on that).
 local function rule(o, agent, grids, now, hold_ms, field)
   local status = o[1]
@@ -130,7 +132,7 @@ local function rule(o, agent, grids, now, hold_ms, field)
   if eligible and o[7] and string.find(o[7], ',' .. agent .. ',', 1, true) then
     eligible = false  -- this agent released the order
   end
-  if not eligible then return 'not_offered' end
+  if not eligible then return 'outside' end
   if o[5] and o[5] ~= '' and tonumber(o[6]) + hold_ms > now then
     -- Someone is recording a claim in Postgres right now.
     if o[5] == agent then
@@ -159,8 +161,9 @@ CLAIM = (
 -- Returns {outcome}: 'hold' (caller must now record the claim in Postgres), 'busy',
 -- 'limit_reached' (the order is open to the agent but it is at its limit), or a final answer
 -- 'won' | 'taken' | 'not_offered' | 'unknown_order'.  Final answers except 'unknown_order'
--- are remembered under ARGV[2], so a repeated request gets the same answer; 'limit_reached'
--- is not (after handing an order on, the agent may retry the same request and win).
+-- and the 'not_offered' of an open order are remembered under ARGV[2], so a repeated
+-- request gets the same answer; 'limit_reached' is not (after handing an order on, the
+-- agent may retry the same request and win).
 local prev = redis.call('HGET', KEYS[2], ARGV[2])
 if prev then return {prev} end
 local o = order_fields(KEYS[1])
@@ -169,6 +172,7 @@ local grids = {}
 for i = 7, #ARGV do grids[#grids + 1] = ARGV[i] end
 local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[2])
 if answer == 'busy' then return {'busy'} end
+if answer == 'outside' then return {'not_offered'} end
 if answer == 'open' then
   if ARGV[6] == '1' then return {'limit_reached'} end
   redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3], 'holder_req', ARGV[2])
@@ -219,6 +223,8 @@ while i <= #ARGV do
         else
           answer = ''
         end
+      elseif answer == 'outside' then
+        answer = 'not_offered'
       elseif answer ~= 'busy' then
         redis.call('HSET', KEYS[2], field, answer)
         remembered = true

@@ -66,6 +66,8 @@ async def claim(ctx: Context, agent: Agent, order_id: int, request_id: Any) -> C
     started = time.perf_counter()
     try:
         outcome = await _claim(ctx, agent, order_id, field)
+        if outcome is ClaimOutcome.NOT_OFFERED:
+            outcome = await _not_offered(ctx, agent, order_id, field)
     except (RedisUnavailableError, StoreUnavailableError) as exc:
         log.warning("claim unavailable order_id=%s agent_id=%s error=%s", order_id, agent.id, exc)
         failed = ctx.metrics.redis_errors if isinstance(exc, RedisUnavailableError) else None
@@ -74,6 +76,34 @@ async def claim(ctx: Context, agent: Agent, order_id: int, request_id: Any) -> C
     ctx.metrics.claims.labels(outcome.value).inc()
     ctx.metrics.claim_seconds.observe(time.perf_counter() - started)
     return outcome
+
+
+async def _not_offered(ctx: Context, agent: Agent, order_id: int, field: str) -> ClaimOutcome:
+    """Redis says the order is not offered to this agent: make sure Postgres agrees.
+
+    Redis can be behind: a widening committed whose announce failed left the order grid-only
+    in Redis while agents of other grids were shown it (through a snapshot from Postgres).
+    If Postgres says the order is open to the agent (or held by it), Redis is brought up to it
+    and the claim runs again; otherwise the answer stands and is remembered for repeats.
+    """
+    current = await ctx.store.get_order(order_id)
+    if current is None:
+        return ClaimOutcome.UNKNOWN_ORDER
+    if decide_claim(current, agent.id, agent.grids) is not ClaimOutcome.WON:
+        # Not the agent's to win (or hold): `not_offered` stands.  (An order taken since an
+        # earlier `not_offered` of this request keeps that answer: the first answer again.)
+        await ctx.board.sync(current, answer_field=field, answer=ClaimOutcome.NOT_OFFERED.value)
+        return ClaimOutcome.NOT_OFFERED
+    log.warning(
+        "redis behind postgres order_id=%s version=%s: claim of agent_id=%s decided again",
+        order_id,
+        current.version,
+        agent.id,
+    )
+    ctx.metrics.redis_behind.inc()
+    await ctx.board.announce(current, reason=withdrawn_reason(current))
+    ctx.hub.claimed.forget(order_id)
+    return await _claim(ctx, agent, order_id, field)
 
 
 async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> ClaimOutcome:
@@ -185,7 +215,8 @@ async def _decide(
             )
         except RedisUnavailableError:
             # The win is durable; the reconciler brings Redis and the other agents up to date.
-            log.warning("claim announce failed order_id=%s; reconciler will repair", order_id)
+            log.warning("claim announce failed order_id=%s; repaired later", order_id)
+            ctx.repairs.note(order_id)
         return ClaimOutcome.WON, True
 
     # Postgres says the order is no longer open to this agent: Redis was behind (lost data, a

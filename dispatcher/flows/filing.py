@@ -207,4 +207,5 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         await ctx.board.announce(order)
     except RedisUnavailableError as exc:
         log.warning("order filed but not yet offered order_id=%s error=%s", order.id, exc)
+        ctx.repairs.note(order.id)
     return order, token

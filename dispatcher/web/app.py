@@ -25,7 +25,7 @@ from dispatcher.context import Clock, Context, make_policy, wall_clock
 from dispatcher.core.catalog import load_catalog
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
-from dispatcher.flows import deadlines, reconciler, sweeper, widening
+from dispatcher.flows import deadlines, reconciler, repairs, sweeper, widening
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy, sockets
 from dispatcher.live.asgi import Message, Receive, Send
@@ -185,6 +185,7 @@ def create_app(
             await deadlines.sweep(ctx)
             tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
             tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
+            tasks.append(asyncio.create_task(repairs.run(ctx), name="repairs"))
             if settings.gc_freeze_interval:
                 gc_policy.freeze_round(full=False)  # what start-up built lives as long as we do
                 tasks.append(
