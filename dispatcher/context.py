@@ -5,6 +5,7 @@ Built by the app's lifespan and passed to the flows; there are no module globals
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
 from dispatcher.core.lifecycle import Policy
-from dispatcher.core.orders import Reach
+from dispatcher.core.orders import ClaimOutcome, Reach
 from dispatcher.core.workdays import load_calendar
 from dispatcher.flows.repairs import Repairs
 from dispatcher.live.hub import Hub
@@ -60,6 +61,9 @@ class Context:
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
     repairs: Repairs = field(default_factory=Repairs)
+    settling: dict[str, asyncio.Task[ClaimOutcome]] = field(default_factory=dict)
+    """Claims answered ``pending`` (by answer field), finding out what Postgres recorded
+    (:mod:`dispatcher.flows.claims`)."""
     """Orders whose announce failed, for :mod:`dispatcher.flows.repairs`."""
     full_reconcile_due: bool = True
     """This process has not yet finished a full reconcile (:mod:`dispatcher.flows.reconciler`):

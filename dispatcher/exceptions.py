@@ -13,7 +13,9 @@
     │   ├── NotFoundError         404
     │   └── ConflictError         409
     └── StoreError                Postgres could not do what was asked
-        └── StoreUnavailableError Postgres is unreachable or timed out: retry later (503)
+        ├── StoreUnavailableError Postgres is unreachable or timed out: retry later (503)
+        └── StoreAmbiguousError   a write was sent, then its connection was lost or timed
+                                  out: it may have been recorded (find out before answering)
 
 Expected outcomes are values, not exceptions: a lost claim is ``ClaimOutcome.TAKEN``, an
 order already widened is simply not widened again, and a workflow action refused is a
@@ -83,6 +85,16 @@ class StoreError(DispatchError):
 
 class StoreUnavailableError(StoreError):
     """Postgres is unreachable or timed out; nothing was recorded.  Retry later."""
+
+
+class StoreAmbiguousError(StoreError):
+    """A write was sent and then its connection was lost or timed out: Postgres may have
+    recorded it, or may still.  ``backend`` is the server process that ran it: once that
+    process has ended (``Store.settle_backend``), reading the data tells what happened."""
+
+    def __init__(self, message: str, backend: int) -> None:
+        super().__init__(message)
+        self.backend = backend
 
 
 class RedisUnavailableError(DispatchError):

@@ -16,14 +16,16 @@ refused by the transport with close code 1009 (uvicorn's ``ws_max_size``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from dispatcher import auth
 from dispatcher.context import Context
+from dispatcher.core.orders import ClaimOutcome
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import AuthError, RedisUnavailableError, StoreUnavailableError
 from dispatcher.flows import claims
@@ -105,6 +107,22 @@ async def _frames(socket: AsgiSocket, outbox: Outbox) -> AsyncGenerator[wire.Cli
             _error(outbox, err)
 
 
+def _final_answer(
+    outbox: Outbox, frame: wire.Claim
+) -> Callable[[asyncio.Task[ClaimOutcome]], None]:
+    """Send the final answer of a claim answered ``pending``, once it is known."""
+
+    def send(task: asyncio.Task[ClaimOutcome]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        outcome = task.result()
+        if outcome is not ClaimOutcome.PENDING:
+            result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
+            outbox.push(Payload.of(result), first=True)
+
+    return send
+
+
 async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     opened = await _open(ctx, socket)
     if opened is None:
@@ -134,9 +152,13 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         async with contextlib.aclosing(_frames(socket, outbox)) as frames:
             async for frame in frames:
                 if isinstance(frame, wire.Claim):
-                    outcome = await claims.claim(ctx, agent, frame.order_id, frame.request_id)
+                    outcome, final = await claims.claim_with_final(
+                        ctx, agent, frame.order_id, frame.request_id
+                    )
                     result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
                     outbox.push(Payload.of(result), first=True)
+                    if final is not None:
+                        final.add_done_callback(_final_answer(outbox, frame))
                 else:
                     outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
     finally:

@@ -203,6 +203,8 @@ def create_app(
         finally:
             metrics.unwatch_gc()
             await _stop(tasks)
+            if hasattr(app.state, "ctx"):
+                await _stop(list(app.state.ctx.settling.values()))
 
             await listener.aclose()
             await board.close()

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dispatcher.auth import bearer
-from dispatcher.core.orders import Order, is_offered_to
+from dispatcher.core.orders import ClaimOutcome, Order, is_offered_to
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
     AuthError,
@@ -88,7 +88,10 @@ async def claim_order(request: Request) -> Response:
             details={"field": "request_id"},
         )
     outcome = await claims.claim(context(request), who.agent, order_id, rid)
-    return answer(request, wire.to_map(wire.ClaimResult(rid, order_id, outcome.value)))
+    # 202: `pending`, recorded or not the server cannot tell yet; the same request again
+    # (same request_id) gets the final answer (docs/PROTOCOL-faults.md).
+    status = 202 if outcome is ClaimOutcome.PENDING else 200
+    return answer(request, wire.to_map(wire.ClaimResult(rid, order_id, outcome.value)), status)
 
 
 async def order_events(request: Request) -> Response:
