@@ -6,14 +6,22 @@ copied onto the order, so later edits of the catalogue do not change orders alre
 
 The order is in Postgres (with its tracking token and `filed` event) before the caller hears
 201.  Offering it (Redis state, widening schedule, pub/sub) follows; if Redis is down at that
-moment the order is still filed and the reconciler offers it when Redis answers again.
+moment the order is still filed and offered as soon as Redis answers again
+(:mod:`dispatcher.flows.repairs`).
+
+Filing is idempotent per ``Idempotency-Key`` (migration 0008, ``filing_keys``), and an insert
+whose answer was lost is looked up by its key once Postgres answers: 201 if it was recorded,
+503 if not, 202 (pending, retry with the key) while Postgres cannot tell.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import geo
 from dispatcher import auth
@@ -22,7 +30,14 @@ from dispatcher.core import validate
 from dispatcher.core.catalog import Item
 from dispatcher.core.orders import Order, new_order
 from dispatcher.core.roster import Principal, TokenKind
-from dispatcher.exceptions import RedisUnavailableError, RequestError
+from dispatcher.exceptions import (
+    RedisUnavailableError,
+    RequestError,
+    StoreAmbiguousError,
+    StoreUnavailableError,
+)
+from dispatcher.store.filing_keys import FilingKey
+from dispatcher.store.pg import StoreConflictError
 
 log = logging.getLogger("bangban.filing")
 
@@ -171,12 +186,48 @@ async def catalogue_item(ctx: Context, request: OrderRequest) -> Item | None:
     return item
 
 
-async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> tuple[Order, str]:
-    """Record and offer a new order.  Returns (order, tracking token).
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """A filing recorded: the order, a tracking token for it, and whether this was a replay
+    of an earlier filing with the same ``Idempotency-Key`` (then the order as it is now, and a
+    new tracking token: only digests are stored, so the first cannot be shown again)."""
 
-    Raises RequestError (unknown or retired item, cannot route) or StoreUnavailableError
-    (nothing recorded: retry).
+    order: Order
+    token: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FilingPending:
+    """The insert was sent and its answer lost, and Postgres cannot tell yet whether it was
+    recorded: the same request with ``Idempotency-Key: <key>`` will (HTTP 202)."""
+
+    key: str
+
+
+SETTLE_WAIT_S = 1.0
+"""How long a filing whose insert lost its answer tries to find out before answering 202."""
+
+
+async def file_order(
+    ctx: Context,
+    request: OrderRequest,
+    filer: Principal,
+    *,
+    key: str | None = None,
+    fingerprint: str = "",
+) -> Filed | FilingPending:
+    """Record and offer a new order, at most once per ``key`` (the client's
+    ``Idempotency-Key``; the same filer with the same key gets the first order back, a key
+    reused for another request body, by ``fingerprint``, is refused).
+
+    Raises RequestError (unknown or retired item, cannot route, key reused) or
+    StoreUnavailableError (nothing recorded: retry).
     """
+    if key is not None:
+        prior = await _replay(ctx, filer, key, fingerprint)
+        if prior is not None:
+            return prior
     item = await catalogue_item(ctx, request)
     grid, routing = await route(ctx, request)
     token = auth.new_token(TokenKind.TRACKING)
@@ -193,13 +244,35 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         required=() if item is None else item.materials,
         time_limit_days=None if item is None else item.time_limit_days,
     )
-    order = await ctx.store.insert_order(
-        draft,
-        applicant=request.applicant,
-        tracking_digest=auth.digest(token),
-        actor=filer.actor,
-        routing=routing,
-    )
+    # Every filing carries a key (one of ours when the client gave none), so that a lost
+    # answer can be looked up.
+    filing_key = FilingKey(filer.actor, key or f"server:{uuid.uuid4().hex}", fingerprint)
+    try:
+        order = await ctx.store.insert_order(
+            draft,
+            applicant=request.applicant,
+            tracking_digest=auth.digest(token),
+            actor=filer.actor,
+            routing=routing,
+            key=filing_key,
+        )
+    except StoreConflictError as exc:
+        if key is None or exc.constraint != "filing_keys_pkey":
+            raise
+        prior = await _replay(ctx, filer, key, fingerprint)  # filed meanwhile with this key
+        if prior is None:
+            raise
+        return prior
+    except StoreAmbiguousError as exc:
+        log.warning("filing insert lost its answer key=%s error=%s", filing_key.key, exc)
+        ctx.metrics.postgres_errors.inc()
+        found = await _find_out(ctx, filing_key, exc.backend)
+        if found is None:
+            return FilingPending(filing_key.key)
+        if found is False:
+            raise StoreUnavailableError("postgres: the filing was not recorded; retry") from exc
+        order = found  # recorded after all, with our tracking token
+        log.warning("filing found recorded after all order_id=%s", order.id)
     ctx.metrics.orders_filed.inc()
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
 
@@ -208,4 +281,37 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
     except RedisUnavailableError as exc:
         log.warning("order filed but not yet offered order_id=%s error=%s", order.id, exc)
         ctx.repairs.note(order.id)
-    return order, token
+    return Filed(order, token)
+
+
+async def _replay(ctx: Context, filer: Principal, key: str, fingerprint: str) -> Filed | None:
+    prior = await ctx.store.filed_with_key(filer.actor, key)
+    if prior is None:
+        return None
+    order, first_fingerprint = prior
+    if first_fingerprint != fingerprint:
+        raise RequestError(
+            "this Idempotency-Key was used for another request; use a new key per order",
+            code="idempotency_key_reused",
+            status=422,
+            details={"field": "Idempotency-Key"},
+        )
+    token = auth.new_token(TokenKind.TRACKING)
+    await ctx.store.add_tracking_token(order.id, auth.digest(token))
+    ctx.repairs.note(order.id)  # offered only if Redis never heard it (a lost answer)
+    return Filed(order, token, replayed=True)
+
+
+async def _find_out(ctx: Context, key: FilingKey, backend: int) -> Order | Literal[False] | None:
+    """After an insert whose answer was lost: the order if it was recorded, False if not,
+    None if Postgres cannot tell within :data:`SETTLE_WAIT_S`."""
+    deadline = time.monotonic() + SETTLE_WAIT_S
+    while True:
+        try:
+            await ctx.store.settle_backend(backend)
+            found = await ctx.store.filed_with_key(key.filer, key.key)
+            return False if found is None else found[0]
+        except StoreUnavailableError:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.1)

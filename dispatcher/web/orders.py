@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+import re
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -33,11 +36,52 @@ def order_id_of(request: Request) -> int:
     return int(raw)
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header (1..200 visible ASCII characters), or None."""
+    raw = request.headers.get("idempotency-key")
+    if raw is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
+        raise RequestError(
+            "'Idempotency-Key' must be 1..200 visible ASCII characters",
+            code="invalid_value",
+            status=422,
+            details={"field": "Idempotency-Key"},
+        )
+    return raw
+
+
 async def file_order(request: Request) -> Response:
     who = await principal(request, TokenKind.INTAKE, TokenKind.ADMIN)
-    req = filing.parse_order_request(await body(request))
-    order, token = await filing.file_order(context(request), req, who)
-    return answer(request, {**order.to_wire(), "tracking_token": token}, 201)
+    data = await body(request)
+    req = filing.parse_order_request(data)
+    key = idempotency_key(request)
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+    result = await filing.file_order(context(request), req, who, key=key, fingerprint=fingerprint)
+    if isinstance(result, filing.FilingPending):
+        # The insert was sent and its answer lost; Postgres cannot tell yet whether it was
+        # recorded.  The same request with this key will (docs/PROTOCOL-faults.md).
+        pending = answer(
+            request,
+            {
+                "status": "pending",
+                "idempotency_key": result.key,
+                "message": "recorded or not is not known yet; repeat the request with this"
+                " Idempotency-Key to learn which (it never files a second order)",
+            },
+            202,
+        )
+        pending.headers["Idempotency-Key"] = result.key
+        pending.headers["Retry-After"] = "1"
+        return pending
+    filed = answer(request, {**result.order.to_wire(), "tracking_token": result.token}, 201)
+    if result.replayed:
+        filed.headers["Idempotency-Replayed"] = "true"
+    return filed
 
 
 def may_read(who: Principal, order: Order) -> bool:
