@@ -21,17 +21,18 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from dispatcher import auth
 from dispatcher.context import Context
 from dispatcher.core.orders import ClaimOutcome
-from dispatcher.core.roster import Principal, TokenKind
+from dispatcher.core.roster import Agent, Principal, TokenKind
 from dispatcher.exceptions import AuthError, RedisUnavailableError, StoreUnavailableError
 from dispatcher.flows import claims
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
 from dispatcher.live.hub import AgentLink, Outbox, Payload, TrackerLink
+from dispatcher.live.lanes import Lanes
 
 log = logging.getLogger("bangban.ws")
 
@@ -123,6 +124,19 @@ def _final_answer(
     return send
 
 
+def _claim_work(
+    ctx: Context, agent: Agent, outbox: Outbox, frame: wire.Claim
+) -> Callable[[], Awaitable[None]]:
+    async def work() -> None:
+        outcome, final = await claims.claim_with_final(ctx, agent, frame.order_id, frame.request_id)
+        result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
+        outbox.push(Payload.of(result), first=True)
+        if final is not None:
+            final.add_done_callback(_final_answer(outbox, frame))
+
+    return work
+
+
 async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     opened = await _open(ctx, socket)
     if opened is None:
@@ -149,18 +163,18 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
             outbox.push(Payload.of(wire.Offer(order.to_wire(), at_limit=at_limit)), first=True)
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
-        async with contextlib.aclosing(_frames(socket, outbox)) as frames:
-            async for frame in frames:
-                if isinstance(frame, wire.Claim):
-                    outcome, final = await claims.claim_with_final(
-                        ctx, agent, frame.order_id, frame.request_id
-                    )
-                    result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
-                    outbox.push(Payload.of(result), first=True)
-                    if final is not None:
-                        final.add_done_callback(_final_answer(outbox, frame))
-                else:
-                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
+        lanes = Lanes()
+        try:
+            async with contextlib.aclosing(_frames(socket, outbox)) as frames:
+                async for frame in frames:
+                    if isinstance(frame, wire.Claim):
+                        # Claims of different orders run concurrently, of one order in order.
+                        await lanes.submit(frame.order_id, _claim_work(ctx, agent, outbox, frame))
+                    else:
+                        pong = wire.Pong(frame.request_id, ctx.clock())
+                        outbox.push(Payload.of(pong), first=True)
+        finally:
+            await lanes.drain()  # claims in flight finish (their answers may still be sent)
     finally:
         ctx.hub.remove_agent(link)
         await writer.stop()
