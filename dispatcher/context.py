@@ -61,6 +61,9 @@ class Context:
     policy: Policy = field(default_factory=lambda: Policy(load_calendar()))
     """The workflow's clocks and calendar (:func:`make_policy`)."""
     repairs: Repairs = field(default_factory=Repairs)
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the process drains (:mod:`dispatcher.live.drain`): no new connections, claims
+    in flight finish, sockets close with 1012."""
     settling: dict[str, asyncio.Task[ClaimOutcome]] = field(default_factory=dict)
     """Claims answered ``pending`` (by answer field), finding out what Postgres recorded
     (:mod:`dispatcher.flows.claims`)."""

@@ -113,6 +113,11 @@ class Writer:
         finally:
             self._task = None
 
+    async def flush(self) -> None:
+        """Wait until every frame pushed so far is written (or the connection failed)."""
+        while (task := self._task) is not None:
+            await asyncio.wait([task])
+
     async def stop(self) -> None:
         """No more writing (the connection is ending); waits for a write in progress."""
         self.closed = True

@@ -39,6 +39,7 @@ log = logging.getLogger("bangban.ws")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_AGAIN = 1013
+CLOSE_RESTART = 1012  # the process is draining: reconnect (to another process)
 CLOSE_POLICY = 1008
 
 FRAMES_PER_SECOND = 50.0
@@ -69,6 +70,9 @@ async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Wr
     token = socket.param("token") or auth.bearer(socket.header(b"authorization"))
     encoding = socket.param("encoding") or "msgpack"
     await socket.accept()
+    if ctx.draining.is_set():
+        await socket.close(CLOSE_RESTART, "service restart; reconnect")
+        return None
     if encoding not in ("msgpack", "json"):
         await socket.close(CLOSE_POLICY, "encoding must be msgpack or json")
         return None
@@ -124,6 +128,19 @@ def _final_answer(
     return send
 
 
+async def _close_on_drain(
+    ctx: Context, socket: AsgiSocket, writer: Writer, lanes: Lanes | None = None
+) -> None:
+    """When the process drains: let the claims in flight finish and their answers be
+    written, then close with 1012 so that the client reconnects (to another process)."""
+    await ctx.draining.wait()
+    if lanes is not None:
+        await lanes.drain()
+    await writer.flush()
+    with contextlib.suppress(Exception):  # the peer may be gone already
+        await socket.close(CLOSE_RESTART, "service restart; reconnect")
+
+
 def _claim_work(
     ctx: Context, agent: Agent, outbox: Outbox, frame: wire.Claim
 ) -> Callable[[], Awaitable[None]]:
@@ -164,6 +181,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
         lanes = Lanes()
+        closer = asyncio.create_task(_close_on_drain(ctx, socket, writer, lanes))
         try:
             async with contextlib.aclosing(_frames(socket, outbox)) as frames:
                 async for frame in frames:
@@ -174,6 +192,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
                         pong = wire.Pong(frame.request_id, ctx.clock())
                         outbox.push(Payload.of(pong), first=True)
         finally:
+            closer.cancel()
             await lanes.drain()  # claims in flight finish (their answers may still be sent)
     finally:
         ctx.hub.remove_agent(link)
@@ -206,17 +225,22 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
         # The order as it is, with the step that made it so.
         outbox.push(Payload.of(wire.StatusChange(order.to_wire(ctx.clock()), last)), first=True)
         outbox.release()
-        async with contextlib.aclosing(_frames(socket, outbox)) as frames:
-            async for frame in frames:
-                if isinstance(frame, wire.Ping):
-                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
-                else:
-                    refusal = wire.FrameError(
-                        wire.FORBIDDEN,
-                        "applicants cannot claim",
-                        getattr(frame, "request_id", None),
-                    )
-                    _error(outbox, refusal)
+        closer = asyncio.create_task(_close_on_drain(ctx, socket, writer))
+        try:
+            async with contextlib.aclosing(_frames(socket, outbox)) as frames:
+                async for frame in frames:
+                    if isinstance(frame, wire.Ping):
+                        pong = wire.Pong(frame.request_id, ctx.clock())
+                        outbox.push(Payload.of(pong), first=True)
+                    else:
+                        refusal = wire.FrameError(
+                            wire.FORBIDDEN,
+                            "applicants cannot claim",
+                            getattr(frame, "request_id", None),
+                        )
+                        _error(outbox, refusal)
+        finally:
+            closer.cancel()
 
     finally:
         ctx.hub.remove_tracker(link)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 from typing import Any
 
@@ -164,9 +165,13 @@ async def healthz(request: Request) -> Response:
     except StoreUnavailableError as exc:
         checks["postgres"] = f"down: {exc}"
     checks["pubsub"] = "ok" if ctx.hub.ready.is_set() else "down: not subscribed"
+    if ctx.draining.is_set():  # a load balancer must stop sending us traffic
+        checks["process"] = "draining"
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        200 if healthy else 503,
+        headers={"X-Bangban-Worker": str(os.getpid())},  # which process answered (--workers)
     )
 
 
