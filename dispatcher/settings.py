@@ -76,6 +76,9 @@ class Settings:
     """``BANGBAN_GC_FULL_EVERY``: seconds between full collections that include frozen objects
     (one pause of about 0.15 ms per connection held; ``0``: never)."""
 
+    strict: bool = False
+    """``BANGBAN_STRICT``: refuse to start when a start-up check warns (Redis without
+    persistence, or with a ``maxmemory-policy`` that evicts)."""
     namespace: str | None = None
     """``BANGBAN_NAMESPACE``: put into every Redis key and channel name of this deployment, so
     that deployments sharing one Redis (pub/sub ignores the database number) never hear each
@@ -179,6 +182,7 @@ class Settings:
             gc_freeze_interval=num("BANGBAN_GC_FREEZE_INTERVAL", base.gc_freeze_interval),
             gc_full_every=num("BANGBAN_GC_FULL_EVERY", base.gc_full_every),
             namespace=env.get("BANGBAN_NAMESPACE") or None,
+            strict=flag("BANGBAN_STRICT", base.strict),
         )
 
 

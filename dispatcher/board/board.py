@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from dispatcher.board import scripts as rs
 from dispatcher.core.orders import Order, Status
@@ -240,6 +240,29 @@ class Board:
                 payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
                 pipe.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
                 await pipe.execute()
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def config(self) -> dict[str, str] | None:
+        """``CONFIG GET`` of what the start-up checks read; None when CONFIG is refused."""
+        out: dict[str, str] = {}
+        try:
+            for name in ("appendonly", "save", "maxmemory-policy"):
+                got: dict[Any, Any] = await self.redis.config_get(name)
+                for key, value in got.items():
+                    k = key.decode() if isinstance(key, bytes) else str(key)
+                    out[k] = value.decode() if isinstance(value, bytes) else str(value)
+        except ResponseError:
+            return None
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return out
+
+    async def publish_beat(self, payload: bytes) -> int:
+        """Publish a pub/sub heartbeat on this deployment's channel; returns how many
+        subscribers got it."""
+        try:
+            return int(await self.redis.publish(self.keys.events, payload))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 

@@ -17,7 +17,10 @@ event, not per connection).  Trackers get ``status`` frames with the trail entry
 
 When the pub/sub connection is lost, events published meanwhile are gone for this process, so
 after re-subscribing the hub asks :attr:`Hub.resync` to resend every connection its snapshot
-(duplicates are allowed by the protocol; gaps are not).
+(duplicates are allowed by the protocol; gaps are not).  A subscription can also go deaf
+without any error (a silent network fault, a proxy in between): every process publishes a
+heartbeat on the channel every second (:meth:`Hub.beat_loop`), and a listener that hears
+nothing for 3 s while its own heartbeats are published resubscribes the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ from dispatcher.live import wire
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger("bangban.hub")
+
+BEAT_S = 1.0
+"""Every process publishes a heartbeat on the channel this often."""
+DEAF_AFTER_S = 3.0
+"""A listener that hears nothing (not even heartbeats) for this long while this process's
+heartbeats are published resubscribes."""
 
 
 class Payload:
@@ -151,6 +160,12 @@ class Hub:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
     metrics: Metrics | None = None
+    beat: Callable[[bytes], Awaitable[int]] | None = None
+    """Publishes a heartbeat on the channel (the board's client): see :meth:`beat_loop`."""
+    beat_sent: float = 0.0
+    """When (monotonic) this process last published a heartbeat successfully."""
+    deaf: int = 0
+    """Times the listener heard nothing while heartbeats were published, and resubscribed."""
 
     # --- registry ------------------------------------------------------------------------
 
@@ -269,6 +284,18 @@ class Hub:
 
     # --- listener ------------------------------------------------------------------------
 
+    async def beat_loop(self) -> None:
+        """Publish a heartbeat on the channel every :data:`BEAT_S`, forever."""
+        payload: bytes = msgpack.packb({"beat": 1})
+        while True:
+            if self.beat is not None:
+                try:
+                    await self.beat(payload)
+                    self.beat_sent = time.monotonic()
+                except Exception as exc:  # Redis down: the listener finds out by itself
+                    log.debug("heartbeat not published error=%r", exc)
+            await asyncio.sleep(BEAT_S)
+
     async def run(self) -> None:
         """Listen forever; re-subscribe after a lost connection, then ask for a resync."""
         backoff = 0.1
@@ -287,15 +314,27 @@ class Hub:
                         await self.resync()
                 first = False
                 backoff = 0.1
+                heard = time.monotonic()
                 while True:
                     msg = await pubsub.get_message(timeout=1.0)
-                    if msg is None or msg.get("type") != "message":
-                        continue
-                    try:
-                        event = msgpack.unpackb(msg["data"], raw=False)
-                        self.deliver(event)
-                    except Exception:  # a bad event must not stop fan-out for the rest
-                        log.exception("event dropped: undecodable or unroutable")
+                    if msg is not None and msg.get("type") == "message":
+                        heard = time.monotonic()
+                        try:
+                            event = msgpack.unpackb(msg["data"], raw=False)
+                            if "beat" not in event:
+                                self.deliver(event)
+                        except Exception:  # a bad event must not stop fan-out for the rest
+                            log.exception("event dropped: undecodable or unroutable")
+                    if self.beat_sent - heard > DEAF_AFTER_S:
+                        # Our heartbeats reach Redis but not us: the subscription went deaf
+                        # without an error (a silent network fault, a proxy, a server that
+                        # dropped it).  Resubscribe, and resend every connection its snapshot.
+                        self.deaf += 1
+                        log.warning(
+                            "pubsub deaf: nothing heard for %.1f s while publishing; resubscribing",
+                            time.monotonic() - heard,
+                        )
+                        break
             except (RedisError, OSError) as exc:
                 self.ready.clear()
                 first = False

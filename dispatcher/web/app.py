@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from dispatcher import auth
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
+from dispatcher.board.checks import redis_warnings
 from dispatcher.context import Clock, Context, make_policy, wall_clock
 from dispatcher.core.catalog import load_catalog
 from dispatcher.core.roster import TokenKind
@@ -94,6 +95,14 @@ async def _stop(tasks: list[asyncio.Task[None]]) -> None:
             await task
 
 
+async def check_redis(board: Board, *, strict: bool) -> None:
+    """Warn (refuse with ``BANGBAN_STRICT``) about an unsafe Redis: :mod:`.board.checks`."""
+    for warning in redis_warnings(await board.config()):
+        if strict:
+            raise ConfigError(f"BANGBAN_STRICT: {warning}")
+        log.warning("UNSAFE REDIS: %s (BANGBAN_STRICT=true refuses to start)", warning)
+
+
 async def _wait_for_redis(board: Board, attempts: int = 40) -> None:
     for _ in range(attempts):
         try:
@@ -153,6 +162,7 @@ def create_app(
             if applied:
                 log.info("migrations applied names=%s", ",".join(applied))
             await _wait_for_redis(board)
+            await check_redis(board, strict=settings.strict)
             log.info("redis namespace=%s channel=%s", settings.key_namespace, board.keys.events)
             generated = await ensure_admin_token(store, settings)
             seeded = await store.seed_catalog(items.values())
@@ -173,10 +183,12 @@ def create_app(
                 policy=policy,
             )
             hub.resync = lambda: resync(ctx)
+            hub.beat = board.publish_beat
             app.state.ctx = ctx
             await ctx.reload_grids(force=True)
             tasks.append(asyncio.create_task(metrics.sample_loop_lag(), name="loop-lag"))
             tasks.append(asyncio.create_task(hub.run(), name="pubsub"))
+            tasks.append(asyncio.create_task(hub.beat_loop(), name="heartbeat"))
             await asyncio.wait_for(hub.ready.wait(), 10)
             # Before the first request: repair Redis from Postgres and widen what fell due
             # while no process was running.
