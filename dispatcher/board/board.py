@@ -13,12 +13,14 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from dispatcher.board import scripts as rs
+from dispatcher.board.connect import Client, cluster_client, is_cluster
 from dispatcher.core.orders import Order, Status
 from dispatcher.core.workflow import NEVER, next_deadline, state_of
 from dispatcher.exceptions import RedisUnavailableError
@@ -85,9 +87,12 @@ class Board:
     """Redis operations for orders.  Every method may raise ``RedisUnavailableError``."""
 
     def __init__(
-        self, client: aioredis.Redis, *, hold_ms: int, closed_ttl_ms: int, namespace: str = ""
+        self, client: Client, *, hold_ms: int, closed_ttl_ms: int, namespace: str = ""
     ) -> None:
-        self.redis = client
+        self.redis: Any = client  # aioredis.Redis or RedisCluster (same commands)
+        self.cluster = isinstance(client, RedisCluster)
+        """On a cluster, scripts never run inside a pipeline (redis-py loads them on NOSCRIPT
+        only when called on their own), and pipelines span slots."""
         self.keys = rs.Keys(namespace)
         self.hold_ms = hold_ms
         self.closed_ttl_ms = closed_ttl_ms
@@ -107,6 +112,15 @@ class Board:
         # free connection instead of failing with "Too many connections", which turned most
         # losers' `taken` into `unavailable`.  64 connections keep Redis busy; more only adds
         # context switches on a small machine.
+        if is_cluster(url):
+            cluster = cluster_client(
+                url,
+                max_connections=64,
+                socket_timeout=5,
+                socket_connect_timeout=5,
+                **healing_options(),
+            )
+            return cls(cluster, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms, namespace=namespace)
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=64,
@@ -218,17 +232,19 @@ class Board:
         """Sync ``order`` into Redis, keep the schedules right, and publish the change (see
         :func:`change_event` for the rest of the arguments).
 
-        One round trip (a pipeline; the schedules are global keys, so not in the script).
+        One round trip (a pipeline; the schedules are global keys, so not in the script); on
+        a cluster three: the script, the schedules (a pipeline across slots), the publish.
         """
         deadline = next_deadline(state_of(order))
         key = self.keys.order(order.id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                await self._sync(
+                sync = self._sync(
                     keys=[key, self.keys.answers(order.id)],
                     args=self._sync_args(order, answer_field, answer),
-                    client=pipe,
+                    client=None if self.cluster else pipe,
                 )
+                await sync
                 if order.status is Status.OFFERED and order.next_step_at is not None:
                     pipe.zadd(self.keys.of(rs.WIDEN_DUE), {str(order.id): order.next_step_at})
                 else:
@@ -238,8 +254,11 @@ class Board:
                 else:
                     pipe.zrem(self.keys.of(rs.CLOCK_DUE), str(order.id))
                 payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
-                pipe.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
+                if not self.cluster:
+                    pipe.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
                 await pipe.execute()
+            if self.cluster:  # (a pipeline of a cluster runs commands of keys only)
+                await self.redis.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -291,7 +310,7 @@ class Board:
         """Ids of orders whose deadline has passed, per a Redis schedule (widening, or
         :data:`~dispatcher.board.scripts.CLOCK_DUE`)."""
         try:
-            ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            ids: list[bytes] = await self.redis.zrangebyscore(
                 self.keys.of(schedule), "-inf", now, start=0, num=limit
             )
         except RedisError as exc:
@@ -341,6 +360,14 @@ class Board:
         the agent holds."""
         value = "" if since is None else f"h:{since}"
         try:
+            if self.cluster:  # the script alone (it is loaded again on NOSCRIPT), then the set
+                count = await self._set_held(
+                    keys=[self.keys.held(agent_id)],
+                    args=[order_id, value, "1" if only_pending else "0", now],
+                )
+                if since is not None:
+                    await self.redis.sadd(self.keys.of(rs.HOLDERS), str(agent_id))
+                return int(count)
             async with self.redis.pipeline(transaction=False) as pipe:
                 await self._set_held(
                     keys=[self.keys.held(agent_id)],
@@ -357,7 +384,7 @@ class Board:
     async def held_count(self, agent_id: int) -> int:
         """How many orders the agent holds, per Redis."""
         try:
-            values: list[bytes] = await self.redis.hvals(self.keys.held(agent_id))  # type: ignore[assignment]
+            values: list[bytes] = await self.redis.hvals(self.keys.held(agent_id))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return sum(v.startswith(b"h") for v in values)
@@ -369,18 +396,27 @@ class Board:
         Postgres at ``read_at``), for those agents and every agent Redis lists as a holder.
         Returns agent → held count, for the agents whose hash changed."""
         try:
-            members: set[bytes] = await self.redis.smembers(self.keys.of(rs.HOLDERS))  # type: ignore[assignment]
+            members: set[bytes] = await self.redis.smembers(self.keys.of(rs.HOLDERS))
             agents = sorted(set(held) | {int(m) for m in members})
             if not agents:
                 return {}
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for agent in agents:
+            if self.cluster:
+                results = [
                     await self._reconcile_held(
                         keys=[self.keys.held(agent)],
                         args=[read_at, now, self.hold_ms, *held.get(agent, ())],
-                        client=pipe,
                     )
-                results = await pipe.execute()
+                    for agent in agents
+                ]
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for agent in agents:
+                        await self._reconcile_held(
+                            keys=[self.keys.held(agent)],
+                            args=[read_at, now, self.hold_ms, *held.get(agent, ())],
+                            client=pipe,
+                        )
+                    results = await pipe.execute()
             idle = [str(a) for a, (_, _, left) in zip(agents, results, strict=True) if not left]
             if idle:
                 await self.redis.srem(self.keys.of(rs.HOLDERS), *idle)
@@ -410,7 +446,7 @@ class Board:
     async def reconcile_mark(self) -> str | None:
         """The reconciler's watermark as stored, or None when Redis has none."""
         try:
-            raw: bytes | None = await self.redis.get(self.keys.of(rs.RECONCILE_MARK))  # type: ignore[assignment]
+            raw: bytes | None = await self.redis.get(self.keys.of(rs.RECONCILE_MARK))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return None if raw is None else raw.decode()

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -22,6 +23,7 @@ from dispatcher import auth
 from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
 from dispatcher.board.checks import redis_warnings
+from dispatcher.board.connect import cluster_client, is_cluster
 from dispatcher.context import Clock, Context, make_policy, wall_clock
 from dispatcher.core.catalog import load_catalog
 from dispatcher.core.roster import TokenKind
@@ -151,8 +153,12 @@ def create_app(
         )
         # Pub/sub gets its own client: a subscribed connection cannot run commands, and it
         # must not time out while the channel is quiet.
-        listener = aioredis.Redis.from_url(
-            redis_url, health_check_interval=5, socket_connect_timeout=5
+        listener: Any = (
+            cluster_client(redis_url, health_check_interval=5, socket_connect_timeout=5)
+            if is_cluster(redis_url)
+            else aioredis.Redis.from_url(
+                redis_url, health_check_interval=5, socket_connect_timeout=5
+            )
         )
         tasks: list[asyncio.Task[None]] = []
         metrics = Metrics()
@@ -162,6 +168,8 @@ def create_app(
             if applied:
                 log.info("migrations applied names=%s", ",".join(applied))
             await _wait_for_redis(board)
+            if is_cluster(redis_url):
+                await listener.initialize()  # (a cluster's pub/sub needs its slot map first)
             await check_redis(board, strict=settings.strict)
             log.info("redis namespace=%s channel=%s", settings.key_namespace, board.keys.events)
             generated = await ensure_admin_token(store, settings)
