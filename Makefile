@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench capacity loadtest clean help
+.PHONY: run test lint format bench capacity loadtest chaos clean help
 
 help:
 	@echo "make run    set up, start embedded Redis+Postgres (unless REDIS_URL/DATABASE_URL), seed a demo, serve on $(HOST):$(PORT)"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff + mypy"
+	@echo "make chaos  faults under load against two server processes (CHAOS_WINDOW=6 s, CHAOS_RUNS=3)"
 	@echo "make bench  fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
 	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
 
@@ -26,6 +27,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Two server processes on real Redis and Postgres behind TCP proxies, a bounded load, each fault
+# for CHAOS_WINDOW seconds, CHAOS_RUNS times (tests/chaos; a 1 s version runs in `make test`).
+CHAOS_WINDOW ?= 6
+CHAOS_RUNS ?= 3
+chaos: $(STAMP)
+	BANGBAN_CHAOS_WINDOW=$(CHAOS_WINDOW) BANGBAN_CHAOS_RUNS=$(CHAOS_RUNS) \
+		BANGBAN_CHAOS_OUT=$(or $(CHAOS_OUT),loadtest/results/chaos.jsonl) \
+		$(BIN)/python -m pytest tests/chaos -q -s
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
