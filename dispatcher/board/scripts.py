@@ -50,18 +50,6 @@ RECONCILE_LOCK = "bb:reconcile-lock"
 # a server uses them through :class:`Keys`, which puts its namespace in.
 
 
-def order_key(order_id: int) -> str:
-    return f"bb:{{o:{order_id}}}"
-
-
-def answers_key(order_id: int) -> str:
-    return f"bb:{{o:{order_id}}}:answers"
-
-
-def held_key(agent_id: int) -> str:
-    return f"bb:{{a:{agent_id}}}:held"
-
-
 class Keys:
     """Every key and channel name of one deployment (``BANGBAN_NAMESPACE``).
 
@@ -97,6 +85,10 @@ class Keys:
     @property
     def events(self) -> str:
         return self.of(EVENTS_CHANNEL)
+
+
+_PLAIN = Keys()
+order_key, answers_key, held_key = _PLAIN.order, _PLAIN.answers, _PLAIN.held
 
 
 # Outcomes of CLAIM that are not final answers.
