@@ -92,3 +92,10 @@ async def test_strict_starts_on_a_redis_that_persists(settings: Settings) -> Non
             pass
     finally:
         redis.stop()
+
+
+def test_strict_is_a_setting() -> None:
+    assert Settings.from_env({"BANGBAN_STRICT": "true"}).strict is True
+    assert Settings.from_env({}).strict is False
+    with pytest.raises(ConfigError):
+        Settings.from_env({"BANGBAN_STRICT": "maybe"})
