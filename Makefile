@@ -10,7 +10,7 @@ USERS ?= 200
 DURATION ?= 30s
 SMS_PORT ?= 8025
 
-.PHONY: run test lint format bench capacity loadtest clean help browser
+.PHONY: run test lint format bench capacity loadtest chaos clean help browser
 
 help:
 	@echo "make run       set up, start embedded Redis+Postgres (unless REDIS_URL/DATABASE_URL), seed a demo, serve on $(HOST):$(PORT)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test      set up and run the whole test suite (installs chromium + fonts-noto-cjk for the browser tests when root)"
 	@echo "make lint      ruff format --check, ruff check, mypy --strict"
 	@echo "make format    ruff format and ruff check --fix (rewrites files)"
+	@echo "make chaos     faults under load against two server processes (CHAOS_WINDOW=6 s, CHAOS_RUNS=3)"
 	@echo "make bench     fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
 	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
 	@echo "make loadtest  locust scenario SCENARIO=$(SCENARIO) USERS=$(USERS) DURATION=$(DURATION) on a server of its own, then the consistency check"
@@ -50,6 +51,15 @@ browser:
 	else \
 		echo "browser tests need $(BROWSER_PKGS): sudo apt-get install -y $(BROWSER_PKGS) (or run make test as root)"; \
 	fi
+
+# Two server processes on real Redis and Postgres behind TCP proxies, a bounded load, each fault
+# for CHAOS_WINDOW seconds, CHAOS_RUNS times (tests/chaos; a 1 s version runs in `make test`).
+CHAOS_WINDOW ?= 6
+CHAOS_RUNS ?= 3
+chaos: $(STAMP)
+	BANGBAN_CHAOS_WINDOW=$(CHAOS_WINDOW) BANGBAN_CHAOS_RUNS=$(CHAOS_RUNS) \
+		BANGBAN_CHAOS_OUT=$(or $(CHAOS_OUT),loadtest/results/chaos.jsonl) \
+		$(BIN)/python -m pytest tests/chaos -q -s
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

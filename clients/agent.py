@@ -386,8 +386,11 @@ class AgentClient(FrameSocket[wire.ServerFrame]):
             and isinstance(frame.request_id, str)
             and frame.request_id in self._pending
         ):
-            # A repeated claim gets the same answer twice; the first one is kept.
-            self._answers.setdefault(frame.request_id, frame)
+            # A repeated claim gets the same answer twice; the first one is kept, unless it was
+            # `pending` (the final answer follows and replaces it).
+            kept = self._answers.get(frame.request_id)
+            if kept is None or (isinstance(kept, wire.ClaimResult) and kept.result == wire.PENDING):
+                self._answers[frame.request_id] = frame
             return None
         if isinstance(frame, wire.Offer):
             order_id = frame.order.get("id")
@@ -429,8 +432,13 @@ class AgentClient(FrameSocket[wire.ServerFrame]):
             raise
         return rid
 
-    async def wait_claim(self, request_id: str, timeout: float | None = 10) -> wire.ClaimResult:
+    async def wait_claim(
+        self, request_id: str, timeout: float | None = 10, *, final: bool = True
+    ) -> wire.ClaimResult:
         """Wait for the answer to the claim sent with ``request_id`` and return it.
+
+        With ``final`` (the default) a ``pending`` answer is waited past: the server sends the
+        final answer later on the same connection (``final=False`` returns ``pending`` too).
 
         A lost claim is a normal result (``taken``, ``not_offered`` ...).  Raises
         FrameRejectedError when the server answered with an ``error`` frame, TimeoutError (the
@@ -438,20 +446,33 @@ class AgentClient(FrameSocket[wire.ServerFrame]):
         and KeyError for a request id that was never sent or was already collected."""
         if request_id not in self._pending:
             raise KeyError(request_id)
-        answer: wire.ClaimResult | wire.Error = await self._until(
-            lambda: self._answers.pop(request_id, None), timeout
-        )
-        self._pending.discard(request_id)
+
+        def ready() -> wire.ClaimResult | wire.Error | None:
+            got = self._answers.get(request_id)
+            if got is None or (
+                final and isinstance(got, wire.ClaimResult) and got.result == wire.PENDING
+            ):
+                return None
+            return self._answers.pop(request_id)
+
+        answer: wire.ClaimResult | wire.Error = await self._until(ready, timeout)
+        if not (isinstance(answer, wire.ClaimResult) and answer.result == wire.PENDING):
+            self._pending.discard(request_id)  # (after `pending`, the final answer is kept)
         if isinstance(answer, wire.Error):
             raise FrameRejectedError(answer.code, answer.message, answer.request_id)
         return answer
 
     async def claim(
-        self, order_id: int, request_id: str | None = None, timeout: float | None = 10
+        self,
+        order_id: int,
+        request_id: str | None = None,
+        timeout: float | None = 10,
+        *,
+        final: bool = True,
     ) -> wire.ClaimResult:
         """Send a claim and wait for its answer: :meth:`send_claim` then :meth:`wait_claim`."""
         rid = await self.send_claim(order_id, request_id)
-        return await self.wait_claim(rid, timeout)
+        return await self.wait_claim(rid, timeout, final=final)
 
     async def wait_offer(self, order_id: int, timeout: float | None = 10) -> dict[str, Any]:
         """Return the order map of the latest offer of ``order_id`` seen on this connection,

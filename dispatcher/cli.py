@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,18 @@ def demo_phones(
             gateway.kill()
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes may bind too (``SO_REUSEPORT``): the kernel
+    spreads new connections over them (``--workers``)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
 def uvicorn_config(
     app: ASGIApp, settings: Settings, host: str, port: int, *, graceful: int = 5
 ) -> uvicorn.Config:
@@ -137,7 +150,13 @@ def uvicorn_config(
 
 
 async def _serve(
-    settings: Settings, host: str, port: int, demo: bool, token_source: str | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    demo: bool,
+    token_source: str | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> None:
     import uvicorn
 
@@ -162,9 +181,26 @@ async def _serve(
     # shutdown half way.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     loop = asyncio.get_running_loop()
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain_then_exit() -> None:
+        from dispatcher.live.drain import drain
+
+        ctx = getattr(app.state, "ctx", None)
+        if ctx is not None and server.started:
+            await drain(ctx)
+        server.should_exit = True
+
+    def on_signal() -> None:
+        if draining:  # a second signal: stop now
+            server.should_exit = True
+            return
+        draining.append(asyncio.create_task(drain_then_exit()))
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    task = asyncio.create_task(server.serve())
+        loop.add_signal_handler(sig, on_signal)
+    sockets = [reuse_port_socket(host, port)] if reuse_port else None
+    task = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn exposes a flag)
         await asyncio.sleep(0.05)
     if server.started:
@@ -229,6 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--sms-port", type=int, help="with --demo: the demo phones' port (default: a free one)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N server processes on one port (SO_REUSEPORT), restarted if one dies;"
+        " SIGHUP restarts them one at a time",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     for name, text in (("migrate", "apply pending migrations and exit"),):
         sub.add_parser(name, help=text).add_argument("--data-dir", type=Path)
     grids = sub.add_parser("grids", help="grid files").add_subparsers(dest="action", required=True)
@@ -265,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             return commands.run(args, b.database_url)
 
     embedded = settings.redis_url is None or settings.database_url is None
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be 1..64")
+    if args.workers > 1 and args.demo:
+        parser.error("--demo seeds through one process: run it once without --workers")
     with DataFolderLock(settings.data_dir) as lock:
         if embedded:  # one server per data folder: refuse before starting any embedded one
             try:
@@ -275,10 +323,31 @@ def main(argv: list[str] | None = None) -> int:
         settings, token_source = _admin_token(settings, remember=embedded)
         with _backends(settings) as b, contextlib.ExitStack() as stack:
             s = _with_urls(settings, b)
+            if args.workers > 1:
+                from dispatcher import workers
+
+                env = dict(os.environ)
+                env.update(
+                    REDIS_URL=s.redis_url or "",
+                    DATABASE_URL=s.database_url or "",
+                    BANGBAN_DATA_DIR=str(s.data_dir),
+                )
+                if s.admin_token:
+                    env["BANGBAN_ADMIN_TOKEN"] = s.admin_token
+                return workers.run(args.workers, args.host, args.port, env)
             if args.demo and s.sms_url is None:
                 s = stack.enter_context(demo_phones(s, args.host, args.port, args.sms_port))
             try:
-                run_event_loop(_serve(s, args.host, args.port, args.demo, token_source))
+                run_event_loop(
+                    _serve(
+                        s,
+                        args.host,
+                        args.port,
+                        args.demo,
+                        token_source,
+                        reuse_port=args.reuse_port,
+                    )
+                )
             except KeyboardInterrupt:
                 pass
     return 0

@@ -5,6 +5,7 @@ Built by the app's lifespan and passed to the flows; there are no module globals
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -15,8 +16,9 @@ from dispatcher.board.board import Board
 from dispatcher.board.presence import Presence
 from dispatcher.core.lifecycle import Policy
 from dispatcher.core.limits import Windows
-from dispatcher.core.orders import Reach
+from dispatcher.core.orders import ClaimOutcome, Reach
 from dispatcher.core.workdays import load_calendar
+from dispatcher.flows.repairs import Repairs
 from dispatcher.live.hub import Hub
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
@@ -62,6 +64,14 @@ class Context:
     """The workflow's clocks and calendar (:func:`make_policy`)."""
     presence: Presence | None = None
     """Who is connected to any process (:mod:`dispatcher.flows.presence`); set by the app."""
+    repairs: Repairs = field(default_factory=Repairs)
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the process drains (:mod:`dispatcher.live.drain`): no new connections, claims
+    in flight finish, sockets close with 1012."""
+    settling: dict[str, asyncio.Task[ClaimOutcome]] = field(default_factory=dict)
+    """Claims answered ``pending`` (by answer field), finding out what Postgres recorded
+    (:mod:`dispatcher.flows.claims`)."""
+    """Orders whose announce failed, for :mod:`dispatcher.flows.repairs`."""
     full_reconcile_due: bool = True
     limits: dict[str, Windows] = field(default_factory=dict)
     """This process's abuse limits by name (:mod:`dispatcher.core.limits`), made on first use."""

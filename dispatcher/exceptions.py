@@ -18,6 +18,8 @@
     ├── StoreError                Postgres could not do what was asked
     │   ├── StoreUnavailableError Postgres is unreachable or timed out: retry later (503)
     │   ├── StoreConflictError    an integrity constraint refused the change (SQLSTATE 23)
+    │   ├── StoreAmbiguousError   a write was sent, then its connection was lost or timed
+    │   │                         out: it may have been recorded (find out before answering)
     │   └── UnknownGridError      a grid code given for an agent or an order does not exist
     └── RedisUnavailableError     Redis is unreachable or timed out: nothing was decided (503)
 
@@ -136,6 +138,16 @@ class StoreError(DispatchError):
 
 class StoreUnavailableError(StoreError):
     """Postgres is unreachable or timed out; nothing was recorded.  Retry later."""
+
+
+class StoreAmbiguousError(StoreError):
+    """A write was sent and then its connection was lost or timed out: Postgres may have
+    recorded it, or may still.  ``backend`` is the server process that ran it: once that
+    process has ended (``Store.settle_backend``), reading the data tells what happened."""
+
+    def __init__(self, message: str, backend: int) -> None:
+        super().__init__(message)
+        self.backend = backend
 
 
 class RedisUnavailableError(DispatchError):

@@ -99,6 +99,11 @@ class Metrics:
         self.postgres_errors = Counter(
             "bangban_postgres_errors", "Operations that failed because Postgres did", registry=r
         )
+        self.redis_behind = Counter(
+            "bangban_redis_behind",
+            "Claims Redis answered not_offered while Postgres had the order open to the agent",
+            registry=r,
+        )
         self.pubsub_reconnects = Counter(
             "bangban_pubsub_reconnects",
             "Times the pub/sub listener had to resubscribe",

@@ -16,14 +16,18 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from dispatcher import auth
 from dispatcher.auth import Authenticator
+from dispatcher.board import scripts as rs
 from dispatcher.board.board import Board
+from dispatcher.board.checks import redis_warnings
+from dispatcher.board.connect import cluster_client, is_cluster
 from dispatcher.board.presence import Presence
 from dispatcher.context import Clock, Context
 from dispatcher.core.catalog import Item
@@ -35,6 +39,7 @@ from dispatcher.flows import (
     fairplay,
     presence,
     reconciler,
+    repairs,
     sms_sender,
     sweeper,
     widening,
@@ -86,7 +91,7 @@ async def resync(ctx: Context) -> None:
                 tracker.outbox.push(Payload.of(StatusChange(current.to_wire(ctx.clock()))))
 
 
-async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+async def _stop(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel the background tasks and wait for them to end.
 
     A cancellation can be lost on Python 3.11: ``asyncio.wait_for`` (which redis-py uses for
@@ -104,6 +109,14 @@ async def _stop(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def check_redis(board: Board, *, strict: bool) -> None:
+    """Warn (refuse with ``BANGBAN_STRICT``) about an unsafe Redis: :mod:`.board.checks`."""
+    for warning in redis_warnings(await board.config()):
+        if strict:
+            raise ConfigError(f"BANGBAN_STRICT: {warning}")
+        log.warning("UNSAFE REDIS: %s (BANGBAN_STRICT=true refuses to start)", warning)
 
 
 async def _wait_for_redis(board: Board, attempts: int = 40) -> None:
@@ -132,10 +145,19 @@ async def running(
         raise ConfigError("the server needs redis_url and database_url")
     store = await Store.connect(database_url, max_size=settings.pg_pool_size)
     closed_ttl_ms = int(settings.claim_memory * 1000)
-    board = Board.from_url(redis_url, hold_ms=HOLD_MS, closed_ttl_ms=closed_ttl_ms)
+    board = Board.from_url(
+        redis_url,
+        hold_ms=HOLD_MS,
+        closed_ttl_ms=closed_ttl_ms,
+        namespace=settings.key_namespace,
+    )
     # Pub/sub gets its own client: a subscribed connection cannot run commands, and it
     # must not time out while the channel is quiet.
-    listener = aioredis.Redis.from_url(redis_url, health_check_interval=5, socket_connect_timeout=5)
+    listener: Any = (
+        cluster_client(redis_url, health_check_interval=5, socket_connect_timeout=5)
+        if is_cluster(redis_url)
+        else aioredis.Redis.from_url(redis_url, health_check_interval=5, socket_connect_timeout=5)
+    )
     tasks: list[asyncio.Task[None]] = []
     ctx: Context | None = None
     metrics = Metrics()
@@ -145,11 +167,23 @@ async def running(
         if applied:
             log.info("migrations applied names=%s", ",".join(applied))
         await _wait_for_redis(board)
+        if is_cluster(redis_url):
+            await listener.initialize()  # (a cluster's pub/sub needs its slot map first)
+        await check_redis(board, strict=settings.strict)
+        log.info("redis namespace=%s channel=%s", settings.key_namespace, board.keys.events)
         generated = await ensure_admin_token(store, settings)
         seeded = await store.seed_catalog(items.values())
         if seeded:
             log.info("catalogue seeded items=%d", seeded)
-        hub = Hub(listener, metrics=metrics, max_held=settings.max_held, clock=clock)
+        hub = Hub(
+            listener,
+            channel=board.keys.events,
+            auth_channel=board.keys.of(rs.AUTH_CHANNEL),
+            metrics=metrics,
+            max_held=settings.max_held,
+            clock=clock,
+        )
+        hub.beat = board.publish_beat
         metrics.watch_hub(lambda: hub.by_grid, lambda: len(hub.agents))
         ctx = Context(
             settings,
@@ -163,13 +197,16 @@ async def running(
         )
         # SMS (issue 13): who is connected, for texting those who are not.
         ctx.presence = Presence(
-            board.redis, f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+            board.redis,
+            f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+            board.keys,
         )
         hub.resync = lambda: resync(ctx)
         hub.on_revoked = ctx.auth.invalidate
         await ctx.reload_grids(force=True)
         tasks.append(asyncio.create_task(metrics.sample_loop_lag(), name="loop-lag"))
         tasks.append(asyncio.create_task(hub.run(), name="pubsub"))
+        tasks.append(asyncio.create_task(hub.beat_loop(), name="heartbeat"))
         await asyncio.wait_for(hub.ready.wait(), 10)
         # Before the first request: repair Redis from Postgres and widen what fell due
         # while no process was running.
@@ -178,6 +215,7 @@ async def running(
         await deadlines.sweep(ctx)
         tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
         tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
+        tasks.append(asyncio.create_task(repairs.run(ctx), name="repairs"))
         tasks.append(asyncio.create_task(fairplay.run_flusher(ctx), name="fairplay"))
         tasks.append(asyncio.create_task(presence.run(ctx), name="presence"))
         tasks.append(asyncio.create_task(sms_sender.run(ctx), name="sms-sender"))
@@ -198,6 +236,8 @@ async def running(
     finally:
         metrics.unwatch_gc()
         await _stop(tasks)
+        if ctx is not None:
+            await _stop(list(ctx.settling.values()))  # claims finding out what was recorded
         if ctx is not None:
             await fairplay.final_flush(ctx)  # claim timings not yet written
 

@@ -6,10 +6,12 @@ Nothing else in the server reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from dispatcher.core import sms
 from dispatcher.core.orders import Schedule, default_schedule, parse_schedule
@@ -159,6 +161,22 @@ class Settings:
     presence_ttl: float = 15.0
     """``BANGBAN_PRESENCE_TTL``: seconds a process's list of connected agents outlives it."""
 
+    strict: bool = False
+    """``BANGBAN_STRICT``: refuse to start when a start-up check warns (Redis without
+    persistence, or with a ``maxmemory-policy`` that evicts)."""
+    namespace: str | None = None
+    """``BANGBAN_NAMESPACE``: put into every Redis key and channel name of this deployment, so
+    that deployments sharing one Redis (pub/sub ignores the database number) never hear each
+    other.  Every process of one deployment must use the same.  Unset: derived from the
+    Postgres database name and the Redis database number (:func:`default_namespace`)."""
+
+    @property
+    def key_namespace(self) -> str:
+        """The namespace in use: :attr:`namespace`, else derived from the two URLs."""
+        if self.namespace is not None:
+            return self.namespace
+        return default_namespace(self.redis_url, self.database_url)
+
     @property
     def schedule(self) -> Schedule:
         if self.widen_schedule is None:
@@ -167,6 +185,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_sms()
+        if self.namespace is not None and not _NAMESPACE.fullmatch(self.namespace):
+            raise ConfigError(
+                "BANGBAN_NAMESPACE must be 1..64 characters of letters, digits and . _ - @"
+            )
         if not 0 < self.widen_after <= 7 * 86400:
             raise ConfigError("BANGBAN_WIDEN_AFTER must be > 0 and at most 7 days (seconds)")
         if not 0 < self.sweep_interval <= 1:
@@ -340,4 +362,33 @@ class Settings:
             sms_timeout=num("BANGBAN_SMS_TIMEOUT", base.sms_timeout),
             sms_interval=num("BANGBAN_SMS_INTERVAL", base.sms_interval),
             presence_ttl=num("BANGBAN_PRESENCE_TTL", base.presence_ttl),
+            namespace=env.get("BANGBAN_NAMESPACE") or None,
+            strict=flag("BANGBAN_STRICT", base.strict),
         )
+
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def default_namespace(redis_url: str | None, database_url: str | None) -> str:
+    """``<postgres database>.<redis database>``, e.g. ``bangban.0``.
+
+    Two deployments on one Redis differ in one or the other (sharing both would mean sharing
+    keys already), and every process of one deployment derives the same name whatever host
+    name it reaches the servers by.  Characters outside the allowed set become ``_``.
+    """
+    db = "0"
+    if redis_url:
+        parts = urlsplit(redis_url)
+        path = parts.path.strip("/")
+        query = parse_qs(parts.query)
+        if path.isdigit():
+            db = path
+        elif query.get("db", [""])[0].isdigit():
+            db = query["db"][0]
+    name = "bangban"
+    if database_url:
+        parts = urlsplit(database_url)
+        query = parse_qs(parts.query)
+        name = parts.path.strip("/") or query.get("dbname", [""])[0] or parts.username or name
+    return re.sub(r"[^A-Za-z0-9_.@-]", "_", f"{name}.{db}")[-64:]

@@ -1,4 +1,5 @@
-"""A TCP proxy that a test can cut and restore: a real network fault between server and Postgres."""
+"""A TCP proxy that a test can cut and restore: a real network fault between server and Postgres
+(or Redis: give it a ``redis://`` URL)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ class Proxy:
         if parts.password:
             netloc = f"{parts.username}:{parts.password}@127.0.0.1:{self.port}"
         self.url = urlunsplit(("postgresql", netloc, parts.path, "", ""))
+        if parts.scheme.startswith("redis"):  # a Redis URL: the same proxy, for Redis
+            self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+            self.url = urlunsplit((parts.scheme, f"127.0.0.1:{self.port}", parts.path, "", ""))
         self.cut_off = False
         self._links: set[asyncio.Task[None]] = set()
+        self._subscribers: list[_Link] = []
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -49,6 +54,14 @@ class Proxy:
     def restore(self) -> None:
         self.cut_off = False
 
+    def blackhole_subscribers(self) -> int:
+        """Silently drop everything on the open Redis connections that subscribed (a network
+        fault that closes nothing: the subscriber goes deaf without an error).  Connections
+        opened later pass.  Returns how many went dark."""
+        for link in self._subscribers:
+            link.dark = True
+        return len(self._subscribers)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut_off:
             writer.close()
@@ -61,8 +74,12 @@ class Proxy:
                 up_r, up_w = await asyncio.open_unix_connection(self.unix)
             else:
                 up_r, up_w = await asyncio.open_connection(*self.target)
+            link = _Link()
             try:
-                await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+                await asyncio.gather(
+                    self._pipe(reader, up_w, link, self._subscribers),
+                    self._pipe(up_r, writer, link, None),
+                )
             finally:
                 up_w.close()
         except (OSError, asyncio.CancelledError):
@@ -72,8 +89,26 @@ class Proxy:
             self._links.discard(task)
 
     @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        link: _Link,
+        subscribers: list[_Link] | None,
+    ) -> None:
         while data := await src.read(65536):
+            if subscribers is not None and not link.subscribed and b"SUBSCRIBE" in data.upper():
+                link.subscribed = True
+                subscribers.append(link)
+            if link.dark:
+                continue
             dst.write(data)
             await dst.drain()
         dst.close()
+
+
+class _Link:
+    __slots__ = ("dark", "subscribed")
+
+    def __init__(self) -> None:
+        self.dark = False
+        self.subscribed = False

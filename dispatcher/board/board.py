@@ -13,9 +13,15 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 
 from dispatcher.board import scripts as rs
+from dispatcher.board.connect import Client, cluster_client, is_cluster
+from dispatcher.board.held import HeldOrders
 from dispatcher.core.orders import Order, Status
 from dispatcher.core.workflow import NEVER, next_deadline, state_of
 from dispatcher.exceptions import RedisUnavailableError
@@ -50,11 +56,45 @@ def change_event(
     return packed
 
 
-class Board:
+def healing_options() -> dict[str, Any]:
+    """Connection options that make a pool heal after Redis restarts or drops connections.
+
+    A pooled connection opened before a restart fails its next command (the socket is dead):
+    that command is retried on a new connection, with a short backoff, up to 3 times.  Only
+    connection errors (refused, reset, closed, ``LOADING``) are retried, not timeouts: a
+    timeout on a blackholed network would only be repeated.  Every command we send is safe to
+    repeat: the scripts are idempotent for a repeat of the same call (SYNC never goes
+    backwards, CLAIM and RESERVE recognise their own request, SET_HELD and RELEASE_HOLD set
+    what they set), schedules and sets are idempotent, a lock or a compare-and-set repeated
+    only finds itself done and gives up, and a repeated PUBLISH is a duplicate frame, which
+    the protocol allows.  A connection idle for more than ``HEALTH_CHECK_S`` is pinged (and
+    re-opened) before use.  A script Redis forgot (a restart, SCRIPT FLUSH) is loaded again
+    by redis-py: on NOSCRIPT for a single call, and before every pipeline that runs one.
+    """
+    return {
+        "retry": Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES),
+        "retry_on_error": [RedisConnectionError],
+        "health_check_interval": HEALTH_CHECK_S,
+    }
+
+
+RETRIES = 3
+RETRY_BASE_S = 0.02
+RETRY_CAP_S = 0.25
+HEALTH_CHECK_S = 2
+
+
+class Board(HeldOrders):
     """Redis operations for orders.  Every method may raise ``RedisUnavailableError``."""
 
-    def __init__(self, client: aioredis.Redis, *, hold_ms: int, closed_ttl_ms: int) -> None:
-        self.redis = client
+    def __init__(
+        self, client: Client, *, hold_ms: int, closed_ttl_ms: int, namespace: str = ""
+    ) -> None:
+        self.redis: Any = client  # aioredis.Redis or RedisCluster (same commands)
+        self.cluster = isinstance(client, RedisCluster)
+        """On a cluster, scripts never run inside a pipeline (redis-py loads them on NOSCRIPT
+        only when called on their own), and pipelines span slots."""
+        self.keys = rs.Keys(namespace)
         self.hold_ms = hold_ms
         self.closed_ttl_ms = closed_ttl_ms
         self._claim = client.register_script(rs.CLAIM)
@@ -69,22 +109,31 @@ class Board:
         self._rate = client.register_script(rs.RATE)
 
     @classmethod
-    def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int) -> Board:
+    def from_url(cls, url: str, *, hold_ms: int, closed_ttl_ms: int, namespace: str = "") -> Board:
         # A blocking pool: under a burst (1,000 agents claiming one order) callers wait for a
         # free connection instead of failing with "Too many connections", which turned most
         # losers' `taken` into `unavailable`.  64 connections keep Redis busy; more only adds
         # context switches on a small machine.
+        if is_cluster(url):
+            cluster = cluster_client(
+                url,
+                max_connections=64,
+                socket_timeout=5,
+                socket_connect_timeout=5,
+                **healing_options(),
+            )
+            return cls(cluster, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms, namespace=namespace)
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=64,
             timeout=5,
             socket_timeout=5,
             socket_connect_timeout=5,
-            health_check_interval=10,
+            **healing_options(),
         )
         client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
 
-        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms)
+        return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms, namespace=namespace)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -111,7 +160,7 @@ class Board:
         flag = "1" if at_limit else "0"
         try:
             out = await self._claim(
-                keys=[rs.order_key(order_id), rs.answers_key(order_id)],
+                keys=[self.keys.order(order_id), self.keys.answers(order_id)],
                 args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
             )
         except RedisError as exc:
@@ -138,7 +187,7 @@ class Board:
             args += [agent_id, answer_field, len(grids), *grids]
         try:
             out = await self._claim_many(
-                keys=[rs.order_key(order_id), rs.answers_key(order_id)], args=args
+                keys=[self.keys.order(order_id), self.keys.answers(order_id)], args=args
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -164,7 +213,7 @@ class Board:
         """
         try:
             written = await self._sync(
-                keys=[rs.order_key(order.id), rs.answers_key(order.id)],
+                keys=[self.keys.order(order.id), self.keys.answers(order.id)],
                 args=self._sync_args(order, answer_field, answer),
             )
         except RedisError as exc:
@@ -185,28 +234,56 @@ class Board:
         """Sync ``order`` into Redis, keep the schedules right, and publish the change (see
         :func:`change_event` for the rest of the arguments).
 
-        One round trip (a pipeline; the schedules are global keys, so not in the script).
+        One round trip (a pipeline; the schedules are global keys, so not in the script); on
+        a cluster three: the script, the schedules (a pipeline across slots), the publish.
         """
         deadline = next_deadline(state_of(order))
-        key = rs.order_key(order.id)
+        key = self.keys.order(order.id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                await self._sync(
-                    keys=[key, rs.answers_key(order.id)],
+                sync = self._sync(
+                    keys=[key, self.keys.answers(order.id)],
                     args=self._sync_args(order, answer_field, answer),
-                    client=pipe,
+                    client=None if self.cluster else pipe,
                 )
+                await sync
                 if order.status is Status.OFFERED and order.next_step_at is not None:
-                    pipe.zadd(rs.WIDEN_DUE, {str(order.id): order.next_step_at})
+                    pipe.zadd(self.keys.of(rs.WIDEN_DUE), {str(order.id): order.next_step_at})
                 else:
-                    pipe.zrem(rs.WIDEN_DUE, str(order.id))
+                    pipe.zrem(self.keys.of(rs.WIDEN_DUE), str(order.id))
                 if deadline is not None and deadline[1] < NEVER:
-                    pipe.zadd(rs.CLOCK_DUE, {str(order.id): deadline[1]})
+                    pipe.zadd(self.keys.of(rs.CLOCK_DUE), {str(order.id): deadline[1]})
                 else:
-                    pipe.zrem(rs.CLOCK_DUE, str(order.id))
+                    pipe.zrem(self.keys.of(rs.CLOCK_DUE), str(order.id))
                 payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
-                pipe.publish(rs.EVENTS_CHANNEL, payload)
+                if not self.cluster:
+                    pipe.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
                 await pipe.execute()
+            if self.cluster:  # (a pipeline of a cluster runs commands of keys only)
+                await self.redis.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+
+    async def config(self) -> dict[str, str] | None:
+        """``CONFIG GET`` of what the start-up checks read; None when CONFIG is refused."""
+        out: dict[str, str] = {}
+        try:
+            for name in ("appendonly", "save", "maxmemory-policy"):
+                got: dict[Any, Any] = await self.redis.config_get(name)
+                for key, value in got.items():
+                    k = key.decode() if isinstance(key, bytes) else str(key)
+                    out[k] = value.decode() if isinstance(value, bytes) else str(value)
+        except ResponseError:
+            return None
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return out
+
+    async def publish_beat(self, payload: bytes) -> int:
+        """Publish a pub/sub heartbeat on this deployment's channel; returns how many
+        subscribers got it."""
+        try:
+            return int(await self.redis.publish(self.keys.events, payload))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -214,7 +291,7 @@ class Board:
         """Tell every process's agents how many orders they hold (after a repair)."""
         payload = {"held": [[agent, count] for agent, count in counts.items()]}
         try:
-            await self.redis.publish(rs.EVENTS_CHANNEL, msgpack.packb(payload))
+            await self.redis.publish(self.keys.of(rs.EVENTS_CHANNEL), msgpack.packb(payload))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -224,7 +301,7 @@ class Board:
         """Drop a hold: the agent's own (after Postgres failed), or any stale one."""
         try:
             removed = await self._release(
-                keys=[rs.order_key(order_id)],
+                keys=[self.keys.order(order_id)],
                 args=["" if agent_id is None else agent_id, now, self.hold_ms if only_stale else 0],
             )
         except RedisError as exc:
@@ -235,8 +312,8 @@ class Board:
         """Ids of orders whose deadline has passed, per a Redis schedule (widening, or
         :data:`~dispatcher.board.scripts.CLOCK_DUE`)."""
         try:
-            ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-                schedule, "-inf", now, start=0, num=limit
+            ids: list[bytes] = await self.redis.zrangebyscore(
+                self.keys.of(schedule), "-inf", now, start=0, num=limit
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -245,7 +322,7 @@ class Board:
     async def reschedule(self, order_id: int, at: int, *, schedule: str = rs.WIDEN_DUE) -> None:
         """Put an order back on a sweepers' list at ``at`` (ms)."""
         try:
-            await self.redis.zadd(schedule, {str(order_id): at})
+            await self.redis.zadd(self.keys.of(schedule), {str(order_id): at})
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -254,49 +331,9 @@ class Board:
         if not ids:
             return
         try:
-            await self.redis.zrem(schedule, *ids)
+            await self.redis.zrem(self.keys.of(schedule), *ids)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
-
-    # --- held orders (BANGBAN_MAX_HELD) ----------------------------------------------------
-
-    async def reserve(self, agent_id: int, order_id: int, now: int, limit: int) -> str:
-        """Run RESERVE: ``'ok'`` (then call :meth:`set_held` either way), ``'already'``,
-        ``'full'``."""
-        try:
-            out: bytes = await self._reserve(
-                keys=[rs.held_key(agent_id)], args=[order_id, now, limit, self.hold_ms]
-            )
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return out.decode()
-
-    async def set_held(
-        self,
-        agent_id: int,
-        order_id: int,
-        since: int | None,
-        *,
-        now: int,
-        only_pending: bool = False,
-    ) -> int:
-        """Mark ``order_id`` held by the agent since ``since`` (ms), or unmark it at ``now``
-        (``since`` None; with ``only_pending``, only a reservation).  Returns how many orders
-        the agent holds."""
-        value = "" if since is None else f"h:{since}"
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                await self._set_held(
-                    keys=[rs.held_key(agent_id)],
-                    args=[order_id, value, "1" if only_pending else "0", now],
-                    client=pipe,
-                )
-                if since is not None:
-                    pipe.sadd(rs.HOLDERS, str(agent_id))
-                count, *_ = await pipe.execute()
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return int(count)
 
     async def publish_revocation(
         self, *, token_id: int | None = None, agent_id: int | None = None
@@ -304,7 +341,7 @@ class Board:
         """Tell every process that a token was revoked or an agent deactivated."""
         event = {"token_id": token_id, "agent_id": agent_id}
         try:
-            await self.redis.publish(rs.AUTH_CHANNEL, msgpack.packb(event))
+            await self.redis.publish(self.keys.auth, msgpack.packb(event))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -312,51 +349,17 @@ class Board:
         """Count one event against ``name``'s limit in this window, across every process: 0
         when allowed, else the ms until it may try again."""
         try:
-            left = await self._rate(keys=[rs.rate_key(name)], args=[window_ms, limit])
+            left = await self._rate(keys=[self.keys.rate(name)], args=[window_ms, limit])
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return int(left)
-
-    async def held_count(self, agent_id: int) -> int:
-        """How many orders the agent holds, per Redis."""
-        try:
-            values: list[bytes] = await self.redis.hvals(rs.held_key(agent_id))  # type: ignore[assignment]
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return sum(v.startswith(b"h") for v in values)
-
-    async def reconcile_held(
-        self, held: Mapping[int, Sequence[int]], read_at: int, now: int
-    ) -> dict[int, int]:
-        """Make every agent's held hash agree with ``held`` (agent → orders, read from
-        Postgres at ``read_at``), for those agents and every agent Redis lists as a holder.
-        Returns agent → held count, for the agents whose hash changed."""
-        try:
-            members: set[bytes] = await self.redis.smembers(rs.HOLDERS)  # type: ignore[assignment]
-            agents = sorted(set(held) | {int(m) for m in members})
-            if not agents:
-                return {}
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for agent in agents:
-                    await self._reconcile_held(
-                        keys=[rs.held_key(agent)],
-                        args=[read_at, now, self.hold_ms, *held.get(agent, ())],
-                        client=pipe,
-                    )
-                results = await pipe.execute()
-            idle = [str(a) for a, (_, _, left) in zip(agents, results, strict=True) if not left]
-            if idle:
-                await self.redis.srem(rs.HOLDERS, *idle)
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return {a: int(n) for a, (changed, n, _) in zip(agents, results, strict=True) if changed}
 
     async def versions(self, order_ids: Sequence[int]) -> list[tuple[int | None, bool]]:
         """For each order: (version Redis has or None, whether a hold is set)."""
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for oid in order_ids:
-                    pipe.hmget(rs.order_key(oid), "version", "holder")
+                    pipe.hmget(self.keys.order(oid), "version", "holder")
                 rows = await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -364,7 +367,7 @@ class Board:
 
     async def try_lock(self, name: str, token: str, ttl_ms: int) -> bool:
         try:
-            return bool(await self.redis.set(name, token, nx=True, px=ttl_ms))
+            return bool(await self.redis.set(self.keys.of(name), token, nx=True, px=ttl_ms))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
@@ -373,7 +376,7 @@ class Board:
     async def reconcile_mark(self) -> str | None:
         """The reconciler's watermark as stored, or None when Redis has none."""
         try:
-            raw: bytes | None = await self.redis.get(rs.RECONCILE_MARK)  # type: ignore[assignment]
+            raw: bytes | None = await self.redis.get(self.keys.of(rs.RECONCILE_MARK))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return None if raw is None else raw.decode()
@@ -382,7 +385,9 @@ class Board:
         """Store ``new`` as the watermark if Redis still holds ``read`` (None: none at all).
         Returns False, writing nothing, when it holds something else now."""
         try:
-            swapped = await self._swap(keys=[rs.RECONCILE_MARK], args=[read or "", new])
+            swapped = await self._swap(
+                keys=[self.keys.of(rs.RECONCILE_MARK)], args=[read or "", new]
+            )
 
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc

@@ -24,13 +24,15 @@ from dispatcher.exceptions import RedisUnavailableError
 class Presence:
     """Presence in Redis.  Every method may raise ``RedisUnavailableError``."""
 
-    def __init__(self, client: aioredis.Redis, process: str) -> None:
+    def __init__(self, client: aioredis.Redis, process: str, keys: rs.Keys | None = None) -> None:
         self.redis = client
         self.process = process
+        self.keys = keys or rs.Keys()
+        self._procs = self.keys.of(rs.PRESENCE_PROCS)
 
     async def publish(self, agents: Iterable[int], now: int, ttl_ms: int) -> None:
         """Replace this process's set with ``agents``, valid until ``now + ttl_ms``."""
-        key = rs.presence_key(self.process)
+        key = self.keys.presence(self.process)
         members = sorted(set(agents))
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -38,8 +40,8 @@ class Presence:
                 if members:
                     pipe.sadd(key, *members)
                     pipe.pexpire(key, ttl_ms)
-                pipe.zadd(rs.PRESENCE_PROCS, {self.process: now + ttl_ms})
-                pipe.zremrangebyscore(rs.PRESENCE_PROCS, "-inf", now)
+                pipe.zadd(self._procs, {self.process: now + ttl_ms})
+                pipe.zremrangebyscore(self._procs, "-inf", now)
                 await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -48,8 +50,8 @@ class Presence:
         """This process stops (cleanly): its agents are offline at once."""
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(rs.presence_key(self.process))
-                pipe.zrem(rs.PRESENCE_PROCS, self.process)
+                pipe.delete(self.keys.presence(self.process))
+                pipe.zrem(self._procs, self.process)
                 await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
@@ -65,14 +67,14 @@ class Presence:
                 return set()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for p in procs:
-                    pipe.smismember(rs.presence_key(p), list(agents))
+                    pipe.smismember(self.keys.presence(p), list(agents))
                 answers = await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return {a for flags in answers for a, flag in zip(agents, flags, strict=True) if flag}
 
     async def _live(self, now: int) -> list[str]:
-        found = await self.redis.zrangebyscore(rs.PRESENCE_PROCS, now, "+inf")
+        found = await self.redis.zrangebyscore(self._procs, now, "+inf")
         return [p.decode() if isinstance(p, bytes) else str(p) for p in found]
 
     async def online(self, now: int) -> dict[int, list[str]]:
@@ -83,7 +85,7 @@ class Presence:
                 return {}
             async with self.redis.pipeline(transaction=False) as pipe:
                 for p in procs:
-                    pipe.smembers(rs.presence_key(p))
+                    pipe.smembers(self.keys.presence(p))
                 sets = await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc

@@ -6,11 +6,13 @@ agent (hash tag ``{a:<id>}``): the scripts run unchanged on Redis Cluster.  Glob
 schedules, the reconcile lock, the holders) are used only by plain single-key commands, never
 inside a script together with an order's keys.
 
-Layout::
+Layout (every name carries the deployment's namespace after ``bb:``, see :class:`Keys`;
+shown here without it)::
 
     bb:{o:<id>}           hash   status, grid, scope, reach (",g1,g2,": the grids offered to while
                                  scope is grid), excluded (",7,9,": agents who released it),
-                                 version, claimed_by, holder, holder_at
+                                 version, claimed_by, holder, holder_at, holder_req (the
+                                 holding request's answer field)
     bb:{o:<id>}:answers   hash   "<agent>:<request_id>" -> final claim answer (expires)
     bb:{a:<id>}:held      hash   order id -> "h:<ms>" (the agent holds it since), "p:<ms>"
                                  (a claim reserved a place for it then; lapses after the hold
@@ -50,31 +52,67 @@ WIDEN_DUE = "bb:widen-due"
 CLOCK_DUE = "bb:clock-due"
 HOLDERS = "bb:holders"
 RECONCILE_LOCK = "bb:reconcile-lock"
+# The names above (and RECONCILE_MARK below) are the *unprefixed* layout, the namespace "":
+# a server uses them through :class:`Keys`, which puts its namespace in.
 
 
 # Presence (dispatcher.board.presence): one hash tag, so SUNION runs on Redis Cluster too.
 PRESENCE_PROCS = "bb:{presence}:procs"
 
 
-def presence_key(process: str) -> str:
-    return f"bb:{{presence}}:p:{process}"
+class Keys:
+    """Every key and channel name of one deployment (``BANGBAN_NAMESPACE``).
+
+    Pub/sub ignores the database number, and two deployments may share one database too, so
+    every name carries the namespace: ``bb:<ns>:{o:<id>}``, ``bb:<ns>:events``.  The hash tags
+    are untouched, so one order's keys (and one agent's) stay in one cluster slot.  The empty
+    namespace is the unprefixed layout (the module's constants).
+    """
+
+    __slots__ = ("namespace", "prefix")
+
+    def __init__(self, namespace: str = "") -> None:
+        if "{" in namespace or "}" in namespace:
+            raise ValueError("a namespace must not contain braces (they are hash tags)")
+        self.namespace = namespace
+        self.prefix = f"{PREFIX}{namespace}:" if namespace else PREFIX
+
+    def of(self, name: str) -> str:
+        """The namespaced form of one of the module's global names (``bb:events`` …)."""
+        if not name.startswith(PREFIX):
+            raise ValueError(f"not a key name of ours: {name!r}")
+        return self.prefix + name[len(PREFIX) :]
+
+    def order(self, order_id: int) -> str:
+        return f"{self.prefix}{{o:{order_id}}}"
+
+    def answers(self, order_id: int) -> str:
+        return f"{self.prefix}{{o:{order_id}}}:answers"
+
+    def held(self, agent_id: int) -> str:
+        return f"{self.prefix}{{a:{agent_id}}}:held"
+
+    def rate(self, name: str) -> str:
+        """A fixed-window rate counter (``name``: what is counted and for whom, ``file:7``)."""
+        return f"{self.prefix}{{r:{name}}}"
+
+    def presence(self, process: str) -> str:
+        """The agents connected to one process (one hash tag with PRESENCE_PROCS, so SUNION
+        runs on Redis Cluster too)."""
+        return f"{self.prefix}{{presence}}:p:{process}"
+
+    @property
+    def events(self) -> str:
+        return self.of(EVENTS_CHANNEL)
+
+    @property
+    def auth(self) -> str:
+        return self.of(AUTH_CHANNEL)
 
 
-def order_key(order_id: int) -> str:
-    return f"bb:{{o:{order_id}}}"
-
-
-def answers_key(order_id: int) -> str:
-    return f"bb:{{o:{order_id}}}:answers"
-
-
-def rate_key(name: str) -> str:
-    """A fixed-window rate counter (``name``: what is counted and for whom, e.g. ``file:7``)."""
-    return f"bb:{{r:{name}}}"
-
-
-def held_key(agent_id: int) -> str:
-    return f"bb:{{a:{agent_id}}}:held"
+_PLAIN = Keys()
+order_key, answers_key, held_key = _PLAIN.order, _PLAIN.answers, _PLAIN.held
+rate_key, presence_key = _PLAIN.rate, _PLAIN.presence
 
 
 # Outcomes of CLAIM that are not final answers.
@@ -84,10 +122,15 @@ BUSY = "busy"  # your own other request holds it right now: answer `unavailable`
 _CLAIM_RULE = """
 -- The claim rule: the Lua twin of orders.decide_claim, shared by CLAIM and CLAIM_MANY.
 -- o: HMGET of the order hash (ORDER_FIELDS); agent: the agent id; grids: its grid codes;
--- now, hold_ms: numbers.  Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
--- (the agent's own other request holds the order right now), or 'open' (the order is open to
+-- now, hold_ms: numbers; field: the claim's answer field ("<agent>:<request_id>").  A repeat
+-- of the very request that holds the order (a retry after a lost reply) finds it 'open'
+-- again, so that CLAIM is safe to repeat.
+-- Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
+-- (the agent's own other request holds the order right now), 'outside' (the order is open, but
+-- not to this agent as far as Redis knows: answered 'not_offered' and never remembered, since
+-- Redis may be behind Postgres, which the caller asks), or 'open' (the order is open to
 -- the agent and nobody holds it: only CLAIM may act on that).
-local function rule(o, agent, grids, now, hold_ms)
+local function rule(o, agent, grids, now, hold_ms, field)
   local status = o[1]
   if status ~= 'offered' and status ~= 'widened' then
     -- Claimed and every later state name their agent; cancelled and escalated are no one's.
@@ -105,17 +148,20 @@ local function rule(o, agent, grids, now, hold_ms)
   if eligible and o[7] and string.find(o[7], ',' .. agent .. ',', 1, true) then
     eligible = false  -- this agent released the order
   end
-  if not eligible then return 'not_offered' end
+  if not eligible then return 'outside' end
   if o[5] and o[5] ~= '' and tonumber(o[6]) + hold_ms > now then
     -- Someone is recording a claim in Postgres right now.
-    if o[5] == agent then return 'busy' end
+    if o[5] == agent then
+      if field ~= '' and o[8] == field then return 'open' end
+      return 'busy'
+    end
     return 'taken'
   end
   return 'open'
 end
 local function order_fields(key)
   return redis.call('HMGET', key, 'status', 'reach', 'scope', 'claimed_by', 'holder',
-                    'holder_at', 'excluded')
+                    'holder_at', 'excluded', 'holder_req')
 end
 """
 
@@ -131,19 +177,21 @@ CLAIM = (
 -- Returns {outcome}: 'hold' (caller must now record the claim in Postgres), 'busy',
 -- 'limit_reached' (the order is open to the agent but it is at its limit), or a final answer
 -- 'won' | 'taken' | 'not_offered' | 'unknown_order'.  Final answers except 'unknown_order'
--- are remembered under ARGV[2], so a repeated request gets the same answer; 'limit_reached'
--- is not (after handing an order on, the agent may retry the same request and win).
+-- and the 'not_offered' of an open order are remembered under ARGV[2], so a repeated
+-- request gets the same answer; 'limit_reached' is not (after handing an order on, the
+-- agent may retry the same request and win).
 local prev = redis.call('HGET', KEYS[2], ARGV[2])
 if prev then return {prev} end
 local o = order_fields(KEYS[1])
 if not o[1] then return {'unknown_order'} end
 local grids = {}
 for i = 7, #ARGV do grids[#grids + 1] = ARGV[i] end
-local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]))
+local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[2])
 if answer == 'busy' then return {'busy'} end
+if answer == 'outside' then return {'not_offered'} end
 if answer == 'open' then
   if ARGV[6] == '1' then return {'limit_reached'} end
-  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3])
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3], 'holder_req', ARGV[2])
   return {'hold'}
 end
 redis.call('HSET', KEYS[2], ARGV[2], answer)
@@ -180,17 +228,19 @@ while i <= #ARGV do
     if not o[1] then
       answer = (#out == 0 and ARGV[4] ~= '') and 'unknown_order' or ''
     else
-      answer = rule(o, agent, grids, now, hold_ms)
+      answer = rule(o, agent, grids, now, hold_ms, field)
       if answer == 'open' then
         if #out == 0 and ARGV[4] == '1' then
-          redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1])
-          o[5], o[6] = agent, ARGV[1]
+          redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1], 'holder_req', field)
+          o[5], o[6], o[8] = agent, ARGV[1], field
           answer = 'hold'
         elseif #out == 0 and ARGV[4] == 'L' then
           answer = 'limit_reached'
         else
           answer = ''
         end
+      elseif answer == 'outside' then
+        answer = 'not_offered'
       elseif answer ~= 'busy' then
         redis.call('HSET', KEYS[2], field, answer)
         remembered = true
@@ -223,7 +273,7 @@ if (not v) or tonumber(v) < tonumber(ARGV[1]) then
   written = 1
 end
 if ARGV[2] ~= 'offered' and ARGV[2] ~= 'widened' then
-  redis.call('HDEL', KEYS[1], 'holder', 'holder_at')
+  redis.call('HDEL', KEYS[1], 'holder', 'holder_at', 'holder_req')
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
 else
   redis.call('PERSIST', KEYS[1])
@@ -244,7 +294,7 @@ local o = redis.call('HMGET', KEYS[1], 'holder', 'holder_at')
 if not o[1] or o[1] == '' then return 0 end
 if ARGV[1] ~= '' and o[1] ~= ARGV[1] then return 0 end
 if tonumber(o[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) and ARGV[3] ~= '0' then return 0 end
-redis.call('HDEL', KEYS[1], 'holder', 'holder_at')
+redis.call('HDEL', KEYS[1], 'holder', 'holder_at', 'holder_req')
 return 1
 """
 
@@ -252,7 +302,8 @@ RESERVE = """
 -- Reserve a place among the orders an agent holds, before it claims one.
 -- KEYS[1] the agent's held hash
 -- ARGV[1] order id, ARGV[2] now (ms), ARGV[3] the limit, ARGV[4] pending lifetime (ms)
--- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way),
+-- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way; also
+-- when this very call is repeated: the entry is 'p:<ARGV[2]>', a retry after a lost reply),
 -- 'already' (the order is in the hash already: held, or being claimed by another request of
 -- the agent; nothing reserved) or 'full' (nothing reserved).  Lapsed pendings are dropped;
 -- tombstones ('d:') are left for the reconciler.
@@ -262,6 +313,7 @@ local function live(v)
          (kind == 'p' and tonumber(string.sub(v, 3)) + tonumber(ARGV[4]) > tonumber(ARGV[2]))
 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == 'p:' .. ARGV[2] then return 'ok' end  -- this very call, repeated (a lost reply)
 if cur and live(cur) then return 'already' end
 local all = redis.call('HGETALL', KEYS[1])
 local n = 0

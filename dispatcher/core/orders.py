@@ -90,6 +90,7 @@ class ClaimOutcome(enum.StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     LIMIT_REACHED = "limit_reached"
     UNAVAILABLE = "unavailable"  # Redis or Postgres could not decide; nothing recorded
+    PENDING = "pending"  # recorded or not, the server cannot tell yet: the answer follows
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,23 @@ copied onto the order, so later edits of the catalogue do not change orders alre
 
 The order is in Postgres (with its tracking token and `filed` event) before the caller hears
 201.  Offering it (Redis state, widening schedule, pub/sub) follows; if Redis is down at that
-moment the order is still filed and the reconciler offers it when Redis answers again.
+moment the order is still filed and offered as soon as Redis answers again
+(:mod:`dispatcher.flows.repairs`).
+
+Filing is idempotent per ``Idempotency-Key`` (migration 0008, ``filing_keys``), and an insert
+whose answer was lost is looked up by its key once Postgres answers: 201 if it was recorded,
+503 if not, 202 (pending, retry with the key) while Postgres cannot tell.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
+import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import geo
 from dispatcher import auth
@@ -27,9 +35,12 @@ from dispatcher.exceptions import (
     RateLimitedError,
     RedisUnavailableError,
     RequestError,
+    StoreAmbiguousError,
     StoreConflictError,
+    StoreUnavailableError,
 )
 from dispatcher.flows import deadlines
+from dispatcher.store.filing_keys import FilingKey
 
 log = logging.getLogger("bangban.filing")
 
@@ -98,9 +109,11 @@ async def _insert(
     token: str,
     filer: Principal,
     routing: dict[str, Any],
+    key: FilingKey,
 ) -> Order:
-    """Insert the order with a fresh short code (the agents' SMS reply), drawing again while
-    the code is live on another order (longer after a few tries: the space is crowded)."""
+    """Insert the order (with its filing ``key``) and a fresh short code (the agents' SMS
+    reply), drawing again while the code is live on another order (longer after a few tries:
+    the space is crowded)."""
     for attempt in range(CODE_ATTEMPTS):
         code = sms.new_code(_rng, sms.CODE_LENGTH + attempt // 3)
         try:
@@ -111,6 +124,7 @@ async def _insert(
                 actor=filer.actor,
                 routing=routing,
                 short_code=code,
+                key=key,
             )
         except StoreConflictError as exc:
             if exc.constraint != "orders_short_code_live" or attempt + 1 == CODE_ATTEMPTS:
@@ -228,13 +242,49 @@ async def _rate_limit(ctx: Context, filer: Principal) -> None:
         )
 
 
-async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> tuple[Order, str]:
-    """Record and offer a new order.  Returns (order, tracking token).
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """A filing recorded: the order, a tracking token for it, and whether this was a replay
+    of an earlier filing with the same ``Idempotency-Key`` (then the order as it is now, and a
+    new tracking token: only digests are stored, so the first cannot be shown again)."""
 
-    Raises RequestError (unknown or retired item, cannot route) or StoreUnavailableError
-    (nothing recorded: retry).
+    order: Order
+    token: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FilingPending:
+    """The insert was sent and its answer lost, and Postgres cannot tell yet whether it was
+    recorded: the same request with ``Idempotency-Key: <key>`` will (HTTP 202)."""
+
+    key: str
+
+
+SETTLE_WAIT_S = 1.0
+"""How long a filing whose insert lost its answer tries to find out before answering 202."""
+
+
+async def file_order(
+    ctx: Context,
+    request: OrderRequest,
+    filer: Principal,
+    *,
+    key: str | None = None,
+    fingerprint: str = "",
+) -> Filed | FilingPending:
+    """Record and offer a new order, at most once per ``key`` (the client's
+    ``Idempotency-Key``; the same filer with the same key gets the first order back, a key
+    reused for another request body, by ``fingerprint``, is refused).
+
+    Raises RequestError (unknown or retired item, cannot route, key reused) or
+    StoreUnavailableError (nothing recorded: retry).
     """
     await _rate_limit(ctx, filer)
+    if key is not None:
+        prior = await _replay(ctx, filer, key, fingerprint)
+        if prior is not None:
+            return prior
     item = await catalogue_item(ctx, request)
     grid, routing = await route(ctx, request)
     cap = ctx.settings.grid_open_cap
@@ -258,17 +308,72 @@ async def file_order(ctx: Context, request: OrderRequest, filer: Principal) -> t
         # due to escalate now) and is never offered, so a flood cannot bury the agents.
         draft = replace(draft, escalate_at=draft.created_at)
         routing = {**routing, "capped": cap}
-    order = await _insert(ctx, draft, request, token, filer, routing)
+    # Every filing carries a key (one of ours when the client gave none), so that a lost
+    # answer can be looked up.
+    filing_key = FilingKey(filer.actor, key or f"server:{uuid.uuid4().hex}", fingerprint)
+    try:
+        order = await _insert(ctx, draft, request, token, filer, routing, filing_key)
+    except StoreConflictError as exc:
+        if key is None or exc.constraint != "filing_keys_pkey":
+            raise
+        prior = await _replay(ctx, filer, key, fingerprint)  # filed meanwhile with this key
+        if prior is None:
+            raise
+        return prior
+    except StoreAmbiguousError as exc:
+        log.warning("filing insert lost its answer key=%s error=%s", filing_key.key, exc)
+        ctx.metrics.postgres_errors.inc()
+        found = await _find_out(ctx, filing_key, exc.backend)
+        if found is None:
+            return FilingPending(filing_key.key)
+        if found is False:
+            raise StoreUnavailableError("postgres: the filing was not recorded; retry") from exc
+        order = found  # recorded after all, with our tracking token
+        log.warning("filing found recorded after all order_id=%s", order.id)
     ctx.metrics.orders_filed.inc()
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
     if capped:
         ctx.metrics.orders_capped.inc()
         log.warning("grid at its open-order cap grid=%s order_id=%s escalated", grid, order.id)
         await deadlines.handle(ctx, [order.id])
-        return (await ctx.store.get_order(order.id)) or order, token
+        return Filed((await ctx.store.get_order(order.id)) or order, token)
 
     try:
         await ctx.board.announce(order)
     except RedisUnavailableError as exc:
         log.warning("order filed but not yet offered order_id=%s error=%s", order.id, exc)
-    return order, token
+        ctx.repairs.note(order.id)
+    return Filed(order, token)
+
+
+async def _replay(ctx: Context, filer: Principal, key: str, fingerprint: str) -> Filed | None:
+    prior = await ctx.store.filed_with_key(filer.actor, key)
+    if prior is None:
+        return None
+    order, first_fingerprint = prior
+    if first_fingerprint != fingerprint:
+        raise RequestError(
+            "this Idempotency-Key was used for another request; use a new key per order",
+            code="idempotency_key_reused",
+            status=422,
+            details={"field": "Idempotency-Key"},
+        )
+    token = auth.new_token(TokenKind.TRACKING)
+    await ctx.store.add_tracking_token(order.id, auth.digest(token))
+    ctx.repairs.note(order.id)  # offered only if Redis never heard it (a lost answer)
+    return Filed(order, token, replayed=True)
+
+
+async def _find_out(ctx: Context, key: FilingKey, backend: int) -> Order | Literal[False] | None:
+    """After an insert whose answer was lost: the order if it was recorded, False if not,
+    None if Postgres cannot tell within :data:`SETTLE_WAIT_S`."""
+    deadline = time.monotonic() + SETTLE_WAIT_S
+    while True:
+        try:
+            await ctx.store.settle_backend(backend)
+            found = await ctx.store.filed_with_key(key.filer, key.key)
+            return False if found is None else found[0]
+        except StoreUnavailableError:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.1)

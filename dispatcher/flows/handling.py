@@ -177,7 +177,8 @@ async def _announce(
             held=held,
         )
     except RedisUnavailableError as exc:
-        log.warning("order %s recorded but not announced (reconciler repairs): %s", after.id, exc)
+        log.warning("order %s recorded but not announced (repaired later): %s", after.id, exc)
+        ctx.repairs.note(after.id)
     log.info(
         "order changed order_id=%s event=%s status=%s actor=%s",
         after.id,

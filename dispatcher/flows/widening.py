@@ -18,6 +18,7 @@ import logging
 from dispatcher.context import Context
 from dispatcher.core.lifecycle import trail_entry
 from dispatcher.core.orders import Order, Reach, Status, advanced
+from dispatcher.exceptions import RedisUnavailableError
 
 log = logging.getLogger("bangban.widening")
 
@@ -56,7 +57,11 @@ async def _climb(ctx: Context, current: Order) -> tuple[Order | None, int]:
             now - (current.next_step_at or now),
         )
         details = {"step": moved.step, "reach": moved.reach.value}
-        await ctx.board.announce(moved, event=trail_entry("widened", now, details))
+        try:
+            await ctx.board.announce(moved, event=trail_entry("widened", now, details))
+        except RedisUnavailableError:
+            ctx.repairs.note(moved.id)  # widened in Postgres: Redis must hear it (repairs)
+            raise
         current = moved
 
 

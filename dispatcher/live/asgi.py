@@ -228,6 +228,11 @@ class Writer:
         # Queued; a client that does not read will not answer it either.
         asyncio.get_running_loop().call_later(CLOSE_GRACE, self._socket.abort)
 
+    async def flush(self) -> None:
+        """Wait until every frame pushed so far is written (or the connection failed)."""
+        while (task := self._task) is not None:
+            await asyncio.wait([task])
+
     async def stop(self) -> None:
         """No more writing (the connection is ending); waits for a write in progress."""
         self.closed = True

@@ -17,7 +17,10 @@ event, not per connection).  Trackers get ``status`` frames with the trail entry
 
 When the pub/sub connection is lost, events published meanwhile are gone for this process, so
 after re-subscribing the hub asks :attr:`Hub.resync` to resend every connection its snapshot
-(duplicates are allowed by the protocol; gaps are not).
+(duplicates are allowed by the protocol; gaps are not).  A subscription can also go deaf
+without any error (a silent network fault, a proxy in between): every process publishes a
+heartbeat on the channel every second (:meth:`Hub.beat_loop`), and a listener that hears
+nothing for 3 s while its own heartbeats are published resubscribes the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ from dispatcher.live.fairplay import FairPlayLog
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger("bangban.hub")
+
+BEAT_S = 1.0
+"""Every process publishes a heartbeat on the channel this often."""
+DEAF_AFTER_S = 3.0
+"""A listener that hears nothing (not even heartbeats) for this long while this process's
+heartbeats are published resubscribes."""
 
 
 class Payload:
@@ -168,6 +177,8 @@ class Hub:
 
     redis: aioredis.Redis
     channel: str = EVENTS_CHANNEL
+    auth_channel: str = AUTH_CHANNEL
+    """Revocations (:meth:`revoked`), namespaced like ``channel``."""
     resync: Callable[[], Awaitable[None]] | None = None
     agents: set[AgentLink] = field(default_factory=set)
     by_grid: dict[str, set[AgentLink]] = field(default_factory=dict)
@@ -212,6 +223,13 @@ class Hub:
             link.outbox.kick(self.CLOSE_REVOKED, reason)
             closed += 1
         return closed
+
+    beat: Callable[[bytes], Awaitable[int]] | None = None
+    """Publishes a heartbeat on the channel (the board's client): see :meth:`beat_loop`."""
+    beat_sent: float = 0.0
+    """When (monotonic) this process last published a heartbeat successfully."""
+    deaf: int = 0
+    """Times the listener heard nothing while heartbeats were published, and resubscribed."""
 
     # --- registry ------------------------------------------------------------------------
 
@@ -332,6 +350,18 @@ class Hub:
 
     # --- listener ------------------------------------------------------------------------
 
+    async def beat_loop(self) -> None:
+        """Publish a heartbeat on the channel every :data:`BEAT_S`, forever."""
+        payload: bytes = msgpack.packb({"beat": 1})
+        while True:
+            if self.beat is not None:
+                try:
+                    await self.beat(payload)
+                    self.beat_sent = time.monotonic()
+                except Exception as exc:  # Redis down: the listener finds out by itself
+                    log.debug("heartbeat not published error=%r", exc)
+            await asyncio.sleep(BEAT_S)
+
     async def run(self) -> None:
         """Listen forever; re-subscribe after a lost connection, then ask for a resync."""
         backoff = 0.1
@@ -339,7 +369,7 @@ class Hub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel, AUTH_CHANNEL)
+                await pubsub.subscribe(self.channel, self.auth_channel)
                 self.ready.set()
                 if not first:
                     self.revoked(None, None)  # revocations may have been missed meanwhile
@@ -351,24 +381,36 @@ class Hub:
                         await self.resync()
                 first = False
                 backoff = 0.1
+                heard = time.monotonic()
                 while True:
                     msg = await pubsub.get_message(timeout=1.0)
-                    if msg is None or msg.get("type") != "message":
-                        continue
-                    try:
-                        event = msgpack.unpackb(msg["data"], raw=False)
-                        if msg.get("channel") in (AUTH_CHANNEL, AUTH_CHANNEL.encode()):
-                            self.revoked(event.get("token_id"), event.get("agent_id"))
-                            continue
-                        self.deliver(event)
-                    except Exception:  # a bad event must not stop fan-out for the rest
-                        log.exception("event dropped: undecodable or unroutable")
+                    if msg is not None and msg.get("type") == "message":
+                        heard = time.monotonic()
+                        try:
+                            event = msgpack.unpackb(msg["data"], raw=False)
+                            channel = msg.get("channel")
+                            if channel in (self.auth_channel, self.auth_channel.encode()):
+                                self.revoked(event.get("token_id"), event.get("agent_id"))
+                            elif "beat" not in event:
+                                self.deliver(event)
+                        except Exception:  # a bad event must not stop fan-out for the rest
+                            log.exception("event dropped: undecodable or unroutable")
+                    if self.beat_sent - heard > DEAF_AFTER_S:
+                        # Our heartbeats reach Redis but not us: the subscription went deaf
+                        # without an error (a silent network fault, a proxy, a server that
+                        # dropped it).  Resubscribe, and resend every connection its snapshot.
+                        self.deaf += 1
+                        log.warning(
+                            "pubsub deaf: nothing heard for %.1f s while publishing; resubscribing",
+                            time.monotonic() - heard,
+                        )
+                        break
             except (RedisError, OSError) as exc:
                 self.ready.clear()
                 first = False
                 log.warning("pubsub lost error=%r retry_in=%.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, 0.5)  # back within a second of Redis
             finally:
                 try:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

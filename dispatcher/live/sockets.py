@@ -16,16 +16,17 @@ refused by the transport with close code 1009 (uvicorn's ``ws_max_size``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from dispatcher import auth
 from dispatcher.context import Context
-from dispatcher.core.orders import Order
-from dispatcher.core.roster import Principal, TokenKind
+from dispatcher.core.orders import ClaimOutcome, Order
+from dispatcher.core.roster import Agent, Principal, TokenKind
 from dispatcher.core.validate import ascii_id
 from dispatcher.exceptions import (
     AuthError,
@@ -37,12 +38,14 @@ from dispatcher.flows import claims, fairplay
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
 from dispatcher.live.hub import AgentLink, Outbox, Payload, TrackerLink
+from dispatcher.live.lanes import Lanes
 
 log = logging.getLogger("bangban.ws")
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_AGAIN = 1013
+CLOSE_RESTART = 1012  # the process is draining: reconnect (to another process)
 CLOSE_POLICY = 1008
 
 FRAMES_PER_SECOND = 50.0
@@ -73,6 +76,9 @@ async def _open(ctx: Context, socket: AsgiSocket) -> tuple[Principal, Outbox, Wr
     token = socket.param("token") or auth.bearer(socket.header(b"authorization"))
     encoding = socket.param("encoding") or "msgpack"
     await socket.accept()
+    if ctx.draining.is_set():
+        await socket.close(CLOSE_RESTART, "service restart; reconnect")
+        return None
     if encoding not in ("msgpack", "json"):
         await socket.close(CLOSE_POLICY, "encoding must be msgpack or json")
         return None
@@ -147,6 +153,67 @@ async def _send_snapshot(
     outbox.push(Payload.of(wire.SnapshotDone(len(ordered))), first=True)
 
 
+def _final_answer(
+    outbox: Outbox, frame: wire.Claim
+) -> Callable[[asyncio.Task[ClaimOutcome]], None]:
+    """Send the final answer of a claim answered ``pending``, once it is known."""
+
+    def send(task: asyncio.Task[ClaimOutcome]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        outcome = task.result()
+        if outcome is not ClaimOutcome.PENDING:
+            result = wire.ClaimResult(frame.request_id, frame.order_id, outcome.value)
+            outbox.push(Payload.of(result), first=True)
+
+    return send
+
+
+async def _close_on_drain(
+    ctx: Context, socket: AsgiSocket, writer: Writer, lanes: Lanes | None = None
+) -> None:
+    """When the process drains: let the claims in flight finish and their answers be
+    written, then close with 1012 so that the client reconnects (to another process)."""
+    await ctx.draining.wait()
+    if lanes is not None:
+        await lanes.drain()
+    await writer.flush()
+    with contextlib.suppress(Exception):  # the peer may be gone already
+        await socket.close(CLOSE_RESTART, "service restart; reconnect")
+
+
+def _claim_work(
+    ctx: Context, agent: Agent, link: AgentLink, frame: wire.Claim
+) -> Callable[[], Awaitable[None]]:
+    """One claim frame's work: the per-agent rate limit, the claim timed for fair play, the
+    answer (and, for ``pending``, the final answer later).  A failure is confined to this
+    frame: the connection (and every other) goes on, and the client is told under its
+    request id."""
+    outbox, rid = link.outbox, frame.request_id
+
+    async def work() -> None:
+        try:
+            if wait := claims.claim_wait(ctx, agent):
+                message = f"too many claims; retry in {wait / 1000:.1f} s"
+                _error(outbox, FrameError(wire.RATE_LIMITED, message, rid))
+                return
+            outcome = await fairplay.timed_claim(ctx, agent, frame.order_id, rid, (link,))
+            if outcome is None:
+                _error(outbox, FrameError(wire.TOO_FAST, fairplay.TOO_FAST_MESSAGE, rid))
+                return
+            result = wire.ClaimResult(rid, frame.order_id, outcome.value)
+            outbox.push(Payload.of(result), first=True)
+            if outcome is ClaimOutcome.PENDING:
+                final = ctx.settling.get(claims.answer_field(agent.id, rid))
+                if final is not None:
+                    final.add_done_callback(_final_answer(outbox, frame))
+        except Exception:
+            log.exception("frame failed agent_id=%s type=%s", agent.id, frame.type)
+            _error(outbox, FrameError(wire.INTERNAL, "this frame failed; retry", rid))
+
+    return work
+
+
 async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
     opened = await _open(ctx, socket)
     if opened is None:
@@ -172,37 +239,20 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         await _send_snapshot(ctx, link, writer, snapshot, at_limit)
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
-        async with contextlib.aclosing(_frames(socket, outbox)) as frames:
-            async for frame in frames:
-                try:
+        lanes = Lanes()
+        closer = asyncio.create_task(_close_on_drain(ctx, socket, writer, lanes))
+        try:
+            async with contextlib.aclosing(_frames(socket, outbox)) as frames:
+                async for frame in frames:
                     if isinstance(frame, wire.Claim):
-                        if wait := claims.claim_wait(ctx, agent):
-                            limited = FrameError(
-                                wire.RATE_LIMITED,
-                                f"too many claims; retry in {wait / 1000:.1f} s",
-                                frame.request_id,
-                            )
-                            _error(outbox, limited)
-                            continue
-                        rid = frame.request_id
-                        outcome = await fairplay.timed_claim(
-                            ctx, agent, frame.order_id, rid, (link,)
-                        )
-                        if outcome is None:
-                            too_fast = FrameError(wire.TOO_FAST, fairplay.TOO_FAST_MESSAGE, rid)
-                            _error(outbox, too_fast)
-                            continue
-                        result = wire.ClaimResult(rid, frame.order_id, outcome.value)
-                        outbox.push(Payload.of(result), first=True)
+                        # Claims of different orders run concurrently, of one order in order.
+                        await lanes.submit(frame.order_id, _claim_work(ctx, agent, link, frame))
                     else:
                         pong = wire.Pong(frame.request_id, ctx.clock())
                         outbox.push(Payload.of(pong), first=True)
-                except Exception:
-                    # A failure is confined to the frame that caused it: this connection (and
-                    # every other) goes on; the client is told, under the frame's request id.
-                    log.exception("frame failed agent_id=%s type=%s", agent.id, frame.type)
-                    failed = FrameError(wire.INTERNAL, "this frame failed; retry", frame.request_id)
-                    _error(outbox, failed)
+        finally:
+            closer.cancel()
+            await lanes.drain()  # claims in flight finish (their answers may still be sent)
     finally:
         ctx.hub.remove_agent(link)
         await writer.stop()
@@ -237,17 +287,22 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
         # The order as it is, with the step that made it so.
         outbox.push(Payload.of(wire.StatusChange(order.to_wire(ctx.clock()), last)), first=True)
         outbox.release()
-        async with contextlib.aclosing(_frames(socket, outbox)) as frames:
-            async for frame in frames:
-                if isinstance(frame, wire.Ping):
-                    outbox.push(Payload.of(wire.Pong(frame.request_id, ctx.clock())), first=True)
-                else:
-                    refusal = FrameError(
-                        wire.FORBIDDEN,
-                        "applicants cannot claim",
-                        getattr(frame, "request_id", None),
-                    )
-                    _error(outbox, refusal)
+        closer = asyncio.create_task(_close_on_drain(ctx, socket, writer))
+        try:
+            async with contextlib.aclosing(_frames(socket, outbox)) as frames:
+                async for frame in frames:
+                    if isinstance(frame, wire.Ping):
+                        pong = wire.Pong(frame.request_id, ctx.clock())
+                        outbox.push(Payload.of(pong), first=True)
+                    else:
+                        refusal = FrameError(
+                            wire.FORBIDDEN,
+                            "applicants cannot claim",
+                            getattr(frame, "request_id", None),
+                        )
+                        _error(outbox, refusal)
+        finally:
+            closer.cancel()
 
     finally:
         ctx.hub.remove_tracker(link)

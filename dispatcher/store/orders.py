@@ -18,7 +18,8 @@ import asyncpg
 from dispatcher.core import sms
 from dispatcher.core.lifecycle import label
 from dispatcher.core.orders import HELD_STATUSES, Order, format_schedule
-from dispatcher.store.pg import ORDER_COLS, dt, ms, order_from_row, translated
+from dispatcher.store.filing_keys import FilingKey
+from dispatcher.store.pg import ORDER_COLS, dt, ms, order_from_row, translated, write_row
 
 
 def _time(v: Any) -> Any:
@@ -198,55 +199,65 @@ class OrderStore:
         actor: str,
         routing: dict[str, Any] | None = None,
         short_code: str | None = None,
+        key: FilingKey | None = None,
     ) -> Order:
         """Record a new order (``order.id`` is ignored: Postgres assigns it), its tracking
-        token, its `filed` event and its texter's trigger, in one statement.  A ``short_code``
-        already live on another order raises StoreConflictError (constraint
-        ``orders_short_code_live``): draw another."""
-        with translated():
-            row = await self.pool.fetchrow(
-                f"""
-                WITH o AS (
-                    INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
-                                        applicant_phone, created_at, widen_at, scope, routing,
-                                        schedule, step, reach_grids, next_step_at, offered_at,
-                                        escalate_at, item_name, required, time_limit_days,
-                                        short_code)
-                    VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
-                            $12, 0, $13, $14, $7, $15, $16, $17, $18, $19)
-                    RETURNING *
-                ), t AS (
-                    INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
-                ), e AS (
-                    INSERT INTO order_events (order_id, at, kind, actor, details)
-                    SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
-                    FROM o
-                ), s AS (
-                    INSERT INTO sms_triggers (order_id, kind, step, offered_at, grids, at)
-                    SELECT id, 'offer', 0, offered_at, reach_grids, $7 FROM o
-                )
-                SELECT {ORDER_COLS} FROM o
-                """,
-                order.grid,
-                order.item,
-                order.text,
-                order.item_class,
-                applicant.get("name"),
-                applicant.get("phone"),
-                dt(order.created_at),
-                dt(order.widen_at),
-                tracking_digest,
-                actor,
-                None if routing is None else json.dumps(routing, ensure_ascii=False),
-                format_schedule(order.schedule),
-                list(order.reach_grids),
-                None if order.next_step_at is None else dt(order.next_step_at),
-                None if order.escalate_at is None else dt(order.escalate_at),
-                order.item_name,
-                list(order.required),
-                order.time_limit_days,
-                short_code,
+        token, its `filed` event, its texter's trigger and its filing ``key``, in one
+        statement.
+
+        Raises StoreConflictError: constraint ``orders_short_code_live`` when ``short_code``
+        is live on another order (draw another), ``filing_keys_pkey`` when the key was used
+        already; StoreAmbiguousError when the answer was lost (find out by the key)."""
+        row = await write_row(
+            self.pool,
+            f"""
+            WITH o AS (
+                INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
+                                    applicant_phone, created_at, widen_at, scope, routing,
+                                    schedule, step, reach_grids, next_step_at, offered_at,
+                                    escalate_at, item_name, required, time_limit_days,
+                                    short_code)
+                VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
+                        $12, 0, $13, $14, $7, $15, $16, $17, $18, $22)
+                RETURNING *
+            ), t AS (
+                INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
+            ), e AS (
+                INSERT INTO order_events (order_id, at, kind, actor, details)
+                SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
+                FROM o
+            ), s AS (
+                INSERT INTO sms_triggers (order_id, kind, step, offered_at, grids, at)
+                SELECT id, 'offer', 0, offered_at, reach_grids, $7 FROM o
+            ), k AS (
+                INSERT INTO filing_keys (filer, key, fingerprint, order_id)
+                SELECT $19, $20, $21, id FROM o WHERE $20::text IS NOT NULL
             )
+            SELECT {ORDER_COLS} FROM o
+            """,
+            order.grid,
+            order.item,
+            order.text,
+            order.item_class,
+            applicant.get("name"),
+            applicant.get("phone"),
+            dt(order.created_at),
+            dt(order.widen_at),
+            tracking_digest,
+            actor,
+            None if routing is None else json.dumps(routing, ensure_ascii=False),
+            format_schedule(order.schedule),
+            list(order.reach_grids),
+            None if order.next_step_at is None else dt(order.next_step_at),
+            None if order.escalate_at is None else dt(order.escalate_at),
+            order.item_name,
+            list(order.required),
+            order.time_limit_days,
+            None if key is None else key.filer,
+            None if key is None else key.key,
+            None if key is None else key.fingerprint,
+            short_code,
+        )
         assert row is not None
         return order_from_row(row)
 
@@ -277,25 +288,25 @@ class OrderStore:
         The update is conditional on the order being open (and the agent not one who released
         it), so Postgres can never record a second winner, whatever Redis said.
         """
-        with translated():
-            row = await self.pool.fetchrow(
-                f"""
-                WITH c AS (
-                    UPDATE orders SET status = 'claimed', claimed_by = $2, claimed_at = $3,
-                                      version = version + 1, updated_at = now()
-                    WHERE id = $1 AND status IN ('offered', 'widened')
-                          AND NOT ($2 = ANY (excluded))
-                    RETURNING *
-                ), e AS (
-                    INSERT INTO order_events (order_id, at, kind, actor)
-                    SELECT id, $3, 'claimed', 'agent:' || $2::text FROM c
-                )
-                SELECT {ORDER_COLS} FROM c
-                """,
-                order_id,
-                agent_id,
-                dt(now),
+        row = await write_row(
+            self.pool,
+            f"""
+            WITH c AS (
+                UPDATE orders SET status = 'claimed', claimed_by = $2, claimed_at = $3,
+                                  version = version + 1, updated_at = now()
+                WHERE id = $1 AND status IN ('offered', 'widened')
+                      AND NOT ($2 = ANY (excluded))
+                RETURNING *
+            ), e AS (
+                INSERT INTO order_events (order_id, at, kind, actor)
+                SELECT id, $3, 'claimed', 'agent:' || $2::text FROM c
             )
+            SELECT {ORDER_COLS} FROM c
+            """,
+            order_id,
+            agent_id,
+            dt(now),
+        )
         return None if row is None else order_from_row(row)
 
     async def advance_order(self, current: Order, nxt: Order, now: int) -> Order | None:

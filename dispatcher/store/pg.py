@@ -5,13 +5,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
 from dispatcher.core.orders import Order, Scope, Status, default_schedule, parse_schedule
 from dispatcher.core.points import Rating
 from dispatcher.core.roster import Agent
-from dispatcher.exceptions import StoreConflictError, StoreError, StoreUnavailableError
+from dispatcher.exceptions import (
+    StoreAmbiguousError,
+    StoreConflictError,
+    StoreError,
+    StoreUnavailableError,
+)
 
 ORDER_COLS = (
     "id, status, grid, item, text, item_class, created_at, widen_at, scope, claimed_by,"
@@ -38,6 +44,38 @@ def translated() -> Iterator[None]:
         raise StoreError(f"postgres: {exc}") from exc
     except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
         raise StoreUnavailableError(f"postgres: {exc!r}") from exc
+
+
+async def write_row(pool: asyncpg.Pool, query: str, *args: Any) -> asyncpg.Record | None:
+    """``fetchrow`` of one writing statement that tells *nothing was sent* from *sent, and
+    then the connection was lost or timed out*.
+
+    Raises StoreUnavailableError when the statement never reached Postgres (no connection) or
+    Postgres refused it (it answered with an error: in autocommit nothing was recorded), and
+    :class:`~dispatcher.exceptions.StoreAmbiguousError` when it was sent and no answer came:
+    the connection is then closed (never reused: its backend may still be running the
+    statement) and the error names that backend.
+    """
+    with translated():
+        conn = await pool.acquire(timeout=5)
+    try:
+        backend = conn.get_server_pid()
+        try:
+            with translated():
+                return await conn.fetchrow(query, *args)
+        except StoreUnavailableError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, asyncpg.PostgresError) and not isinstance(
+                cause, asyncpg.InterfaceError
+            ):
+                state = getattr(cause, "sqlstate", "") or ""
+                if not state.startswith("08"):
+                    raise  # Postgres answered: the statement failed, nothing recorded
+            with contextlib.suppress(asyncpg.InterfaceError):  # (lost: closed already)
+                conn.terminate()
+            raise StoreAmbiguousError(str(exc), backend) from exc
+    finally:
+        await pool.release(conn)
 
 
 def ms(dt: datetime | None) -> int | None:

@@ -22,6 +22,7 @@ from dispatcher.exceptions import StoreUnavailableError
 from dispatcher.store import migrate
 from dispatcher.store.catalog import CatalogStore
 from dispatcher.store.changes import ChangeStore
+from dispatcher.store.filing_keys import FilingKeyStore
 from dispatcher.store.orders import OrderStore
 from dispatcher.store.outbox import OutboxStore
 from dispatcher.store.oversight import OversightStore
@@ -37,7 +38,14 @@ async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 
 
 class Store(
-    OrderStore, RosterStore, CatalogStore, ChangeStore, PointsStore, OversightStore, OutboxStore
+    OrderStore,
+    RosterStore,
+    CatalogStore,
+    ChangeStore,
+    PointsStore,
+    OversightStore,
+    OutboxStore,
+    FilingKeyStore,
 ):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 

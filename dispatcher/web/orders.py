@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+import os
+import re
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -12,7 +16,7 @@ from starlette.routing import Route
 
 from dispatcher.auth import bearer
 from dispatcher.core import validate
-from dispatcher.core.orders import Order, is_offered_to
+from dispatcher.core.orders import ClaimOutcome, Order, is_offered_to
 from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.exceptions import (
     AuthError,
@@ -37,12 +41,54 @@ def order_id_of(request: Request) -> int:
     return order_id
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header (1..200 visible ASCII characters), or None."""
+    raw = request.headers.get("idempotency-key")
+    if raw is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
+        raise RequestError(
+            "'Idempotency-Key' must be 1..200 visible ASCII characters",
+            code="invalid_value",
+            status=422,
+            details={"field": "Idempotency-Key"},
+        )
+    return raw
+
+
 async def file_order(request: Request) -> Response:
     who = await principal(request, TokenKind.INTAKE, TokenKind.ADMIN)
-    req = filing.parse_order_request(await body(request))
-    order, token = await filing.file_order(context(request), req, who)
-    data = {**order.to_wire(), "tracking_token": token}
-    return answer(request, {**data, "tracking_url": tracking_url(request, order.id, token)}, 201)
+    data = await body(request)
+    req = filing.parse_order_request(data)
+    key = idempotency_key(request)
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+    result = await filing.file_order(context(request), req, who, key=key, fingerprint=fingerprint)
+    if isinstance(result, filing.FilingPending):
+        # The insert was sent and its answer lost; Postgres cannot tell yet whether it was
+        # recorded.  The same request with this key will (docs/PROTOCOL-faults.md).
+        pending = answer(
+            request,
+            {
+                "status": "pending",
+                "idempotency_key": result.key,
+                "message": "recorded or not is not known yet; repeat the request with this"
+                " Idempotency-Key to learn which (it never files a second order)",
+            },
+            202,
+        )
+        pending.headers["Idempotency-Key"] = result.key
+        pending.headers["Retry-After"] = "1"
+        return pending
+    data = {**result.order.to_wire(), "tracking_token": result.token}
+    data["tracking_url"] = tracking_url(request, result.order.id, result.token)
+    filed = answer(request, data, 201)
+    if result.replayed:
+        filed.headers["Idempotency-Replayed"] = "true"
+    return filed
 
 
 def may_read(who: Principal, order: Order) -> bool:
@@ -99,7 +145,10 @@ async def claim_order(request: Request) -> Response:
     outcome = await fairplay.timed_claim(ctx, who.agent, order_id, rid, links)
     if outcome is None:
         raise RequestError(fairplay.TOO_FAST_MESSAGE, code="too_fast", status=422)
-    return answer(request, wire.to_map(wire.ClaimResult(rid, order_id, outcome.value)))
+    # 202: `pending`, recorded or not the server cannot tell yet; the same request again
+    # (same request_id) gets the final answer (docs/PROTOCOL.md).
+    status = 202 if outcome is ClaimOutcome.PENDING else 200
+    return answer(request, wire.to_map(wire.ClaimResult(rid, order_id, outcome.value)), status)
 
 
 async def order_events(request: Request) -> Response:
@@ -128,9 +177,13 @@ async def healthz(request: Request) -> Response:
     except StoreUnavailableError as exc:
         checks["postgres"] = f"down: {exc}"
     checks["pubsub"] = "ok" if ctx.hub.ready.is_set() else "down: not subscribed"
+    if ctx.draining.is_set():  # a load balancer must stop sending us traffic
+        checks["process"] = "draining"
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        200 if healthy else 503,
+        headers={"X-Bangban-Worker": str(os.getpid())},  # which process answered (--workers)
     )
 
 

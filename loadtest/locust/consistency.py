@@ -42,6 +42,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dispatcher.board import scripts as rs
+from dispatcher.settings import default_namespace
 
 OPEN = frozenset({"offered", "widened"})
 
@@ -55,7 +56,6 @@ OPEN_NOT_IN_REDIS = "open order missing from redis"
 NOT_SCHEDULED = "offered order not scheduled to widen"
 BAD_LOG_LINE = "unreadable won log line"
 
-_ORDER_KEY = re.compile(r"^bb:\{o:(\d+)\}$")
 EXAMPLES = 10
 """Violations of one kind printed by :meth:`Report.verdict` (all are in ``violations``)."""
 
@@ -192,13 +192,14 @@ async def _postgres(database_url: str) -> tuple[dict[int, _Row], dict[int, list[
     return orders, trail
 
 
-async def _redis(redis_url: str) -> tuple[dict[int, dict[str, str]], set[int]]:
+async def _redis(redis_url: str, keys: rs.Keys) -> tuple[dict[int, dict[str, str]], set[int]]:
     """Every order hash Redis has (status, claimed_by, version), and the widening schedule."""
+    order_key = re.compile("^" + re.escape(keys.prefix) + r"\{o:(\d+)\}$")
     client = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=30)
     try:
         ids: list[int] = []
-        async for key in client.scan_iter(match=rs.PREFIX + "{o:*", count=1000):
-            m = _ORDER_KEY.match(key)
+        async for key in client.scan_iter(match=keys.prefix + "{o:*", count=1000):
+            m = order_key.match(key)
             if m:
                 ids.append(int(m.group(1)))
         hashes: dict[int, dict[str, str]] = {}
@@ -206,7 +207,7 @@ async def _redis(redis_url: str) -> tuple[dict[int, dict[str, str]], set[int]]:
             chunk = ids[start : start + 1000]
             async with client.pipeline(transaction=False) as pipe:
                 for oid in chunk:
-                    pipe.hmget(rs.order_key(oid), "status", "claimed_by", "version")
+                    pipe.hmget(keys.order(oid), "status", "claimed_by", "version")
                 values = await pipe.execute()
             for oid, (status, claimed_by, version) in zip(chunk, values, strict=True):
                 if status is not None:  # expired between SCAN and HMGET
@@ -215,7 +216,7 @@ async def _redis(redis_url: str) -> tuple[dict[int, dict[str, str]], set[int]]:
                         "claimed_by": claimed_by or "",
                         "version": version or "",
                     }
-        members: list[str] = await client.zrange(rs.WIDEN_DUE, 0, -1)  # type: ignore[assignment]
+        members: list[str] = await client.zrange(keys.of(rs.WIDEN_DUE), 0, -1)  # type: ignore[assignment]
         due = {int(m) for m in members}
     finally:
         await client.aclose()
@@ -223,10 +224,14 @@ async def _redis(redis_url: str) -> tuple[dict[int, dict[str, str]], set[int]]:
 
 
 async def _check_once(
-    records: list[dict[str, Any]], log_faults: list[Violation], redis_url: str, database_url: str
+    records: list[dict[str, Any]],
+    log_faults: list[Violation],
+    redis_url: str,
+    database_url: str,
+    keys: rs.Keys,
 ) -> Report:
     orders, trail = await _postgres(database_url)
-    hashes, due = await _redis(redis_url)
+    hashes, due = await _redis(redis_url, keys)
     report = Report(violations=list(log_faults))
     add = report.violations.append
 
@@ -301,23 +306,30 @@ async def _check_once(
         if oid not in hashes:
             add(Violation(OPEN_NOT_IN_REDIS, oid, f"postgres: {row.status}; redis: no key"))
         elif row.scheduled and oid not in due:
-            add(Violation(NOT_SCHEDULED, oid, f"not in {rs.WIDEN_DUE}"))
+            add(Violation(NOT_SCHEDULED, oid, f"not in {keys.of(rs.WIDEN_DUE)}"))
     return report
 
 
 async def check(
-    won_log_path: str | Path, redis_url: str, database_url: str, *, settle: float = 0.0
+    won_log_path: str | Path,
+    redis_url: str,
+    database_url: str,
+    *,
+    settle: float = 0.0,
+    namespace: str | None = None,
 ) -> Report:
     """Check one run (see the module docstring).  Never raises for a violation: they are in
     the report.  Raises the drivers' errors when Redis or Postgres cannot be read.
 
     ``settle`` (seconds): while violations remain, read Redis and Postgres again for up to
     this long (for a system that was still finishing claims when the check started).
+    ``namespace``: the server's ``BANGBAN_NAMESPACE`` (default: derived as the server does).
     """
+    keys = rs.Keys(default_namespace(redis_url, database_url) if namespace is None else namespace)
     records, log_faults = read_won_log(Path(won_log_path))
     deadline = time.monotonic() + settle
     while True:
-        report = await _check_once(records, log_faults, redis_url, database_url)
+        report = await _check_once(records, log_faults, redis_url, database_url, keys)
         if report.ok or time.monotonic() >= deadline:
             return report
         await asyncio.sleep(0.25)
@@ -342,7 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     if not redis_url or not database_url:
         parser.error("give --redis-url and --database-url (or set REDIS_URL and DATABASE_URL)")
     try:
-        report = asyncio.run(check(args.won_log, redis_url, database_url, settle=args.settle))
+        report = asyncio.run(
+            check(
+                args.won_log,
+                redis_url,
+                database_url,
+                settle=args.settle,
+                namespace=env.namespace,
+            )
+        )
     except (OSError, asyncpg.PostgresError, RedisError) as exc:
         print(f"consistency: could not check: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import AgentClient, ApiClient
-from dispatcher.board import scripts as rs
 from dispatcher.core.orders import decide_claim
 from dispatcher.core.roster import Agent
 from dispatcher.exceptions import RedisUnavailableError
@@ -229,7 +228,7 @@ async def test_riders_are_decided_right_after_the_leader(server: InProcessServer
     assert got == ["won", "taken", "not_offered", "unavailable", "taken"]
     for agent in (b, c, other):
         assert await server.ctx.board.held_count(agent.id) == 0
-        assert not await server.ctx.board.redis.exists(rs.held_key(agent.id))
+        assert not await server.ctx.board.redis.exists(server.ctx.board.keys.held(agent.id))
 
 
 async def test_a_leader_at_its_limit_leaves_the_order_to_a_rider(settings: Settings) -> None:

@@ -49,7 +49,10 @@ async def test_race_200_agents_50_orders(server: InProcessServer) -> None:
     assert {e["order_id"]: e["n"] for e in events} == dict.fromkeys(winners, 1)
     r = aioredis.Redis.from_url(server.settings.redis_url)
     for order_id, winner in winners.items():
-        assert await r.hget(rs.order_key(order_id), "claimed_by") == str(winner).encode()
+        assert (
+            await r.hget(server.ctx.board.keys.order(order_id), "claimed_by")
+            == str(winner).encode()
+        )
     await r.aclose()
 
 
@@ -121,11 +124,14 @@ async def test_reconciler_restores_what_redis_lost(server: InProcessServer) -> N
     r = aioredis.Redis.from_url(server.settings.redis_url)
     await r.flushdb()
     for _ in range(60):
-        if await r.exists(rs.order_key(order["id"])):
+        if await r.exists(server.ctx.board.keys.order(order["id"])):
             break
         await asyncio.sleep(0.1)
-    assert await r.hget(rs.order_key(order["id"]), "status") == b"offered"
-    assert await r.zscore(rs.WIDEN_DUE, str(order["id"])) == order["widen_at"]
+    assert await r.hget(server.ctx.board.keys.order(order["id"]), "status") == b"offered"
+    assert (
+        await r.zscore(server.ctx.board.keys.of(rs.WIDEN_DUE), str(order["id"]))
+        == order["widen_at"]
+    )
     await r.aclose()
 
 

@@ -11,7 +11,6 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from clients import AgentClient, ApiClient
-from dispatcher.board import scripts as rs
 from dispatcher.live import wire
 from dispatcher.settings import Settings
 from tests.servers import InProcessServer
@@ -113,7 +112,7 @@ async def test_the_reconciler_repairs_held_counts_from_postgres(settings: Settin
         agent = t.agent()
         order = await claimed(t, agent)
         r = aioredis.Redis.from_url(settings.redis_url)
-        key = rs.held_key(agent["id"])
+        key = srv.ctx.board.keys.held(agent["id"])
         await r.delete(key)  # a holding lost
         await r.hset(key, "424242", "h:1")  # a holding Postgres never had
         for _ in range(40):

@@ -29,16 +29,22 @@ from tests.steps import Team, claimed, file, ok, team
 
 async def reconcile_now(ctx: Context, chunk: int = CHUNK) -> Reconciled:
     """One pass, now (the lock only paces processes: it would make this one wait an hour)."""
-    await ctx.board.redis.delete(rs.RECONCILE_LOCK)
+    await ctx.board.redis.delete(ctx.board.keys.of(rs.RECONCILE_LOCK))
     result = await reconciler.reconcile(ctx, chunk=chunk)
     assert result is not None
     return result
+
+
+K = rs.Keys()
+"""The test's key names (its settings' namespace; set by ``quiet``)."""
 
 
 @pytest.fixture
 def quiet(settings: Settings) -> Settings:
     # No background writer either: the SMS sender's first round runs at start-up, then sleeps
     # (a transaction of its own in flight would move orders to the next pass, rightly).
+    global K
+    K = rs.Keys(settings.key_namespace)
     return dataclasses.replace(settings, reconcile_interval=3600, sms_interval=60)
 
 
@@ -73,7 +79,7 @@ async def bump(pg: asyncpg.Connection[asyncpg.Record], *ids: int) -> None:
 
 
 async def redis_version(r: aioredis.Redis, order_id: int) -> int | None:
-    v = await r.hget(rs.order_key(order_id), "version")
+    v = await r.hget(K.order(order_id), "version")
     return None if v is None else int(v)
 
 
@@ -174,9 +180,9 @@ async def test_redis_flushed_mid_run_is_repaired_in_full_by_the_next_pass(
     assert result.full and result.lost and result.saved
     assert (result.restored, result.unexplained, result.held) == (3, 3, 1)
     for order in filed:
-        assert await r.hget(rs.order_key(order["id"]), "status") == b"offered"
-        assert await r.zscore(rs.WIDEN_DUE, str(order["id"])) == order["widen_at"]
-    assert await r.exists(rs.order_key(taken["id"])) == 0  # closed: claims fall back to Postgres
+        assert await r.hget(K.order(order["id"]), "status") == b"offered"
+        assert await r.zscore(K.of(rs.WIDEN_DUE), str(order["id"])) == order["widen_at"]
+    assert await r.exists(K.order(taken["id"])) == 0  # closed: claims fall back to Postgres
     assert await srv.ctx.board.held_count(agent["id"]) == 1
     assert reconciled_logs(caplog)[-1][0] == logging.WARNING
 
@@ -191,8 +197,8 @@ async def test_a_full_pass_that_did_not_finish_leaves_the_next_full(
     the process dies during it, the pass after is full again, and stores its horizon under
     the same epoch (so that passes longer than the lock cannot keep voiding each other)."""
     order = await file(t)
-    await r.set(rs.RECONCILE_MARK, Mark("died", None, 0).encode())
-    await r.delete(rs.order_key(order["id"]))
+    await r.set(K.of(rs.RECONCILE_MARK), Mark("died", None, 0).encode())
+    await r.delete(K.order(order["id"]))
     result = await reconcile_now(srv.ctx)
     assert result.full and result.lost and result.restored == 1
     mark = Mark.decode(await srv.ctx.board.reconcile_mark())
@@ -202,7 +208,7 @@ async def test_a_full_pass_that_did_not_finish_leaves_the_next_full(
 
 async def test_the_mark_is_swapped_only_from_the_value_read(srv: InProcessServer) -> None:
     board = srv.ctx.board
-    await board.redis.delete(rs.RECONCILE_MARK)
+    await board.redis.delete(K.of(rs.RECONCILE_MARK))
     assert await board.swap_reconcile_mark(None, "a::0")
     assert not await board.swap_reconcile_mark(None, "b::0")
     assert await board.swap_reconcile_mark("a::0", "a:7:0")
@@ -235,7 +241,7 @@ async def test_the_audit_restores_an_open_order_lost_alone(
     caplog.set_level(logging.INFO, logger="bangban.reconciler")
     ids = [(await file(t))["id"] for _ in range(7)]
     await reconcile_now(srv.ctx)
-    await r.delete(rs.order_key(ids[5]))
+    await r.delete(K.order(ids[5]))
     seen: list[int] = []
     restored = 0
     for _ in range(3):  # pages of 3: ids 1-3, 4-6, 7
@@ -259,12 +265,12 @@ async def test_a_new_process_repairs_in_full_what_periodic_passes_do_not_read(
         t = await team(first.url, quiet.admin_token or "")
         order = await claimed(t)
         await reconcile_now(first.ctx)
-        key = rs.order_key(order["id"])
+        key = K.order(order["id"])
         stale: dict[Any, Any] = {"version": 1, "status": "offered", "claimed_by": ""}
         await r.hset(key, mapping=stale)
         assert (await reconcile_now(first.ctx)).repaired == 0
         assert await r.hget(key, "status") == b"offered"
-    await r.delete(rs.RECONCILE_LOCK)  # the first process's pass holds it for an hour
+    await r.delete(K.of(rs.RECONCILE_LOCK))  # the first process's pass holds it for an hour
     async with InProcessServer(quiet) as second:
         assert not second.ctx.full_reconcile_due
         assert await r.hget(key, "status") == b"claimed"

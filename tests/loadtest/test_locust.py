@@ -97,6 +97,11 @@ async def test_reconnect_storm_smoke(settings: Settings, tmp_path: Path) -> None
 # --- the consistency checker ----------------------------------------------------------------
 
 
+def self_keys(finished: Finished) -> rs.Keys:
+    """The key names of the server that made ``finished`` (its settings' namespace)."""
+    return rs.Keys(finished.settings.key_namespace)
+
+
 @dataclass
 class Finished:
     """A finished run: orders ``mine`` (won by a) and ``theirs`` (won by c), ``open1`` and
@@ -200,26 +205,30 @@ async def test_a_second_winner_in_postgres_is_reported(finished: Finished) -> No
 async def test_redis_disagreeing_with_postgres_is_reported(
     finished: Finished, order: str, field: str, value: str
 ) -> None:
-    await finished.redis("HSET", rs.order_key(finished.orders[order]), field, value)
+    await finished.redis("HSET", self_keys(finished).order(finished.orders[order]), field, value)
     report = await finished.check()
     assert report.kinds()[c.DISAGREE] == 1
     assert report.violations[0].order_id == finished.orders[order]
 
 
 async def test_an_order_redis_has_and_postgres_lacks_is_reported(finished: Finished) -> None:
-    await finished.redis("HSET", rs.order_key(424242), "status", "offered", "version", "1")
+    await finished.redis(
+        "HSET", self_keys(finished).order(424242), "status", "offered", "version", "1"
+    )
     report = await finished.check()
     assert report.kinds() == {c.NOT_IN_PG: 1}
 
 
 async def test_an_open_order_missing_from_redis_is_reported(finished: Finished) -> None:
-    await finished.redis("DEL", rs.order_key(finished.orders["open1"]))
+    await finished.redis("DEL", self_keys(finished).order(finished.orders["open1"]))
     report = await finished.check()
     assert report.kinds() == {c.OPEN_NOT_IN_REDIS: 1}
 
 
 async def test_an_offered_order_off_the_widening_schedule_is_reported(finished: Finished) -> None:
-    await finished.redis("ZREM", rs.WIDEN_DUE, str(finished.orders["open2"]))
+    await finished.redis(
+        "ZREM", self_keys(finished).of(rs.WIDEN_DUE), str(finished.orders["open2"])
+    )
     report = await finished.check()
     assert report.kinds() == {c.NOT_SCHEDULED: 1}
 

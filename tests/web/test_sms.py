@@ -11,8 +11,8 @@ from typing import Any
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.steps import ITEM, MATERIALS, Team, claimed, file, get, ok, team
 from tests.servers import InProcessServer
+from tests.steps import ITEM, MATERIALS, Team, claimed, file, get, ok, team
 from tests.web.sms_harness import (
     GatewayServer,
     code_of,

@@ -9,8 +9,8 @@ from clients import ApiClient
 from dispatcher.flows import sms_texts
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 from tests.web.sms_harness import Clock, GatewayServer, local_ms, outbox, sms_settings, until
 
 DAY = 86_400

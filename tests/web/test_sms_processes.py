@@ -11,8 +11,8 @@ from typing import Any
 from clients import AgentClient
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.steps import file, get, team
 from tests.servers import ProcessServer
+from tests.steps import file, get, team
 from tests.web.sms_harness import SECRET, GatewayServer, outbox, present, until
 
 
