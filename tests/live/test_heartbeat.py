@@ -20,7 +20,7 @@ from dispatcher.board.checks import redis_warnings
 from dispatcher.embedded import EmbeddedRedis
 from dispatcher.exceptions import ConfigError
 from dispatcher.settings import Settings
-from dispatcher.web.app import check_redis
+from dispatcher.runtime import check_redis
 from tests.steps import file, team
 from tests.proxy import Proxy
 from tests.servers import InProcessServer
