@@ -23,8 +23,8 @@ from clients.agent import ClientError
 from dispatcher.embedded import free_port
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.steps import Team, team
 from tests.servers import ROOT
+from tests.steps import Team, team
 
 
 class Workers:

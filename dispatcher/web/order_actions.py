@@ -113,7 +113,7 @@ def _desk(data: dict[str, Any]) -> Level | None:
     value = data.get("desk")
     if value is None:
         return None
-    if value not in {lv.value for lv in Level}:
+    if not isinstance(value, str) or value not in {lv.value for lv in Level}:  # (fuzz: a list)
         raise validate.invalid("desk", "'desk' must be 'village', 'township' or 'county'")
     return Level(value)
 

@@ -18,8 +18,8 @@ from redis.cluster import key_slot
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
 from tests.cluster import LocalCluster
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 
 @pytest.fixture(scope="module")

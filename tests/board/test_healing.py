@@ -23,8 +23,8 @@ from dispatcher.core.orders import Order, Scope, Status, widen_deadline
 from dispatcher.embedded import EmbeddedRedis
 from dispatcher.settings import Settings
 from tests.conftest import Services
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 AGENTS = 8
 

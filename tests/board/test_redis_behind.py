@@ -23,9 +23,9 @@ from dispatcher.core.orders import advanced
 from dispatcher.exceptions import RedisUnavailableError
 from dispatcher.flows import widening
 from dispatcher.settings import Settings
-from tests.steps import Team, file, team
 from tests.proxy import Proxy
 from tests.servers import InProcessServer
+from tests.steps import Team, file, team
 
 
 @pytest.fixture

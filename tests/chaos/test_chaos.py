@@ -35,9 +35,9 @@ from dispatcher.board import scripts as rs
 from dispatcher.embedded import EmbeddedRedis
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.steps import Team, team
 from tests.proxy import Proxy
 from tests.servers import ProcessServer
+from tests.steps import Team, team
 
 WINDOW = float(os.environ.get("BANGBAN_CHAOS_WINDOW", "1"))
 RUNS = int(os.environ.get("BANGBAN_CHAOS_RUNS", "1"))

@@ -12,8 +12,8 @@ import pytest
 from clients import AgentClient, TrackingClient
 from clients.agent import ConnectionRejectedError
 from dispatcher.live.drain import drain
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 
 async def test_drain_finishes_claims_in_flight_then_closes_with_1012(

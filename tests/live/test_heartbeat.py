@@ -19,11 +19,11 @@ from dispatcher.board.board import Board
 from dispatcher.board.checks import redis_warnings
 from dispatcher.embedded import EmbeddedRedis
 from dispatcher.exceptions import ConfigError
-from dispatcher.settings import Settings
 from dispatcher.runtime import check_redis
-from tests.steps import file, team
+from dispatcher.settings import Settings
 from tests.proxy import Proxy
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import asyncpg
 
 from clients import AgentClient
 from dispatcher.live.lanes import Lanes
-from tests.steps import file, team
 from tests.servers import InProcessServer
+from tests.steps import file, team
 
 
 async def test_a_stuck_claim_does_not_delay_a_claim_of_another_order(

@@ -23,8 +23,8 @@ from dispatcher.board import scripts as rs
 from dispatcher.live import wire
 from dispatcher.settings import Settings, default_namespace
 from dispatcher.store.store import Store
-from tests.steps import Team, file, team
 from tests.servers import InProcessServer
+from tests.steps import Team, file, team
 
 
 def _redis_db(url: str, db: int) -> str:

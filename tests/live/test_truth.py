@@ -19,9 +19,9 @@ import pytest
 
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
-from tests.steps import Team, file, row, team
 from tests.proxy import Proxy
 from tests.servers import InProcessServer
+from tests.steps import Team, file, row, team
 
 
 @dataclasses.dataclass

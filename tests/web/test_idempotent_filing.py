@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from dispatcher.settings import Settings
-from tests.steps import Team, team
 from tests.proxy import Proxy
 from tests.servers import InProcessServer
+from tests.steps import Team, team
 
 BODY = {"grid": "g1", "text": "补办身份证"}
 
