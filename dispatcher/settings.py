@@ -122,7 +122,7 @@ class Settings:
     """``BANGBAN_FAIRPLAY_FLUSH``: seconds between writes of offer deliveries and claim
     timings to Postgres."""
 
-    # --- SMS (issue 13; docs/README-sms.md) -------------------------------------------------
+    # --- SMS (issue 13; docs/SMS.md) -------------------------------------------------
     sms_url: str | None = None
     """``BANGBAN_SMS_URL``: the gateway texts are POSTed to (unset: texts go to the log and the
     operators' console, ``GET /v1/admin/sms/messages``)."""

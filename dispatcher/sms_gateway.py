@@ -1,6 +1,6 @@
 """A small local SMS gateway: the demo's phones, and the provider the tests talk to.
 
-It speaks the gateway contract of docs/PROTOCOL-sms.md from the provider's side:
+It speaks the gateway contract of docs/PROTOCOL.md from the provider's side:
 
 * ``POST /send``: Bangban's outbound texts (``BANGBAN_SMS_URL`` points here).  The signature
   is checked (401 otherwise); each text lands in its phone's inbox once per ``id`` (a repeat

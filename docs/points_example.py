@@ -1,4 +1,4 @@
-"""The worked example of docs/README-points.md, computed by the server.
+"""The worked example of docs/POINTS.md, computed by the server.
 
 Run: ``.venv/bin/python docs/points_example.py`` (starts embedded Redis and Postgres in a
 temporary folder, serves the app in this process with a server clock set to the times below,

@@ -274,7 +274,7 @@ SETTLE_WAIT_S = 1.0
 ``pending`` (on top of the write's own timeout)."""
 SETTLE_GIVE_UP_S = 600.0
 """How long a ``pending`` claim keeps trying to find out in the background; after that the
-client's retry with the same ``request_id`` finds out (docs/PROTOCOL-faults.md)."""
+client's retry with the same ``request_id`` finds out (docs/PROTOCOL.md)."""
 
 
 async def _ambiguous(

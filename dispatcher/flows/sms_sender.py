@@ -18,7 +18,7 @@ claims the text again).  Delivery
 reports (``POST /v1/sms/receipts``) then mark texts ``delivered`` or ``failed``.
 
 Two gateways, both real: :class:`HttpGateway` posts to ``BANGBAN_SMS_URL`` (the contract in
-docs/PROTOCOL-sms.md); :class:`LogGateway`, when no URL is set, writes each text to the log
+docs/PROTOCOL.md); :class:`LogGateway`, when no URL is set, writes each text to the log
 (tokens redacted) and leaves it in the outbox for the operators' console.
 """
 
@@ -62,7 +62,7 @@ class Gateway(Protocol):
 
 
 class HttpGateway:
-    """``POST`` each text as signed JSON to the gateway (docs/PROTOCOL-sms.md)."""
+    """``POST`` each text as signed JSON to the gateway (docs/PROTOCOL.md)."""
 
     def __init__(
         self, url: str, secret: str, *, timeout: float, clock: Callable[[], float] = time.time

@@ -38,7 +38,7 @@ NOT_OFFERED = "not_offered"
 UNKNOWN_ORDER = "unknown_order"
 LIMIT_REACHED = "limit_reached"
 UNAVAILABLE = "unavailable"
-PENDING = "pending"  # the final answer follows in another claim_result (docs/PROTOCOL-faults.md)
+PENDING = "pending"  # the final answer follows in another claim_result (docs/PROTOCOL.md)
 CLAIM_RESULTS = frozenset(
     {WON, TAKEN, NOT_OFFERED, UNKNOWN_ORDER, LIMIT_REACHED, UNAVAILABLE, PENDING}
 )

@@ -69,7 +69,7 @@ async def file_order(request: Request) -> Response:
     result = await filing.file_order(context(request), req, who, key=key, fingerprint=fingerprint)
     if isinstance(result, filing.FilingPending):
         # The insert was sent and its answer lost; Postgres cannot tell yet whether it was
-        # recorded.  The same request with this key will (docs/PROTOCOL-faults.md).
+        # recorded.  The same request with this key will (docs/PROTOCOL.md).
         pending = answer(
             request,
             {

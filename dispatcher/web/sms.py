@@ -3,7 +3,7 @@ operators' views (presence, an order's delivery log, the console phone).
 
 The gateway's requests carry ``X-Bangban-Signature: sha256=<hex HMAC-SHA256 of the raw body>``
 keyed with ``BANGBAN_SMS_SECRET`` and ``X-Bangban-Timestamp`` (epoch seconds, ±5 minutes);
-anything else is 401 ``bad_signature`` before the body is looked at.  docs/PROTOCOL-sms.md.
+anything else is 401 ``bad_signature`` before the body is looked at.  docs/PROTOCOL.md.
 """
 
 from __future__ import annotations
