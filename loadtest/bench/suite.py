@@ -439,15 +439,16 @@ def _winner_first(rec: Collected, sent: dict[int, float]) -> dict[str, Any]:
         won_ms.append(ms(won[oid] - t0))
         median_taken_ms.append(ms(median - t0))
         first += won[oid] <= median
-    w, t = summary(won_ms), summary(median_taken_ms)
+    won_s, taken_s = summary(won_ms), summary(median_taken_ms)
+    won_p50, taken_p50 = won_s["p50"], taken_s["p50"]
     return {
-        "won_arrival_ms": w,
-        "median_taken_arrival_ms": t,
+        "won_arrival_ms": won_s,
+        "median_taken_arrival_ms": taken_s,
         "orders_winner_first": first,
         "winner_first": {
-            "won_p50_ms": w["p50"],
-            "median_taken_p50_ms": t["p50"],
-            "meets": w["p50"] is not None and t["p50"] is not None and w["p50"] <= t["p50"],
+            "won_p50_ms": won_p50,
+            "median_taken_p50_ms": taken_p50,
+            "meets": won_p50 is not None and taken_p50 is not None and won_p50 <= taken_p50,
         },
     }
 
@@ -664,6 +665,7 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
             bare = await _run_bare(backends, pool, opts, meter, tmp)
             if "bare_fanout" in bare:
                 results["bare_fanout"] = bare["bare_fanout"]
+                raw.update(bare["raw"])
             if "bare" in bare:
                 results.setdefault("throughput", {})["bare"] = bare["bare"]
         if "fanout" in results and "bare_fanout" in results:
@@ -773,7 +775,11 @@ async def _run_bare(
             n = await _connect_all(pool, bare.port, agents, opts.deflate, "bare agents")
             log(f"bare fan-out: {opts.orders} orders to {n} agents")
             before = meter.snapshot()
-            fan, _, _ = await run_fanout(pool, http, n, opts, BARE_FAN_GRID)
+            fan, part, _ = await run_fanout(pool, http, n, opts, BARE_FAN_GRID)
+            out["raw"] = {
+                "bare_fanout_per_agent": part["fanout_per_agent"],
+                "bare_fanout_last": part["fanout_last"],
+            }
             fan["cpu_percent"] = CpuMeter.usage(before, meter.snapshot())
             for key in ("targets", "meets"):
                 fan.pop(key, None)
@@ -801,8 +807,9 @@ async def _run_bare(
             out["bare"] = thr
             bare.check_alive()
         problems = log_summary(bare.log)
-        for part in out.values():
-            part["server_log"] = problems
+        for name in ("bare", "bare_fanout"):
+            if name in out:
+                out[name]["server_log"] = problems
     return out
 
 
