@@ -17,7 +17,8 @@ help:
 	@echo "make test      set up and run the whole test suite (installs chromium + fonts-noto-cjk for the browser tests when root)"
 	@echo "make lint      ruff format --check, ruff check, mypy --strict"
 	@echo "make format    ruff format and ruff check --fix (rewrites files)"
-	@echo "make bench     fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
+	@echo "make bench     fan-out / contention / throughput benchmark, us and a bare same-stack server"
+	@echo "               (writes loadtest/results/bench.json; BENCH_ARGS='--processes 1,2,4' for more)"
 	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
 	@echo "make loadtest  locust scenario SCENARIO=$(SCENARIO) USERS=$(USERS) DURATION=$(DURATION) on a server of its own, then the consistency check"
 	@echo "make clean     delete .venv and .bangban (the demo's data, tokens and embedded servers' files)"
@@ -60,7 +61,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python -m loadtest.bench
+	$(BIN)/python -m loadtest.bench $(BENCH_ARGS)
 
 capacity: $(STAMP)
 	$(BIN)/python -m loadtest.bench.capacity

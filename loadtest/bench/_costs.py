@@ -140,7 +140,7 @@ class CostMeter:
             "redis_commands_per_order_by_name": {
                 k: round(v / orders, 2)
                 for k, v in sorted(calls.items(), key=lambda kv: -kv[1])
-                if orders
+                if orders and round(v / orders, 2) > 0
             },
             "server_cpu_s": round(sum(server.values()), 3),
             "postgres_cpu_s": round(sum(postgres.values()), 3),

@@ -186,6 +186,8 @@ def table(results: dict[str, Any]) -> str:
         for name, part in results.items()
         if isinstance(part, dict) and part.get("cpu_percent")
     }
+    if (thr.get("bare") or {}).get("cpu_percent"):
+        cpu["bare"] = thr["bare"]["cpu_percent"]  # the bare server counts as "server"
     if cpu:
         groups = ["server", "postgres", "redis", "ceiling", "clients", "bench", "other", "busy"]
         lines += [
