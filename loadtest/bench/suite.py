@@ -482,7 +482,8 @@ async def run_throughput(
     filed = await filer.result()
     if filer.pid is not None:
         meter.roots["clients"].remove(filer.pid)
-    await asyncio.sleep(2.0)  # claims still in flight land, uncounted
+    # Claims still in flight land, uncounted (2 s; less for a run that short).
+    await asyncio.sleep(min(2.0, max(0.5, opts.duration / 2)))
     rec = await pool.collect()
     await pool.disconnect()
     result, raw = _throughput_figures(rec, filed, opts, start, end, origin, before, after)

@@ -69,7 +69,7 @@ def test_bench_runs_every_scenario(tmp_path: Path) -> None:
     printed = _run(
         "loadtest.bench",
         *("--agents", "20", "--orders", "5", "--warmup-orders", "1"),
-        *("--contention-orders", "2", "--duration", "1.5", "--warmup", "0.5"),
+        *("--contention-orders", "2", "--duration", "1", "--warmup", "0.3"),
         *("--grids", "4", "--per-grid", "2", "--filers", "2", "--workers", "1"),
         *("--processes", "1,2", "--out", str(out), "--png", str(png)),
     )
