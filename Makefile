@@ -19,7 +19,8 @@ help:
 	@echo "make lint      ruff format --check, ruff check, mypy --strict"
 	@echo "make format    ruff format and ruff check --fix (rewrites files)"
 	@echo "make chaos     faults under load against two server processes (CHAOS_WINDOW=6 s, CHAOS_RUNS=3)"
-	@echo "make bench     fan-out / contention / throughput benchmark (writes loadtest/results/bench.json)"
+	@echo "make bench     fan-out / contention / throughput benchmark, us and a bare same-stack server"
+	@echo "               (writes loadtest/results/bench.json; BENCH_ARGS='--processes 1,2,4' for more)"
 	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
 	@echo "make loadtest  locust scenario SCENARIO=$(SCENARIO) USERS=$(USERS) DURATION=$(DURATION) on a server of its own, then the consistency check"
 	@echo "make clean     delete .venv and .bangban (the demo's data, tokens and embedded servers' files)"
@@ -71,7 +72,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python -m loadtest.bench
+	$(BIN)/python -m loadtest.bench $(BENCH_ARGS)
 
 capacity: $(STAMP)
 	$(BIN)/python -m loadtest.bench.capacity

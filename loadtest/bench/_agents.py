@@ -15,7 +15,8 @@ What a worker records (returned and reset by :meth:`AgentPool.collect`):
 
 - ``offers``: order id -> receive times, one per connection that got the offer;
 - ``answers``: (order id, claim sent -> ``claim_result`` received in seconds, result);
-- ``wins``: (order id, time the ``won`` answer arrived).
+- ``wins``: (order id, time the ``won`` answer arrived);
+- ``taken``: (order id, time a ``taken`` answer arrived).
 
 What a connection does with an offer depends on the pool's mode: ``observe`` only records it;
 ``claim_all`` claims every order once per connection (contention); ``claim_mine`` claims an
@@ -152,6 +153,7 @@ class Records:
     offers: dict[int, list[float]] = field(default_factory=dict)
     answers: list[tuple[int, float, str]] = field(default_factory=list)
     wins: list[tuple[int, float]] = field(default_factory=list)
+    taken: list[tuple[int, float]] = field(default_factory=list)
     answered: dict[int, int] = field(default_factory=dict)  # order id -> answers (progress)
     withdrawn: int = 0
     errors: int = 0
@@ -207,6 +209,8 @@ class Worker:
             rec.answered[oid] = rec.answered.get(oid, 0) + 1
             if result == wire.WON:
                 rec.wins.append((oid, now))
+            elif result == wire.TAKEN:
+                rec.taken.append((oid, now))
         elif kind == "withdrawn":
             rec.withdrawn += 1
         elif kind == "welcome":
@@ -226,24 +230,25 @@ class Worker:
         self,
         host: str,
         port: int,
-        agents: Sequence[tuple[str, int]],
+        agents: Sequence[tuple[str, int] | tuple[str, int, int]],
         deflate: bool,
         concurrency: int,
         timeout: float,
     ) -> dict[str, Any]:
-        """Open one connection per (token, slot) and wait for each ``welcome``."""
+        """Open one connection per (token, slot) and wait for each ``welcome``; an agent
+        given as (token, slot, port) connects to that port instead of ``port``."""
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
         failures: list[str] = []
         started = time.monotonic()
 
-        async def one(token: str, slot: int) -> None:
-            uri = f"ws://{host}:{port}{PATH}?token={quote(token)}"
+        async def one(token: str, slot: int, to: int = port) -> None:
+            uri = f"ws://{host}:{to}{PATH}?token={quote(token)}"
             sock = AgentSocket(self, uri, slot, deflate)
             async with gate:
                 try:
                     async with asyncio.timeout(timeout):
-                        await loop.create_connection(lambda: sock, host, port)
+                        await loop.create_connection(lambda: sock, host, to)
                         self.sockets.add(sock)
                         await sock.welcomed
                 except Exception as exc:  # refused, timed out, closed before welcome
@@ -253,7 +258,7 @@ class Worker:
                     if sock.transport is not None:
                         sock.transport.abort()
 
-        await asyncio.gather(*(one(token, slot) for token, slot in agents))
+        await asyncio.gather(*(one(*agent) for agent in agents))
         return {
             "connected": sum(
                 1 for s in self.sockets if s.welcomed.done() and s.welcomed.exception() is None
@@ -279,6 +284,7 @@ class Worker:
             "offers": rec.offers,
             "answers": rec.answers,
             "wins": rec.wins,
+            "taken": rec.taken,
             "withdrawn": rec.withdrawn,
             "errors": rec.errors,
             "error_samples": rec.error_samples,
@@ -392,16 +398,20 @@ class AgentPool:
     async def connect(
         self,
         host: str,
-        port: int,
+        port: int | Sequence[int],
         agents: Sequence[tuple[str, int]],
         *,
         deflate: bool,
         concurrency: int = 64,
         timeout: float = 30.0,
     ) -> dict[str, Any]:
-        """Spread ``agents`` (token, slot) round-robin over the workers and connect them."""
+        """Spread ``agents`` (token, slot) round-robin over the workers and connect them;
+        with several ports (server processes), agent ``k`` goes to ``port[k % len(port)]``."""
         n = len(self.pipes)
-        shares = [list(agents[i::n]) for i in range(n)]
+        ports = [port] if isinstance(port, int) else list(port)
+        placed = [(t, s, ports[k % len(ports)]) for k, (t, s) in enumerate(agents)]
+        shares = [placed[i::n] for i in range(n)]
+        port = ports[0]
         args = [(host, port, share, deflate, concurrency, timeout) for share in shares]
         answers = await self.call("connect", args, timeout * (1 + len(agents) // 500) + 30)
         return {
@@ -459,6 +469,7 @@ class Collected:
     offers: dict[int, list[float]]
     answers: list[tuple[int, float, str]]
     wins: list[tuple[int, float]]
+    taken: list[tuple[int, float]]
     withdrawn: int
     errors: int
     error_samples: list[str]
@@ -474,6 +485,7 @@ class Collected:
             offers=offers,
             answers=[a for part in parts for a in part["answers"]],
             wins=[w for part in parts for w in part["wins"]],
+            taken=[t for part in parts for t in part["taken"]],
             withdrawn=sum(p["withdrawn"] for p in parts),
             errors=sum(p["errors"] for p in parts),
             error_samples=[s for p in parts for s in p["error_samples"]][:5],

@@ -7,7 +7,8 @@ request, which on two cores is taken from the server).
 
 :class:`FilerProcess` runs in its own process: ``concurrency`` connections each file orders
 back to back (closed loop) into the given grids until a deadline, and send back when each
-order was sent and answered.  With ``rate`` the loop is open instead: filing ``k`` is due at
+order was sent and answered (with several ports, connection ``i`` goes to ``port[i % n]``:
+one per server process).  With ``rate`` the loop is open instead: filing ``k`` is due at
 ``start + k / rate`` whatever happened to the ones before (a slow server does not slow the
 offered load down; it shows as filings sent late, counted in ``late``), with ``concurrency``
 connections to carry them.
@@ -112,7 +113,7 @@ class HttpConnection:
 
 async def _file_until(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     token: str,
     grids: Sequence[str],
     concurrency: int,
@@ -130,7 +131,8 @@ async def _file_until(
 
     async def filer(index: int) -> None:
         nonlocal counter, late
-        conn = HttpConnection(host, port, token)
+        ports = [port] if isinstance(port, int) else list(port)
+        conn = HttpConnection(host, ports[index % len(ports)], token)
         try:
             while time.time() < stop_at:
                 counter += 1
@@ -182,7 +184,7 @@ async def _file_until(
 def filer_main(
     pipe: multiprocessing.connection.Connection,
     host: str,
-    port: int,
+    port: int | Sequence[int],
     token: str,
     grids: Sequence[str],
     concurrency: int,
@@ -206,7 +208,7 @@ class FilerProcess:
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | Sequence[int],
         token: str,
         grids: Sequence[str],
         concurrency: int,

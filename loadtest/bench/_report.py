@@ -113,6 +113,23 @@ def table(results: dict[str, Any]) -> str:
             _ratio_row("fan-out / ceiling, LAST agent (p50, p99)", *ratio["last"]),
             _ratio_row("fan-out / ceiling, every agent (p50, p99)", *ratio["per_agent"]),
         ]
+    bare_fan = results.get("bare_fanout")
+    if bare_fan:
+        what = f"POST sent -> offer at LAST of {bare_fan['agents']} agents"
+        lines += [
+            latency_row("bare fan", what, bare_fan["last_agent_ms"]),
+            latency_row("bare fan", "POST sent -> offer, every agent", bare_fan["per_agent_ms"]),
+            latency_row("bare fan", "POST sent -> 201 answer", bare_fan["post_ms"]),
+        ]
+    ratio = results.get("fanout_vs_bare")
+    if ratio:
+        last = ratio["last"]
+        ok = None if None in last else all(r <= 1.2 for r in last)
+        lines += [
+            _ratio_row("fan-out / bare fan-out, LAST agent (p50, p99)", *last)
+            + f"   {'<=1.2x':<16}{_verdict(ok)}",
+            _ratio_row("fan-out / bare fan-out, every agent (p50, p99)", *ratio["per_agent"]),
+        ]
     con = results.get("contention")
     if con:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(con["results"].items()))
@@ -128,11 +145,24 @@ def table(results: dict[str, Any]) -> str:
             f"{'contention':<11} {'orders with exactly one `won`':<44}{_num(con['orders'])}"
             f"{_num(con['orders_with_one_winner'])}{'':>24}   {'all':<16}"
             f"{_verdict(con['meets']['one_winner'])}",
+            latency_row("contention", "POST sent -> the winner's `won`", con["won_arrival_ms"]),
+            latency_row(
+                "contention",
+                "POST sent -> the median loser's `taken`",
+                con["median_taken_arrival_ms"],
+                "won p50 first",
+                con["winner_first"]["meets"],
+            ),
+            *_wrapped(
+                "",
+                f"orders whose `won` came no later than their median `taken`: "
+                f"{con['orders_winner_first']} of {con['orders']}",
+            ),
             *_wrapped("answers: ", f"{counts} (of {con['answers_expected']} expected)"),
             *_wrapped("setup: ", con["setup"]),
         ]
-    thr = results.get("throughput")
-    if thr:
+    thr = results.get("throughput") or {}
+    if "won" in thr:
         lines += [
             f"{'throughput':<11} {'orders filed AND won, per second':<44}{_num(thr['won'])}"
             f"{_num(thr['orders_per_s'])}{'':>24}   {'>=1000/s':<16}{_verdict(thr['meets'])}",
@@ -150,11 +180,14 @@ def table(results: dict[str, Any]) -> str:
                 f"statuses: {thr['http_statuses']}",
             ),
         ]
+    lines += _costs_table(thr)
     cpu = {
         name: part["cpu_percent"]
         for name, part in results.items()
         if isinstance(part, dict) and part.get("cpu_percent")
     }
+    if (thr.get("bare") or {}).get("cpu_percent"):
+        cpu["bare"] = thr["bare"]["cpu_percent"]  # the bare server counts as "server"
     if cpu:
         groups = ["server", "postgres", "redis", "ceiling", "clients", "bench", "other", "busy"]
         lines += [
@@ -174,6 +207,68 @@ def table(results: dict[str, Any]) -> str:
         if isinstance(part, dict):
             lines += [f"note ({name}): {note}" for note in part.get("notes", [])]
     return "\n".join(lines)
+
+
+COSTS = (
+    ("orders_per_s", "orders filed and won per second", ">=1000/s"),
+    ("server_cpu_ms_per_order", "server CPU ms per order", "<=1.3x bare"),
+    ("redis_commands_per_order", "Redis commands per order", "<=10"),
+    ("postgres_cpu_ms_per_order", "Postgres CPU ms per order", ""),
+)
+
+
+def _costs_table(thr: dict[str, Any]) -> list[str]:
+    """Bangban and the bare server side by side, per order, with the ratios; then the
+    scale-out runs."""
+    bare = thr.get("bare") or {}
+    if "orders_per_s" not in thr and "orders_per_s" not in bare:
+        return []
+    ratios = thr.get("vs_bare") or {}
+
+    def num(value: Any, width: int = 10) -> str:
+        return f"{value:.2f}".rjust(width) if isinstance(value, float) else _num(value, width)
+
+    lines = [
+        "",
+        f"{'throughput':<11} {'per order, over the measured window':<44}{'Bangban':>10}"
+        f"{'bare':>10}{'us/bare':>10}   {'target':<16}verdict",
+    ]
+    for key, what, target in COSTS:
+        us, floor, ratio = thr.get(key), bare.get(key), ratios.get(key)
+        ok: bool | None = None
+        if key == "orders_per_s" and us is not None:
+            ok = us >= 1000
+        elif key == "server_cpu_ms_per_order" and ratio is not None:
+            ok = ratio <= 1.3
+        elif key == "redis_commands_per_order" and us is not None:
+            ok = us <= 10
+        lines.append(
+            f"{'throughput':<11} {what:<44}{num(us)}{num(floor)}{num(ratio)}"
+            f"   {target:<16}{_verdict(ok)}"
+        )
+    for label, part in (("Bangban", thr), ("bare", bare)):
+        by_name = part.get("redis_commands_per_order_by_name") or {}
+        if by_name:
+            top = ", ".join(f"{k} {v:g}" for k, v in list(by_name.items())[:10])
+            lines += _wrapped(f"Redis per order, {label}: ", top)
+    scale = thr.get("scale_out") or []
+    if scale:
+        lines += [
+            "",
+            f"{'scale-out':<11} {'processes':>9}{'orders/s':>10}{'server ms':>10}"
+            f"{'Redis cmd':>10}{'PG ms':>10}   server ms per order, by process",
+        ]
+        for row in scale:
+            each = ", ".join(
+                _num(x, 0) for x in row.get("server_cpu_ms_per_order_by_process") or []
+            )
+            lines.append(
+                f"{'scale-out':<11} {_num(row['processes'], 9)}{_num(row['orders_per_s'], 10)}"
+                f"{num(row['server_cpu_ms_per_order'])}"
+                f"{num(row['redis_commands_per_order'])}"
+                f"{num(row['postgres_cpu_ms_per_order'])}   {each}"
+            )
+    return lines
 
 
 def _cdf(ax: Any, values: Sequence[float], label: str, **style: Any) -> None:
@@ -196,9 +291,13 @@ def plot(raw: dict[str, Any], results: dict[str, Any], path: Path) -> None:
     a.set_title("Fan-out: filing -> offer, every agent")
     _cdf(a, raw.get("fanout_per_agent", []), "Bangban", color="tab:blue")
     _cdf(a, raw.get("ceiling_per_agent", []), "bare websockets broadcast", color="tab:gray")
+    _cdf(a, raw.get("bare_fanout_per_agent", []), "bare same-stack server", color="tab:olive")
     b.set_title("Fan-out: filing -> offer at the LAST agent, per order")
     _cdf(b, raw.get("fanout_last", []), "Bangban", color="tab:blue", marker=".")
     _cdf(b, raw.get("ceiling_last", []), "bare websockets broadcast", color="tab:gray", marker=".")
+    _cdf(
+        b, raw.get("bare_fanout_last", []), "bare same-stack server", color="tab:olive", marker="."
+    )
     for ax in (a, b):
         if ax.lines:
             ax.axvline(30, color="tab:green", linestyle="--", linewidth=1, label="p50 target 30 ms")

@@ -13,19 +13,24 @@ Every start is bounded by a timeout and every process started here is stopped on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+import asyncpg
+import httpx
+
 from dispatcher.embedded import free_port
 from dispatcher.process import run_event_loop
-from dispatcher.services import Backends, ServerProcess
+from dispatcher.services import Backends, ServerProcess, with_database
 from dispatcher.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,20 +76,24 @@ class BenchServer(ServerProcess):
         return {k: v for k, v in os.environ.items() if k.startswith("BANGBAN_") and k not in own}
 
     def log_summary(self, samples: int = 8) -> dict[str, Any]:
-        """Counts of the server's warning/error lines, with a few distinct ones (digits
-        masked, so one message with different ids counts once)."""
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return {}
-        counts: dict[str, int] = {}
-        for line in text.splitlines():
-            if not any(word in line for word in ("WARNING", "ERROR", "Traceback", "Error")):
-                continue
-            key = re.sub(r"\d+", "#", line.strip())[:240]
-            counts[key] = counts.get(key, 0) + 1
-        top = sorted(counts.items(), key=lambda kv: -kv[1])[:samples]
-        return {"lines": sum(counts.values()), "top": [{"count": n, "line": k} for k, n in top]}
+        return log_summary(self.log, samples)
+
+
+def log_summary(log: Path, samples: int = 8) -> dict[str, Any]:
+    """Counts of a server log's warning/error lines, with a few distinct ones (digits
+    masked, so one message with different ids counts once)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return {}
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if not any(word in line for word in ("WARNING", "ERROR", "Traceback", "Error")):
+            continue
+        key = re.sub(r"\d+", "#", line.strip())[:240]
+        counts[key] = counts.get(key, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:samples]
+    return {"lines": sum(counts.values()), "top": [{"count": n, "line": k} for k, n in top]}
 
 
 class CeilingProcess:
@@ -246,3 +255,61 @@ def run_in_tmp(
         except RuntimeError as exc:
             print(f"{name}: {exc}", file=sys.stderr)
     return None
+
+
+class BareProcess(ServerProcess):
+    """``python -m loadtest.bench.bare`` (the bare same-stack server) on ``redis_url`` and
+    ``database_url`` (a database of its own: :func:`private_database`), with the fixed
+    ``token``; ``async with``, like :class:`BenchServer`.  ``BANGBAN_*`` settings in the
+    environment reach it as they reach ``bangban serve`` (the uvicorn ones apply)."""
+
+    def __init__(self, redis_url: str, database_url: str, token: str, log: Path) -> None:
+        overrides = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "BARE_TOKEN": token,
+            "BANGBAN_LOG_LEVEL": "warning",
+        }
+        super().__init__(ServerProcess.environment(overrides, inherit_settings=True), log)
+        self.token = token
+
+    def start_blocking(self) -> None:
+        command = [sys.executable, "-m", "loadtest.bench.bare", "--port", str(self.port)]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+            )
+        try:
+            deadline = time.monotonic() + self.start_timeout
+            with httpx.Client(timeout=1) as http:
+                while time.monotonic() < deadline:
+                    self.check_alive()
+                    try:
+                        if http.get(self.url + "/v1/healthz").status_code == 200:
+                            return
+                    except httpx.TransportError:  # not listening yet
+                        pass
+                    time.sleep(0.1)
+            raise TimeoutError(f"bare server not healthy in time:\n{self.tail()}")
+        except BaseException:
+            self.stop_blocking()
+            raise
+
+
+@contextlib.asynccontextmanager
+async def private_database(server_url: str, name: str) -> AsyncIterator[str]:
+    """A database of its own on the Postgres at ``server_url`` for the duration; its URL."""
+    db = f"bangban_{name}_{os.getpid()}_{secrets.token_hex(3)}"
+    conn = await asyncpg.connect(server_url, timeout=30)
+    try:
+        await conn.execute(f'CREATE DATABASE "{db}"')
+    finally:
+        await conn.close()
+    try:
+        yield with_database(server_url, db)
+    finally:
+        conn = await asyncpg.connect(server_url, timeout=30)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            await conn.close()

@@ -26,7 +26,18 @@ Scenarios (``--scenarios``, comma-separated, in this order):
     HTTP connections busy filing orders round-robin over the grids; the agent whose slot is
     ``order_id % per-grid`` claims each order when its offer arrives.  An order counts when its
     ``won`` answer arrives (sent only once Postgres has the claim), within ``--duration``
-    seconds after ``--warmup`` seconds.
+    seconds after ``--warmup`` seconds.  Besides the rates and latencies, what one order
+    costs over the measured window (:mod:`loadtest.bench._costs`): ``server_cpu_ms_per_order``,
+    ``postgres_cpu_ms_per_order``, ``redis_commands_per_order``.  ``--processes 1,2,4`` runs it
+    again with that many ``bangban serve`` processes on the one Redis and Postgres (agents and
+    filing connections spread over them): ``throughput.scale_out``.
+``bare_fanout``
+    ``fanout`` against :mod:`loadtest.bench.bare`, a bare server on the same stack doing only
+    the durable steps (insert, Redis pipeline, offer); ``fanout`` figures are then given as a
+    multiple of its.  Runs after ``bangban serve`` has been stopped.
+``bare``
+    ``throughput`` against the bare server (same clients, sizes and costs):
+    ``throughput.bare``, with the ratios us / bare.
 
 The figures are printed as a table and written to ``--out`` (JSON) and ``--png``.
 """
@@ -63,19 +74,25 @@ from loadtest.bench._agents import (
     AgentPool,
     Collected,
 )
+from loadtest.bench._costs import CostMeter
 from loadtest.bench._http import ORDER_TEXT, FilerProcess, HttpConnection
-from loadtest.bench._report import plot, summary, table
+from loadtest.bench._report import percentile, plot, summary, table
 from loadtest.bench._services import (
+    BareProcess,
     BenchServer,
     CeilingProcess,
     CpuMeter,
     bench_backends,
+    log_summary,
+    private_database,
     run_in_tmp,
 )
+from loadtest.bench.bare import agent_token
 
-SCENARIOS = ("fanout", "ceiling", "contention", "throughput")
+SCENARIOS = ("fanout", "ceiling", "contention", "throughput", "bare_fanout", "bare")
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FAN_GRID = "BENCH-FAN"
+BARE_FAN_GRID = "BARE-FAN"
 SETTLE = 0.05  # seconds of quiet between two orders, once the previous one is complete
 
 
@@ -108,6 +125,7 @@ class Options:
     out: Path | None
     png: Path | None
     max_seconds: float
+    processes: tuple[int, ...] = (1,)
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -135,7 +153,19 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--out", default=str(RESULTS / "bench.json"), help="JSON ('' for none)")
     p.add_argument("--png", default=str(RESULTS / "bench.png"), help="PNG ('' for none)")
     p.add_argument("--max-seconds", type=float, default=900.0, help="give up after this")
+    p.add_argument(
+        "--processes",
+        default="1",
+        help="throughput: comma-separated counts of bangban serve processes, e.g. 1,2,4 "
+        "(each a run of its own; CPU per order per count in throughput.scale_out)",
+    )
     a = p.parse_args(argv)
+    try:
+        processes = tuple(sorted({int(n) for n in a.processes.split(",") if n.strip()}))
+    except ValueError:
+        processes = ()
+    if not processes or processes[0] < 1:
+        p.error("--processes: comma-separated counts of at least 1, e.g. 1,2,4")
     chosen = tuple(s.strip() for s in a.scenarios.split(",") if s.strip())
     unknown = set(chosen) - set(SCENARIOS)
     if unknown or not chosen:
@@ -161,6 +191,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         out=Path(a.out) if a.out else None,
         png=Path(a.png) if a.png else None,
         max_seconds=a.max_seconds,
+        processes=processes,
     )
 
 
@@ -229,7 +260,7 @@ async def file_one(http: HttpConnection, grid: str) -> tuple[float, float, dict[
 
 
 async def run_fanout(
-    pool: AgentPool, http: HttpConnection, agents: int, opts: Options
+    pool: AgentPool, http: HttpConnection, agents: int, opts: Options, grid: str = FAN_GRID
 ) -> tuple[dict[str, Any], dict[str, list[float]], dict[str, Any]]:
     await pool.set_mode(OBSERVE)
     sent: dict[int, float] = {}
@@ -237,7 +268,7 @@ async def run_fanout(
     post: list[float] = []
     template: dict[str, Any] = {}
     for i in range(opts.warmup_orders + opts.orders):
-        t0, t1, order = await file_one(http, FAN_GRID)
+        t0, t1, order = await file_one(http, grid)
         oid = order["id"]
         if i >= opts.warmup_orders:
             sent[oid] = t0
@@ -340,10 +371,12 @@ async def run_contention(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     await pool.set_mode(CLAIM_ALL)
     oids: list[int] = []
+    sent: dict[int, float] = {}
     timeouts = 0
     for _ in range(opts.contention_orders):
-        _, _, order = await file_one(http, FAN_GRID)
+        t0, _, order = await file_one(http, FAN_GRID)
         oids.append(order["id"])
+        sent[order["id"]] = t0
         if not await pool.wait_for(order["id"], offers=agents, answers=agents, timeout=15):
             timeouts += 1
         await asyncio.sleep(SETTLE * 2)  # the withdrawn frames to the losers
@@ -373,6 +406,7 @@ async def run_contention(
         "won_per_order": list(won_by_order.values()),
         "orders_with_one_winner": one_winner,
         "withdrawn_frames": rec.withdrawn,
+        **_winner_first(rec, sent),
         "target": {"p99_ms": 100},
         "meets": {
             "p99": s["p99"] is not None and s["p99"] <= 100 and not timeouts,
@@ -386,34 +420,76 @@ async def run_contention(
     return result, raw
 
 
+def _winner_first(rec: Collected, sent: dict[int, float]) -> dict[str, Any]:
+    """Per order, from just before its POST: when the winner's ``won`` arrived and when the
+    median loser's ``taken`` did; the goal is ``won`` no later than that median."""
+    won: dict[int, float] = {}
+    for oid, t in rec.wins:
+        won[oid] = min(t, won.get(oid, t))
+    taken: dict[int, list[float]] = {}
+    for oid, t in rec.taken:
+        taken.setdefault(oid, []).append(t)
+    won_ms: list[float] = []
+    median_taken_ms: list[float] = []
+    first = 0
+    for oid, t0 in sent.items():
+        if oid not in won or oid not in taken:
+            continue
+        median = percentile(sorted(taken[oid]), 50)
+        won_ms.append(ms(won[oid] - t0))
+        median_taken_ms.append(ms(median - t0))
+        first += won[oid] <= median
+    won_s, taken_s = summary(won_ms), summary(median_taken_ms)
+    won_p50, taken_p50 = won_s["p50"], taken_s["p50"]
+    return {
+        "won_arrival_ms": won_s,
+        "median_taken_arrival_ms": taken_s,
+        "orders_winner_first": first,
+        "winner_first": {
+            "won_p50_ms": won_p50,
+            "median_taken_p50_ms": taken_p50,
+            "meets": won_p50 is not None and taken_p50 is not None and won_p50 <= taken_p50,
+        },
+    }
+
+
 async def run_throughput(
     pool: AgentPool,
-    server: BenchServer,
+    ports: list[int],
     intake: str,
     tokens: dict[str, list[str]],
     opts: Options,
     meter: CpuMeter,
+    costs: CostMeter,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The throughput scenario against the server(s) on ``ports`` (agents and filing
+    connections spread over them); ``costs`` measures the server pids it was given."""
     agents = [(token, slot) for code in tokens for slot, token in enumerate(tokens[code])]
-    conn = await pool.connect("127.0.0.1", server.port, agents, deflate=opts.deflate)
+    conn = await pool.connect("127.0.0.1", ports, agents, deflate=opts.deflate)
     log(f"throughput: {conn['connected']} agents connected in {conn['seconds']:.1f} s")
     if conn["failed"]:
         raise BenchError(f"throughput: {conn['failed']} agents failed: {conn['failures']}")
     await pool.set_mode(CLAIM_MINE, opts.per_grid)
     origin = time.time()
     start, end = origin + opts.warmup, origin + opts.warmup + opts.duration
-    filer = FilerProcess("127.0.0.1", server.port, intake, list(tokens), opts.filers, end)
+    filer = FilerProcess("127.0.0.1", ports, intake, list(tokens), opts.filers, end)
     if filer.pid is not None:
         meter.roots["clients"].append(filer.pid)
     await asyncio.sleep(max(0.0, start - time.time()))
-    before = meter.snapshot()
+    before, cost_before = meter.snapshot(), await costs.snapshot()
     await asyncio.sleep(max(0.0, end - time.time()))
-    after = meter.snapshot()
+    after, cost_after = meter.snapshot(), await costs.snapshot()
     filed = await filer.result()
-    await asyncio.sleep(2.0)  # claims still in flight land, uncounted
+    if filer.pid is not None:
+        meter.roots["clients"].remove(filer.pid)
+    # Claims still in flight land, uncounted (2 s; less for a run that short).
+    await asyncio.sleep(min(2.0, max(0.5, opts.duration / 2)))
     rec = await pool.collect()
     await pool.disconnect()
-    return _throughput_figures(rec, filed, opts, start, end, origin, before, after)
+    result, raw = _throughput_figures(rec, filed, opts, start, end, origin, before, after)
+    result["processes"] = len(ports)
+    result.update(costs.per_order(cost_before, cost_after, result["won"]))
+    return result, raw
 
 
 def _throughput_figures(
@@ -578,17 +654,164 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
         if "fanout" in results and "ceiling" in results:
             results["fanout_vs_ceiling"] = _ratios(results["fanout"], results["ceiling"])
         if "throughput" in opts.scenarios:
-            log(f"seeding {opts.grids} grids x {opts.per_grid} agents")
-            codes = {f"BENCH-T{i:03d}": opts.per_grid for i in range(opts.grids)}
-            tokens = await seed(admin, codes, 13_100_000_000)
-            log(f"throughput: {opts.warmup:g} s warm-up + {opts.duration:g} s")
-            results["throughput"], part = await run_throughput(
-                pool, server, intake, tokens, opts, meter
+            results["throughput"], part = await _bangban_throughput(
+                backends, server, admin, pool, intake, opts, meter, tmp
             )
             raw.update(part)
-            server.check_alive()
         results["server_log"] = server.log_summary()
+        # The bare server runs alone: bangban serve's background work would otherwise count
+        # in the bare server's Redis commands and Postgres CPU.
+        await server.stop()
+        if {"bare", "bare_fanout"} & set(opts.scenarios):
+            bare = await _run_bare(backends, pool, opts, meter, tmp)
+            if "bare_fanout" in bare:
+                results["bare_fanout"] = bare["bare_fanout"]
+                raw.update(bare["raw"])
+            if "bare" in bare:
+                results.setdefault("throughput", {})["bare"] = bare["bare"]
+        if "fanout" in results and "bare_fanout" in results:
+            results["fanout_vs_bare"] = _ratios(results["fanout"], results["bare_fanout"])
+        thr = results.get("throughput", {})
+        if "bare" in thr and "orders_per_s" in thr:
+            thr["vs_bare"] = _cost_ratios(thr, thr["bare"])
     return results, raw
+
+
+COST_FIELDS = (
+    "orders_per_s",
+    "server_cpu_ms_per_order",
+    "redis_commands_per_order",
+    "postgres_cpu_ms_per_order",
+)
+
+
+def _cost_ratios(us: dict[str, Any], bare: dict[str, Any]) -> dict[str, float | None]:
+    """us / bare for each of :data:`COST_FIELDS`."""
+    out: dict[str, float | None] = {}
+    for key in COST_FIELDS:
+        a, b = us.get(key), bare.get(key)
+        out[key] = round(a / b, 2) if a is not None and b else None
+    return out
+
+
+async def _bangban_throughput(
+    backends: Backends,
+    server: BenchServer,
+    admin: ApiClient,
+    pool: AgentPool,
+    intake: str,
+    opts: Options,
+    meter: CpuMeter,
+    tmp: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The throughput scenario with one process, then with each other count of
+    ``--processes`` (more ``bangban serve`` processes on the same Redis and Postgres)."""
+    assert server.pid is not None
+    result: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    scale: list[dict[str, Any]] = []
+    for count in sorted({1, *opts.processes}):
+        servers = [server]
+        async with contextlib.AsyncExitStack() as extra:
+            for k in range(1, count):
+                log(f"starting bangban serve #{k + 1}")
+                more = BenchServer(
+                    backends, server.admin_token, tmp / f"data{k}", tmp / f"server{k}.log"
+                )
+                servers.append(await extra.enter_async_context(more))
+            pids = [s.pid for s in servers if s.pid is not None]
+            log(f"seeding {opts.grids} grids x {opts.per_grid} agents")
+            prefix = "BENCH-T" if count == 1 else f"BENCH-P{count}-"
+            codes = {f"{prefix}{i:03d}": opts.per_grid for i in range(opts.grids)}
+            tokens = await seed(admin, codes, 13_100_000_000 + 100_000 * count)
+            log(f"throughput, {count} process(es): {opts.warmup:g} s warm-up + {opts.duration:g} s")
+            costs = CostMeter(backends.redis_url, pids, backends.postgres_pid)
+            meter.roots["server"] = pids
+            try:
+                one, part = await run_throughput(
+                    pool, [s.port for s in servers], intake, tokens, opts, meter, costs
+                )
+            finally:
+                await costs.close()
+                meter.roots["server"] = [pids[0]]
+            for s in servers:
+                s.check_alive()
+        if count == 1:
+            result, raw = one, part
+        if len(opts.processes) > 1 or opts.processes != (1,):
+            scale.append(_scale_row(one))
+    if scale:
+        result["scale_out"] = scale
+    return result, raw
+
+
+def _scale_row(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("processes", *COST_FIELDS, "server_cpu_ms_per_order_by_process", "won_twice")
+    return {k: run.get(k) for k in keys}
+
+
+async def _run_bare(
+    backends: Backends,
+    pool: AgentPool,
+    opts: Options,
+    meter: CpuMeter,
+    tmp: Path,
+) -> dict[str, Any]:
+    """``bare_fanout`` and ``bare`` (throughput) against the bare server, alone on the
+    machine's Redis and Postgres, with the same clients."""
+    out: dict[str, Any] = {}
+    secret = "bare_" + secrets.token_hex(12)
+    async with contextlib.AsyncExitStack() as own:
+        db = await own.enter_async_context(private_database(backends.server_url, "bare"))
+        log("starting the bare server")
+        bare = await own.enter_async_context(
+            BareProcess(backends.redis_url, db, secret, tmp / "bare.log")
+        )
+        assert bare.pid is not None
+        meter.roots["server"] = [bare.pid]
+        http = HttpConnection("127.0.0.1", bare.port, secret)
+        own.push_async_callback(http.close)
+        if "bare_fanout" in opts.scenarios:
+            agents = [(agent_token(secret, i + 1, BARE_FAN_GRID), i) for i in range(opts.agents)]
+            n = await _connect_all(pool, bare.port, agents, opts.deflate, "bare agents")
+            log(f"bare fan-out: {opts.orders} orders to {n} agents")
+            before = meter.snapshot()
+            fan, part, _ = await run_fanout(pool, http, n, opts, BARE_FAN_GRID)
+            out["raw"] = {
+                "bare_fanout_per_agent": part["fanout_per_agent"],
+                "bare_fanout_last": part["fanout_last"],
+            }
+            fan["cpu_percent"] = CpuMeter.usage(before, meter.snapshot())
+            for key in ("targets", "meets"):
+                fan.pop(key, None)
+            fan["setup"] = "the bare server (loadtest.bench.bare): " + fan["setup"]
+            out["bare_fanout"] = fan
+            await pool.disconnect()
+            bare.check_alive()
+        if "bare" in opts.scenarios:
+            base = 1_000_000
+            tokens = {
+                f"BARE-T{i:03d}": [
+                    agent_token(secret, base + i * opts.per_grid + k, f"BARE-T{i:03d}")
+                    for k in range(opts.per_grid)
+                ]
+                for i in range(opts.grids)
+            }
+            log(f"bare throughput: {opts.warmup:g} s warm-up + {opts.duration:g} s")
+            costs = CostMeter(backends.redis_url, [bare.pid], backends.postgres_pid)
+            try:
+                thr, _ = await run_throughput(pool, [bare.port], secret, tokens, opts, meter, costs)
+            finally:
+                await costs.close()
+            thr["setup"] = "the bare server (loadtest.bench.bare): " + thr["setup"]
+            thr.pop("meets", None)
+            out["bare"] = thr
+            bare.check_alive()
+        problems = log_summary(bare.log)
+        for name in ("bare", "bare_fanout"):
+            if name in out:
+                out[name]["server_log"] = problems
+    return out
 
 
 async def _any_grid(admin: ApiClient) -> str:

@@ -66,12 +66,12 @@ def test_capacity_reports_memory_and_offer_latency_per_step(tmp_path: Path) -> N
 
 def test_bench_runs_every_scenario(tmp_path: Path) -> None:
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    _run(
+    printed = _run(
         "loadtest.bench",
         *("--agents", "20", "--orders", "5", "--warmup-orders", "1"),
-        *("--contention-orders", "2", "--duration", "2", "--warmup", "0.5"),
+        *("--contention-orders", "2", "--duration", "1", "--warmup", "0.3"),
         *("--grids", "4", "--per-grid", "2", "--filers", "2", "--workers", "1"),
-        *("--out", str(out), "--png", str(png)),
+        *("--processes", "1,2", "--out", str(out), "--png", str(png)),
     )
     result = json.loads(out.read_text())
     assert result["fanout"]["incomplete_orders"] == 0
@@ -81,8 +81,58 @@ def test_bench_runs_every_scenario(tmp_path: Path) -> None:
     assert contention["orders_with_one_winner"] == 2
     assert contention["results"]["won"] == 2
     assert sum(contention["results"].values()) == contention["answers_expected"]
-    assert result["throughput"]["won_twice"] == 0 and result["throughput"]["won"] > 0
+    # Every order had a winner and 19 losers: both arrival times are there for each.
+    assert contention["won_arrival_ms"]["n"] == contention["median_taken_arrival_ms"]["n"] == 2
+    assert 0 <= contention["orders_winner_first"] <= 2
+    first = contention["winner_first"]
+    assert first["meets"] is (first["won_p50_ms"] <= first["median_taken_p50_ms"])
     assert png.stat().st_size > 0
+
+    bare_fan = result["bare_fanout"]
+    assert bare_fan["incomplete_orders"] == 0 and bare_fan["last_agent_ms"]["n"] == 5
+    assert set(result["fanout_vs_bare"]) == {"last", "per_agent"}
+
+    thr, bare = result["throughput"], result["throughput"]["bare"]
+    for run in (thr, bare):
+        assert run["won_twice"] == 0 and run["won"] > 0, run
+        assert run["claim_results"] == {"won": sum(run["claim_results"].values())}
+        assert run["server_cpu_ms_per_order"] > 0 and run["postgres_cpu_ms_per_order"] > 0
+        # Each order's durable steps touch Redis a few times at least (filing, claim).
+        assert run["redis_commands_per_order"] >= 3
+        assert run["redis_commands_per_order"] == pytest.approx(
+            sum(run["redis_commands_per_order_by_name"].values()), abs=0.2
+        )
+    # The bare server does exactly its listed steps: one claim script per order, no
+    # SCRIPT EXISTS; a pipeline of HSET, ZADD, PUBLISH; one more PUBLISH on the claim.
+    names = bare["redis_commands_per_order_by_name"]
+    assert names["evalsha"] == pytest.approx(1, abs=0.25) and "script" not in names
+    assert names["zadd"] == pytest.approx(1, abs=0.25)
+    assert names["publish"] == pytest.approx(2, abs=0.4)
+    ratios = thr["vs_bare"]
+    assert ratios["orders_per_s"] == round(thr["orders_per_s"] / bare["orders_per_s"], 2)
+    assert ratios["server_cpu_ms_per_order"] == round(
+        thr["server_cpu_ms_per_order"] / bare["server_cpu_ms_per_order"], 2
+    )
+
+    scale = thr["scale_out"]
+    assert [row["processes"] for row in scale] == [1, 2]
+    assert scale[0]["orders_per_s"] == thr["orders_per_s"]
+    two = scale[1]
+    assert two["won_twice"] == 0 and two["orders_per_s"] > 0
+    by_process = two["server_cpu_ms_per_order_by_process"]
+    assert len(by_process) == 2 and all(ms > 0 for ms in by_process)  # both processes served
+    assert sum(by_process) == pytest.approx(two["server_cpu_ms_per_order"], abs=0.01)
+
+    assert "us/bare" in printed and "scale-out" in printed and "bare fan" in printed
+
+
+def test_bench_refuses_bad_process_counts() -> None:
+    from loadtest.bench.suite import parse_args as bench_args
+
+    assert bench_args(["--processes", "4,1,2"]).processes == (1, 2, 4)
+    for bad in ("0", "a", ""):
+        with pytest.raises(SystemExit):
+            bench_args(["--processes", bad])
 
 
 @pytest.mark.parametrize("steps", ["400,1000", "800,400", "0", "a,b"])
