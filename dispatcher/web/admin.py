@@ -15,28 +15,22 @@ from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConflictError, RequestError
 from dispatcher.store.pg import StoreConflictError, UnknownGridError
+from dispatcher.web import schemas
 from dispatcher.web.http import answer, body, body_bytes, context, principal
 
-LEVELS = ("county", "township", "village", "community", "grid")
+LEVELS = schemas.GRID_LEVELS
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
 
 
 def _grid_from_body(data: dict[str, Any]) -> geo.Grid:
-    validate.only_fields(data, ("code", "name", "level", "parent", "aliases", "geometry"))
-    code = validate.code(data, "code")
-    name = validate.text(data, "name", max_len=100)
-    level = validate.text(data, "level", max_len=20, required=False) or "grid"
-    if level not in LEVELS:
-        raise validate.invalid("level", f"'level' must be one of {', '.join(LEVELS)}")
-    parent = validate.code(data, "parent", required=False)
-    aliases = data.get("aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
-        raise validate.invalid("aliases", "'aliases' must be a list of names")
-    assert code is not None and name is not None
-    if data.get("geometry") is None:
+    clean = schemas.GRID_BODY.check_map(data)
+    code, name, parent = clean["code"], clean["name"], clean.get("parent")
+    level = clean.get("level", "grid")
+    aliases = list(clean.get("aliases", ()))
+    if clean.get("geometry") is None:
         return geo.Grid(code, name, geo.parse_level(level) or "grid", parent, None, tuple(aliases))
     props = {"code": code, "name": name, "level": level, "parent": parent, "aliases": aliases}
-    feature = {"type": "Feature", "properties": props, "geometry": data["geometry"]}
+    feature = {"type": "Feature", "properties": props, "geometry": clean["geometry"]}
     try:
         return geo.grid_from_feature(feature)
     except geo.GridImportError as exc:
@@ -118,12 +112,8 @@ async def list_grids(request: Request) -> Response:
 
 async def create_agent(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    data = await body(request)
-    validate.only_fields(data, ("name", "phone", "grids"))
-    name = validate.text(data, "name", max_len=100)
-    phone = validate.text(data, "phone", max_len=32, pattern=validate.PHONE_RE)
-    grids = validate.code_list(data, "grids")
-    assert name is not None and phone is not None
+    data = schemas.AGENT_BODY.check_map(await body(request))
+    name, phone, grids = data["name"], data["phone"], data["grids"]
     token = auth.new_token(TokenKind.AGENT)
     try:
         agent = await context(request).store.create_agent(name, phone, grids, auth.digest(token))
@@ -149,13 +139,8 @@ async def list_agents(request: Request) -> Response:
 
 async def create_token(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    data = await body(request)
-    validate.only_fields(data, ("kind", "name"))
-    kind = validate.text(data, "kind", max_len=20)
-    if kind != TokenKind.INTAKE.value:
-        raise validate.invalid("kind", "'kind' must be 'intake' (agent tokens come with agents)")
-    name = validate.text(data, "name", max_len=100)
-    assert name is not None
+    data = schemas.TOKEN_BODY.check_map(await body(request))
+    kind, name = data["kind"], data["name"]
     token = auth.new_token(TokenKind.INTAKE)
     await context(request).store.add_token(auth.digest(token), TokenKind.INTAKE, name)
     return answer(request, {"token": token, "kind": kind, "name": name}, 201)

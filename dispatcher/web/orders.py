@@ -23,6 +23,7 @@ from dispatcher.exceptions import (
 )
 from dispatcher.flows import claims, filing
 from dispatcher.live import wire
+from dispatcher.web import schemas
 from dispatcher.web.http import answer, body, context, principal
 
 
@@ -78,7 +79,7 @@ async def claim_order(request: Request) -> Response:
     who = await principal(request, TokenKind.AGENT)
     assert who.agent is not None
     order_id = order_id_of(request)
-    data = await body(request)
+    data = schemas.CLAIM_BODY.check_map(await body(request))
     rid = data.get("request_id")
     if not wire.valid_request_id(rid):
         raise RequestError(
