@@ -296,6 +296,9 @@ class Obj:
     one_of: tuple[OneOf, ...] = ()
     extra: bool = False
     """Whether fields not listed are allowed (and passed on untouched)."""
+    patterns: tuple[tuple[str, Json], ...] = ()
+    """(regex, schema) of further fields allowed by name (passed on untouched, for the caller
+    to check), such as Open311's ``attribute[CODE]``."""
 
     def check(self, body: Mapping[str, Any], name: str) -> dict[str, Any] | None:
         value = validate.mapping(dict(body), name, required=self.required)
@@ -304,7 +307,8 @@ class Obj:
     def check_map(self, value: Mapping[str, Any]) -> dict[str, Any]:
         """Check a whole map (a request body): its clean values, absent ones left out."""
         if not self.extra:
-            validate.only_fields(dict(value), self.fields)
+            allowed = [k for k in value if any(re.fullmatch(p, k) for p, _ in self.patterns)]
+            validate.only_fields(dict(value), [*self.fields, *allowed])
         out: dict[str, Any] = {k: v for k, v in value.items() if k not in self.fields}
         for key, spec in self.fields.items():
             clean = spec.check(value, key)
@@ -321,6 +325,8 @@ class Obj:
             "properties": {k: f.schema() for k, f in self.fields.items()},
             "additionalProperties": self.extra,
         }
+        if self.patterns:
+            out["patternProperties"] = {f"^{p}$": dict(s) for p, s in self.patterns}
         required = [k for k, f in self.fields.items() if f.required]
         if required:
             out["required"] = required

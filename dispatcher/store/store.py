@@ -22,6 +22,7 @@ from dispatcher.exceptions import StoreUnavailableError
 from dispatcher.store import migrate
 from dispatcher.store.catalog import CatalogStore
 from dispatcher.store.changes import ChangeStore
+from dispatcher.store.open311 import Open311Store
 from dispatcher.store.orders import OrderStore
 from dispatcher.store.pg import (
     translated,
@@ -33,7 +34,7 @@ async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     return None
 
 
-class Store(OrderStore, RosterStore, CatalogStore, ChangeStore):
+class Store(OrderStore, RosterStore, CatalogStore, ChangeStore, Open311Store):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:

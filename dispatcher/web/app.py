@@ -34,7 +34,7 @@ from dispatcher.live.wire import Offer, StatusChange
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from dispatcher.store.store import Store
-from dispatcher.web import admin, catalog, openapi, order_actions, orders
+from dispatcher.web import admin, catalog, open311, openapi, order_actions, orders
 
 log = logging.getLogger("bangban.app")
 
@@ -209,6 +209,7 @@ def create_app(
             *admin.routes,
             *orders.metrics_routes,
             *openapi.routes,
+            *open311.routes,
         ],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),

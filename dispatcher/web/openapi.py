@@ -93,8 +93,9 @@ def _answer(answer: Answer) -> Json:
     out: Json = {"description": answer.description}
     if answer.schema is not None:
         content = {answer.media: {"schema": answer.schema}}
-        if answer.media == JSON:
+        if answer.media == JSON and not answer.also:
             content[MSGPACK] = {"schema": answer.schema}
+        content.update({media: {"schema": schema} for media, schema in answer.also.items()})
         out["content"] = content
     if answer.links:
         out["links"] = answer.links
@@ -113,12 +114,34 @@ def _error(status: int, codes: tuple[str, ...]) -> Json:
     return out
 
 
+def _open311_error(status: int) -> Json:
+    return {
+        "description": f"GeoReport error ({status}): [{{code, description}}], or <errors> in XML.",
+        "content": {
+            JSON: {"schema": OPEN311_ERROR},
+            "text/xml": {"schema": {"type": "string"}},
+        },
+    }
+
+
+OPEN311_ERROR = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["code", "description"],
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+    },
+}
+
+
 def operation(method: str, path: str, op: Operation) -> Json:
     """The OpenAPI operation object of one route."""
     params: list[Json] = []
     for name in _PARAM.findall(path):
         if name in op.path_ids:
             schema: Json = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+        elif name in op.path_enums:
+            schema = {"type": "string", "enum": list(op.path_enums[name])}
         else:
             schema = {"type": "string", "minLength": 1}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -134,7 +157,10 @@ def operation(method: str, path: str, op: Operation) -> Json:
     if params:
         out["parameters"] = params
     for status, codes in schemas.error_codes(op, path).items():
-        out["responses"].setdefault(str(status), _error(status, codes))
+        if op.error_style == "open311":
+            out["responses"].setdefault(str(status), _open311_error(status))
+        else:
+            out["responses"].setdefault(str(status), _error(status, codes))
     body = op.body.schema() if op.body is not None else op.raw_body
     if body is not None:
         out["requestBody"] = {
