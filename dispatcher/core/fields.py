@@ -216,8 +216,10 @@ class Texts:
     rules, which refuse them naming the field)."""
 
     def check(self, body: Mapping[str, Any], name: str) -> tuple[str, ...]:
-        value = body.get(name, [])
-        if value is None and not self.required:
+        value = body.get(name)
+        if value is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise validate.invalid(name, f"{name!r} must be a list of texts")

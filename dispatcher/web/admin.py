@@ -16,7 +16,7 @@ from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConflictError, RequestError
 from dispatcher.store.pg import StoreConflictError, UnknownGridError
 from dispatcher.web import schemas
-from dispatcher.web.http import answer, body, body_bytes, context, principal
+from dispatcher.web.http import answer, body, body_bytes, context, principal, unstorable
 
 LEVELS = schemas.GRID_LEVELS
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
@@ -63,16 +63,34 @@ async def put_grid(request: Request) -> Response:
     return answer(request, saved.to_wire(), 201 if created else 200)
 
 
+def _source(request: Request) -> str:
+    """``?source=``: where a grid file came from (kept with the generation)."""
+    query = {"source": request.query_params.get("source", "api")}
+    source = validate.text(query, "source", max_len=100)
+    if source is None or unstorable(query) is not None:
+        raise validate.invalid("source", "'source' must be text without NUL characters")
+    return source
+
+
 async def import_grids(request: Request) -> Response:
     """Replace the grid set with a GeoJSON FeatureCollection, all or nothing."""
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
+    source = _source(request)
     try:
         grids = geo.load_feature_collection(raw)
     except geo.GridImportError as exc:
         raise _import_error(exc) from None
+    for i, g in enumerate(grids):
+        if unstorable([g.code, g.name, g.parent or "", *g.aliases]) is not None:
+            raise RequestError(
+                f"feature {i} ({g.code[:40]!r}) holds a NUL character or a lone surrogate",
+                code="invalid_value",
+                status=422,
+                details={"field": f"features[{i}].properties"},
+            )
     ctx = context(request)
-    summary = await ctx.store.import_grids(grids, source=request.query_params.get("source", "api"))
+    summary = await ctx.store.import_grids(grids, source=source)
     await ctx.reload_grids()
     return answer(request, summary)
 
@@ -81,6 +99,10 @@ async def import_agents(request: Request) -> Response:
     """Create agents from a CSV roster (name, phone, grids separated by ';'), all or nothing."""
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
+    if b"\x00" in raw:
+        raise RequestError(
+            "the roster holds a NUL character", code="invalid_roster", status=422, details={}
+        )
     try:
         rows = geo.parse_agents_csv(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, geo.RosterError) as exc:

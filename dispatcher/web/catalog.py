@@ -18,6 +18,7 @@ from starlette.routing import Route
 from dispatcher.core.catalog import CODE_RE, CatalogError, Item, parse_item
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConflictError, NotFoundError, RequestError
+from dispatcher.web import schemas
 from dispatcher.web.http import answer, body, context, principal
 
 
@@ -61,7 +62,9 @@ async def get_item(request: Request) -> Response:
 
 async def create_item(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    item = _parsed(await body(request))
+    data = await body(request)
+    schemas.ITEM_BODY.check_map(data)  # the declared fields and limits; parse_item the rest
+    item = _parsed(data)
     created = await context(request).store.create_item(item)
     if created is None:
         raise ConflictError(f"item {item.code} exists already", code="duplicate_item")
@@ -73,6 +76,8 @@ async def change_item(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     data = await body(request)
     current = await _existing(request)
+    declared = schemas.ITEM_PATCH if request.method == "PATCH" else schemas.ITEM_PUT
+    declared.check_map(data)
     if request.method == "PATCH":
         data = {**current.to_wire(), **data}
     data.setdefault("code", current.code)

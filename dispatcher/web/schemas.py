@@ -904,8 +904,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: Answer("What was imported.", {"type": "object"})},
         raw_body={"type": "object", "description": "GeoJSON FeatureCollection"},
         body_media=(JSON, "application/geo+json"),
-        query=(f.Query("source", {"type": "string"}, "Where the file came from (kept)."),),
-        errors={422: ("invalid_grid_file",)},
+        query=(
+            f.Query(
+                "source",
+                {"type": "string", "minLength": 1, "maxLength": 100},
+                "Where the file came from (kept; default api).",
+            ),
+        ),
+        errors={422: ("invalid_grid_file", "invalid_value")},
     ),
     ("POST", "/v1/admin/agents/import"): Operation(
         "import_agents",
