@@ -194,7 +194,11 @@ async def create_request(request: Request, fmt: str) -> Response:
     ctype = request.headers.get("content-type", FORM).split(";")[0].strip()
     if ctype not in (FORM, ""):
         raise RequestError(f"send the fields as {FORM}", code="unsupported_media_type", status=415)
-    form = _form(await body_bytes(request), list(request.query_params.multi_items()))
+    query = list(request.query_params.multi_items())
+    if any(k == "api_key" for k, _ in query):
+        # URLs end up in access logs and proxies' logs; tokens never do.
+        raise RequestError("send api_key in the form body, not in the URL", code="bad_request")
+    form = _form(await body_bytes(request), query)
     try:
         who = await ctx.auth.resolve(form.get("api_key"))
     except AuthError:

@@ -238,6 +238,12 @@ async def test_errors_are_in_the_specifications_format(county: County) -> None:
     far = await county.post(api_key=county.intake, service_code="HJ-001", lat="40", long="100")
     assert far.status_code == 400 and "unroutable" in far.json()[0]["description"]
     async with httpx.AsyncClient() as http:
+        in_url = await http.post(
+            county.url + "/open311/v2/requests.json",
+            params={"api_key": county.intake},
+            data=good,
+        )
+        assert in_url.status_code == 400 and "form body" in in_url.json()[0]["description"]
         assert (await http.get(county.url + "/open311/v2/services.yaml")).status_code == 404
         gone = await http.get(county.url + "/open311/v2/requests/999999.json")
         assert gone.status_code == 404 and gone.json()[0]["code"] == 404
