@@ -82,8 +82,10 @@ def xml(root: str, entry: str | None, data: Any) -> bytes:
     else:
         for row in data:
             _xml_value(top, entry, row)
-    out: bytes = ET.tostring(top, encoding="utf-8", xml_declaration=True)
-    return out
+    # GeoReport asks for the declaration with encoding="UTF-8" (ElementTree writes 'utf-8').
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(top, encoding="unicode").encode()
+    )
 
 
 def render(fmt: str, root: str, entry: str | None, data: Any, status: int = 200) -> Response:

@@ -103,7 +103,7 @@ async def test_services_are_the_catalogue_via_a_third_party_client(county: Count
     async with httpx.AsyncClient() as http:
         r = await http.get(county.url + "/open311/v2/services.xml")
     assert r.headers["content-type"].startswith("text/xml")
-    assert r.content.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+    assert r.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
     root = ET.fromstring(r.content)
     assert root.tag == "services"
     assert root.find("service/metadata") is not None
