@@ -127,7 +127,7 @@ def materials_line(item: Item, attributes: Mapping[str, str]) -> str | None:
     """The line added to the order's text for the agent: what the applicant says they have
     and lack.  None when no attribute was sent.  Raises :class:`BadAttributeError`."""
     codes = {attribute_code(i): m for i, m in enumerate(item.materials)}
-    keys = {key for key, _ in ATTRIBUTE_VALUES}
+    keys = tuple(key for key, _ in ATTRIBUTE_VALUES)
     have: list[str] = []
     lack: list[str] = []
     for code, value in sorted(attributes.items()):

@@ -543,7 +543,7 @@ OPEN311_FORM = f.Obj(
     },
     patterns=(
         (
-            r"attribute\[[A-Za-z0-9_-]{1,16}\]",
+            r"attribute\[M[1-9][0-9]?\]",
             {"type": "string", "enum": ["yes", "no"], "description": "A material: yes / no."},
         ),
     ),
