@@ -48,10 +48,14 @@ def _described(schema: Json, doc: str) -> Json:
     return schema
 
 
+TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+"""A text: not blank, no NUL (which Postgres cannot store; the server refuses it, 422)."""
+
+
 def _pattern(regex: re.Pattern[str] | None) -> str:
     """The JSON Schema form of a Python pattern (ours are ECMA-compatible)."""
     if regex is None:
-        return r"\S"  # a text must not be blank
+        return TEXT_PATTERN
     return regex.pattern
 
 
@@ -103,7 +107,7 @@ class RawText:
 
     def schema(self) -> Json:
         return _described(
-            {"type": "string", "minLength": 1, "maxLength": self.max_len, "pattern": r"\S"},
+            {"type": "string", "minLength": 1, "maxLength": self.max_len, "pattern": TEXT_PATTERN},
             self.doc,
         )
 
@@ -231,7 +235,12 @@ class Texts:
         return tuple(v.strip() for v in value) if self.checked else tuple(value)
 
     def schema(self) -> Json:
-        item = {"type": "string", "minLength": 1, "maxLength": self.max_len, "pattern": r"\S"}
+        item = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": self.max_len,
+            "pattern": TEXT_PATTERN,
+        }
         most = self.rules_max or self.max_items
         out: Json = {"type": "array", "maxItems": most, "items": item}
         if self.min_items:

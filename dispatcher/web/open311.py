@@ -39,7 +39,7 @@ from dispatcher.exceptions import (
 from dispatcher.flows import filing
 from dispatcher.store.open311 import Listed
 from dispatcher.web.http import body_bytes, context, unstorable
-from dispatcher.web.schemas import OPEN311_FORM
+from dispatcher.web.open311_schema import OPEN311_FORM
 
 FORMATS = ("json", "xml")
 FORM = "application/x-www-form-urlencoded"

@@ -4,7 +4,7 @@
 files come from the ``openapi-ui-bundles`` package (installed with the server, served from
 this process: nothing is fetched from the internet when the page is opened).
 
-:func:`document` walks the app's routes and finds each one's :class:`~schemas.Operation`; a
+:func:`document` walks the app's routes and finds each one's :class:`~.schemas.Operation`; a
 route without one is an error (:class:`UndocumentedRouteError`), so the document can neither
 miss a route nor describe one the app does not have.  Routes created with
 ``include_in_schema=False`` (the Swagger UI files) are left out on purpose.
@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from dispatcher.exceptions import ConfigError, NotFoundError
 from dispatcher.web import schemas
+from dispatcher.web.operations import OPERATIONS
 from dispatcher.web.schemas import JSON, MSGPACK, Answer, Operation
 
 Json = dict[str, Any]
@@ -48,7 +49,8 @@ ERROR_DOC = (
 
 
 class UndocumentedRouteError(ConfigError):
-    """The app has a route that :data:`schemas.OPERATIONS` does not describe (or vice versa)."""
+    """The app has a route that :data:`~dispatcher.web.operations.OPERATIONS` does not
+    describe (or vice versa)."""
 
 
 def error_schema(codes: Iterable[str]) -> Json:
@@ -73,8 +75,8 @@ def undocumented(routes: Iterable[BaseRoute]) -> list[str]:
     """``METHOD path`` of every schema-visible route without an operation, and of every
     operation without a route."""
     seen = set(_endpoints(routes))
-    missing = [f"{m} {p}" for m, p in sorted(seen) if (m, p) not in schemas.OPERATIONS]
-    stale = [f"{m} {p} (no such route)" for m, p in sorted(set(schemas.OPERATIONS) - seen)]
+    missing = [f"{m} {p}" for m, p in sorted(seen) if (m, p) not in OPERATIONS]
+    stale = [f"{m} {p} (no such route)" for m, p in sorted(set(OPERATIONS) - seen)]
     return missing + stale
 
 
@@ -176,7 +178,7 @@ def document(routes: Iterable[BaseRoute], server_url: str | None = None) -> Json
     if problems:
         raise UndocumentedRouteError("routes without an operation: " + "; ".join(problems))
     paths: dict[str, Json] = {}
-    for (method, path), op in schemas.OPERATIONS.items():
+    for (method, path), op in OPERATIONS.items():
         paths.setdefault(path, {})[method.lower()] = operation(method, path, op)
     doc: Json = {
         "openapi": "3.1.0",

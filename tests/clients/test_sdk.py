@@ -11,7 +11,7 @@ import pytest
 
 import clients
 from clients import ApiClient, ApiError
-from dispatcher.web.schemas import OPERATIONS
+from dispatcher.web.operations import OPERATIONS
 from tests.servers import InProcessServer, intake_token, roster
 
 _NAMED = re.compile(r"``(GET|POST|PUT|PATCH) (/[^`? ]+)")

@@ -31,7 +31,7 @@ from schemathesis.checks import (
 
 from clients import ApiClient
 from dispatcher.settings import Settings
-from dispatcher.web.schemas import OPERATIONS
+from dispatcher.web.operations import OPERATIONS
 from tests.servers import ProcessServer, intake_token, roster
 
 SEED = 1515
