@@ -98,9 +98,13 @@ class RawText:
     max_len: int
     doc: str = ""
     required: bool = False
+    missing_code: str = "missing_field"
 
     def check(self, body: Mapping[str, Any], name: str) -> str | None:
         value = body.get(name)
+        if value is None and self.required:
+            # Found by schemathesis: a fee without its item reached the rules as a KeyError.
+            raise validate.invalid(name, f"{name!r} is required", self.missing_code)
         if value is not None and not isinstance(value, str):
             raise validate.invalid(name, f"{name!r} must be text")
         return value
@@ -146,6 +150,8 @@ class Integer:
             if self.required:
                 raise validate.invalid(name, f"{name!r} is required", "missing_field")
             return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integers include 2.0 (and msgpack has floats)
         if isinstance(value, bool) or not isinstance(value, int) or not self.lo <= value <= self.hi:
             message = self.message or "{name} must be a whole number from {lo} to {hi}"
             raise validate.invalid(name, message.format(name=repr(name), lo=self.lo, hi=self.hi))

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dispatcher.core import fields
 from dispatcher.core.catalog import CODE_RE, CatalogError, Item, parse_item
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConflictError, NotFoundError, RequestError
@@ -34,6 +35,13 @@ def _parsed(data: dict[str, Any]) -> Item:
         ) from None
 
 
+def _whole_numbers(data: dict[str, Any], declared: fields.Obj) -> dict[str, Any]:
+    """Check ``data`` against its declared fields and limits (parse_item checks the rest), and
+    pass whole numbers on as the check cleaned them (``2.0`` is the integer 2)."""
+    clean = declared.check_map(data)
+    return {**data, **{k: v for k, v in clean.items() if type(v) is int}}
+
+
 def _code_of(request: Request) -> str:
     code: str = request.path_params["code"]
     if not CODE_RE.match(code):
@@ -50,6 +58,13 @@ async def _existing(request: Request) -> Item:
 
 async def list_catalog(request: Request) -> Response:
     who = await principal(request, TokenKind.INTAKE, TokenKind.AGENT, TokenKind.ADMIN)
+    if request.query_params.get("all") not in (None, "true", "false"):
+        raise RequestError(
+            "'all' must be true or false",
+            code="invalid_value",
+            status=422,
+            details={"field": "all"},
+        )
     everything = who.kind is TokenKind.ADMIN and request.query_params.get("all") == "true"
     items = await context(request).store.list_items(include_retired=everything)
     return answer(request, {"items": [i.to_wire() for i in items]})
@@ -62,8 +77,7 @@ async def get_item(request: Request) -> Response:
 
 async def create_item(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    data = await body(request)
-    schemas.ITEM_BODY.check_map(data)  # the declared fields and limits; parse_item the rest
+    data = _whole_numbers(await body(request), schemas.ITEM_BODY)
     item = _parsed(data)
     created = await context(request).store.create_item(item)
     if created is None:
@@ -76,8 +90,9 @@ async def change_item(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     data = await body(request)
     current = await _existing(request)
-    declared = schemas.ITEM_PATCH if request.method == "PATCH" else schemas.ITEM_PUT
-    declared.check_map(data)
+    data = _whole_numbers(
+        data, schemas.ITEM_PATCH if request.method == "PATCH" else schemas.ITEM_PUT
+    )
     if request.method == "PATCH":
         data = {**current.to_wire(), **data}
     data.setdefault("code", current.code)

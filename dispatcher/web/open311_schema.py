@@ -106,9 +106,15 @@ _O311_DATES = (
     f.Query("service_code", {"type": "string"}, "Comma-separated item codes."),
     f.Query("status", {"type": "string"}, "open, closed (comma-separated)."),
     f.Query(
-        "start_date", {"type": "string"}, "W3C datetime with time zone (default: 90 days ago)."
+        "start_date",
+        {"type": "string", "format": "date-time"},
+        "W3C datetime with time zone (default: 90 days ago).",
     ),
-    f.Query("end_date", {"type": "string"}, "W3C datetime with time zone (at most 90 days on)."),
+    f.Query(
+        "end_date",
+        {"type": "string", "format": "date-time"},
+        "W3C datetime with time zone (at most 90 days on).",
+    ),
 )
 OPEN311_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/open311/discovery.{fmt}"): Operation(

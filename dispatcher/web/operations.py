@@ -91,7 +91,7 @@ _ACTION_DOCS: dict[Action, tuple[str, str, tuple[str, ...]]] = {
     ),
     Action.CANCEL: (
         "Cancel an order",
-        "The tracking token before acceptance, or an admin.",
+        "The tracking token before acceptance, or an admin (who must give a `reason`).",
         (TRACKING, ADMIN),
     ),
     Action.REASSIGN: ("Reassign a held order", "An admin gives it to another agent.", (ADMIN,)),
@@ -121,8 +121,8 @@ def _action_operation(action: Action) -> Operation:
 _LIST_QUERY = (
     f.Query("status", {"type": "string", "enum": [s.value for s in Status]}, "Only this state."),
     f.Query("overdue", {"type": "string", "enum": ["true", "false"]}, "Only overdue orders."),
-    f.Query("agent_id", {"type": "integer", "minimum": 0}, "Only this agent's."),
-    f.Query("after", {"type": "integer", "minimum": 0}, "Page: ids after this one."),
+    f.Query("agent_id", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Only this agent's."),
+    f.Query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Page: ids after this."),
     f.Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size (100)."),
 )
 

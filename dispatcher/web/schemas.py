@@ -323,7 +323,14 @@ ACTION_BODIES: dict[Action, f.Obj] = {
         required=False,
     ),
     Action.RELEASE: f.Obj({"reason": _REASON, "version": VERSION}, required=False),
-    Action.CANCEL: f.Obj({"reason": _REASON, "version": VERSION}, required=False),
+    Action.CANCEL: f.Obj(
+        {
+            "reason": f.RawText(
+                REASON_MAX, required=True, missing_code="invalid_value", doc="Why (required)."
+            ),
+            "version": VERSION,
+        }
+    ),
     Action.REASSIGN: f.Obj(
         {"agent_id": _AGENT_ID, "reason": _REASON, "version": VERSION}, required=False
     ),
