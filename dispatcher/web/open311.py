@@ -243,7 +243,8 @@ async def create_request(request: Request, fmt: str) -> Response:
 
 def _ids(raw: str) -> list[int]:
     ids = [p.strip() for p in raw.split(",") if p.strip()]
-    if len(ids) > o311.MAX_REQUESTS or not all(p.isdigit() and 0 < int(p) < 2**63 for p in ids):
+    ascii_ids = all(p.isascii() and p.isdigit() and 0 < int(p) < 2**63 for p in ids)
+    if len(ids) > o311.MAX_REQUESTS or not ids or not ascii_ids:
         raise RequestError("'service_request_id' must be order ids, comma-separated")
     return [int(p) for p in ids]
 
@@ -290,7 +291,7 @@ async def list_requests(request: Request, fmt: str) -> Response:
 
 async def get_request(request: Request, fmt: str) -> Response:
     raw = request.path_params["service_request_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
         raise NotFoundError(f"no service request {raw[:40]!r}")
     found = await context(request).store.service_requests(ids=[int(raw)])
     if not found:

@@ -102,9 +102,17 @@ def _o311(description: str, item: Json) -> Answer:
 _FMT: dict[str, tuple[str, ...]] = {"fmt": ("json", "xml")}
 _O311_READ_ERRORS: dict[int, tuple[str, ...]] = {400: ("400",), 404: ("404",), 503: ("503",)}
 _O311_DATES = (
-    f.Query("service_request_id", {"type": "string"}, "Comma-separated ids; overrides the rest."),
+    f.Query(
+        "service_request_id",
+        {"type": "string", "pattern": r"^ *0*[1-9][0-9]{0,17} *(, *0*[1-9][0-9]{0,17} *)*$"},
+        "Comma-separated ids; overrides the rest.",
+    ),
     f.Query("service_code", {"type": "string"}, "Comma-separated item codes."),
-    f.Query("status", {"type": "string"}, "open, closed (comma-separated)."),
+    f.Query(
+        "status",
+        {"type": "string", "pattern": r"^ *(open|closed) *(, *(open|closed) *)*$"},
+        "open, closed (comma-separated).",
+    ),
     f.Query(
         "start_date",
         {"type": "string", "format": "date-time"},

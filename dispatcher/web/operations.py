@@ -241,6 +241,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (INTAKE, AGENT, ADMIN),
         {200: Answer("The items.", list_of("items", ITEM))},
         query=(f.Query("all", {"type": "string", "enum": ["true", "false"]}, "Admins only."),),
+        errors={422: ("invalid_value",)},
     ),
     ("GET", "/v1/catalog/{code}"): Operation(
         "get_item",
@@ -269,6 +270,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (INTAKE, AGENT, ADMIN),
         {200: Answer("The items.", list_of("items", ITEM))},
         query=(f.Query("all", {"type": "string", "enum": ["true", "false"]}, "Add retired."),),
+        errors={422: ("invalid_value",)},
     ),
     ("PUT", "/v1/admin/catalog/{code}"): Operation(
         "replace_item",
