@@ -29,6 +29,7 @@ Every other state (offered, widened, claimed, accepted, awaiting materials, esca
 ATTRIBUTE_VALUES = (("yes", "有"), ("no", "没有"))
 MAX_SPAN_MS = 90 * 86_400_000  # GeoReport: a date range may not span more than 90 days
 MAX_REQUESTS = 1000  # GeoReport: the first 1000 requests at most
+EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_999  # the dates a query may name: 1970 to 9999
 
 _DESKS = {
     Level.VILLAGE: "便民服务站",

@@ -253,9 +253,13 @@ def _date(raw: str | None, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return o311.parse_w3(raw)
+        ms = o311.parse_w3(raw)
     except ValueError:
         raise RequestError(f"{name!r} must be a W3C datetime with a time zone") from None
+    if not o311.EARLIEST_MS <= ms <= o311.LATEST_MS:
+        # Found by schemathesis: end_date=0001-01-01T00:00:00Z minus 90 days was a 500.
+        raise RequestError(f"{name!r} must be between 1970 and 9999")
+    return ms
 
 
 async def list_requests(request: Request, fmt: str) -> Response:
@@ -274,7 +278,7 @@ async def list_requests(request: Request, fmt: str) -> Response:
         end = _date(q.get("end_date"), "end_date")
         start = _date(q.get("start_date"), "start_date")
         if start is None:
-            start = (end if end is not None else ctx.clock()) - o311.MAX_SPAN_MS
+            start = max(o311.EARLIEST_MS, (end or ctx.clock()) - o311.MAX_SPAN_MS)
         if end is not None and not 0 <= end - start <= o311.MAX_SPAN_MS:
             raise RequestError("the dates must span 0 to 90 days")
         found = await ctx.store.service_requests(
