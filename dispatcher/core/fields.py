@@ -393,12 +393,31 @@ class ListOf:
 
 @dataclass(frozen=True)
 class Query:
-    """A query-string parameter, for the document (the endpoints read them themselves)."""
+    """A query-string parameter: documented by :meth:`parameter`, checked by :meth:`check`
+    (for the schemas it understands: integers with bounds, enums, plain strings)."""
 
     name: str
     json_schema: Json
     doc: str
     required: bool = False
+
+    def check(self, params: Mapping[str, str]) -> Any:
+        """The clean value (None when absent).  Raises RequestError 422 naming the parameter."""
+        name, schema, raw = self.name, self.json_schema, params.get(self.name)
+        if raw is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
+            return None
+        if "enum" in schema:
+            if raw not in schema["enum"]:
+                raise validate.invalid(name, f"{name!r} must be one of {', '.join(schema['enum'])}")
+            return raw
+        if schema.get("type") == "integer":
+            lo, hi = schema.get("minimum", 0), schema.get("maximum", 2**63 - 1)
+            if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
+                raise validate.invalid(name, f"{name!r} must be a whole number from {lo} to {hi}")
+            return int(raw)
+        return validate.text({name: raw}, name, max_len=schema.get("maxLength", 1000))
 
     def parameter(self) -> Json:
         return {

@@ -11,7 +11,6 @@ from starlette.routing import Route
 import geo
 from dispatcher import auth
 from dispatcher.core import validate
-from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConflictError, RequestError
 from dispatcher.store.pg import StoreConflictError, UnknownGridError
@@ -168,38 +167,21 @@ async def create_token(request: Request) -> Response:
     return answer(request, {"token": token, "kind": kind, "name": name}, 201)
 
 
-MAX_LIST = 500
-
-
-def _query_int(request: Request, name: str, default: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 0 <= int(raw) <= hi:
-        raise validate.invalid(name, f"{name!r} must be a whole number from 0 to {hi}")
-    return int(raw)
-
-
 async def list_orders(request: Request) -> Response:
     """Orders for operators: ``?status=escalated``, ``?overdue=true`` (accepted past the due
     date, or awaiting materials past the supply-by date), ``?agent_id=``; pages by id with
-    ``?after=<last id>&limit=`` (default 100, at most 500).  Each order has ``overdue``."""
+    ``?after=<last id>&limit=`` (default 100, at most 500).  Each order has ``overdue``.
+    The parameters are checked through their declarations (``schemas.LIST_QUERY``)."""
     await principal(request, TokenKind.ADMIN)
-    q = request.query_params
-    status = q.get("status")
-    if status is not None and status not in {s.value for s in Status}:
-        raise validate.invalid("status", f"'status' must be one of {', '.join(Status)}")
-    if q.get("overdue") not in (None, "true", "false"):
-        raise validate.invalid("overdue", "'overdue' must be true or false")
+    q = {p.name: p.check(request.query_params) for p in schemas.LIST_QUERY}
     ctx = context(request)
     now = ctx.clock()
-    agent_id = _query_int(request, "agent_id", 0, 2**62)
     orders = await ctx.store.list_orders(
-        status=status,
-        overdue_at=now if q.get("overdue") == "true" else None,
-        agent_id=agent_id or None,
-        after_id=_query_int(request, "after", 0, 2**62),
-        limit=_query_int(request, "limit", 100, MAX_LIST),
+        status=q["status"],
+        overdue_at=now if q["overdue"] == "true" else None,
+        agent_id=q["agent_id"] or None,
+        after_id=q["after"] or 0,
+        limit=100 if q["limit"] is None else q["limit"],
     )
     return answer(request, {"orders": [o.to_wire(now) for o in orders]})
 

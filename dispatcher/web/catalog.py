@@ -58,14 +58,8 @@ async def _existing(request: Request) -> Item:
 
 async def list_catalog(request: Request) -> Response:
     who = await principal(request, TokenKind.INTAKE, TokenKind.AGENT, TokenKind.ADMIN)
-    if request.query_params.get("all") not in (None, "true", "false"):
-        raise RequestError(
-            "'all' must be true or false",
-            code="invalid_value",
-            status=422,
-            details={"field": "all"},
-        )
-    everything = who.kind is TokenKind.ADMIN and request.query_params.get("all") == "true"
+    wants_all = schemas.ALL_QUERY.check(request.query_params) == "true"
+    everything = who.kind is TokenKind.ADMIN and wants_all
     items = await context(request).store.list_items(include_retired=everything)
     return answer(request, {"items": [i.to_wire() for i in items]})
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dispatcher.core import fields as f
 from dispatcher.core.lifecycle import Action
-from dispatcher.core.orders import Status
 from dispatcher.flows.filing import ORDER_BODY
 from dispatcher.web.open311_schema import OPEN311_OPERATIONS
 from dispatcher.web.schemas import (
@@ -19,6 +18,7 @@ from dispatcher.web.schemas import (
     AGENT,
     AGENT_BODY,
     AGENT_MAP,
+    ALL_QUERY,
     CLAIM_BODY,
     CLAIM_RESULT,
     CLASSIFY_BODY,
@@ -33,6 +33,7 @@ from dispatcher.web.schemas import (
     ITEM_PATCH,
     ITEM_PUT,
     JSON,
+    LIST_QUERY,
     METRICS,
     NEW_AGENT,
     ORDER,
@@ -117,14 +118,6 @@ def _action_operation(action: Action) -> Operation:
         path_ids=("order_id",),
     )
 
-
-_LIST_QUERY = (
-    f.Query("status", {"type": "string", "enum": [s.value for s in Status]}, "Only this state."),
-    f.Query("overdue", {"type": "string", "enum": ["true", "false"]}, "Only overdue orders."),
-    f.Query("agent_id", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Only this agent's."),
-    f.Query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Page: ids after this."),
-    f.Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size (100)."),
-)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/orders"): Operation(
@@ -240,7 +233,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "catalogue",
         (INTAKE, AGENT, ADMIN),
         {200: Answer("The items.", list_of("items", ITEM))},
-        query=(f.Query("all", {"type": "string", "enum": ["true", "false"]}, "Admins only."),),
+        query=(ALL_QUERY,),
         errors={422: ("invalid_value",)},
     ),
     ("GET", "/v1/catalog/{code}"): Operation(
@@ -269,7 +262,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "catalogue",
         (INTAKE, AGENT, ADMIN),
         {200: Answer("The items.", list_of("items", ITEM))},
-        query=(f.Query("all", {"type": "string", "enum": ["true", "false"]}, "Add retired."),),
+        query=(ALL_QUERY,),
         errors={422: ("invalid_value",)},
     ),
     ("PUT", "/v1/admin/catalog/{code}"): Operation(
@@ -403,7 +396,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "admin",
         (ADMIN,),
         {200: Answer("The orders.", list_of("orders", ORDER))},
-        query=_LIST_QUERY,
+        query=LIST_QUERY,
         errors={422: ("invalid_value",)},
     ),
     ("GET", "/openapi.json"): Operation(

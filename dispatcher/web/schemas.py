@@ -434,3 +434,19 @@ def merge_codes(*maps: dict[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]
         for status, codes in m.items():
             out.setdefault(status, set()).update(codes)
     return {s: tuple(sorted(c)) for s, c in out.items()}
+
+
+# -- query parameters (checked through these too) ------------------------------------------
+
+LIST_QUERY = (
+    f.Query("status", {"type": "string", "enum": [s.value for s in Status]}, "Only this state."),
+    f.Query("overdue", {"type": "string", "enum": ["true", "false"]}, "Only overdue orders."),
+    f.Query("agent_id", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Only this agent's."),
+    f.Query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Page: ids after this."),
+    f.Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size (100)."),
+)
+"""The filters of ``GET /v1/admin/orders``."""
+
+ALL_QUERY = f.Query(
+    "all", {"type": "string", "enum": ["true", "false"]}, "true: retired items too (admins)."
+)

@@ -111,3 +111,17 @@ def test_the_order_body_is_the_filing_check() -> None:
     assert schema["properties"]["applicant"]["properties"]["phone"]["pattern"] == (
         validate.PHONE_RE.pattern
     )
+
+
+def test_query_parameters_are_checked_by_their_declaration() -> None:
+    limit = f.Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size.")
+    state = f.Query("state", {"type": "string", "enum": ["a", "b"]}, "State.")
+    assert limit.check({"limit": "20"}) == 20 and limit.check({}) is None
+    assert state.check({"state": "b"}) == "b"
+    for params in ({"limit": "501"}, {"limit": "-1"}, {"limit": "٣"}, {"limit": "x"}):
+        with pytest.raises(RequestError) as caught:
+            limit.check(params)
+        assert caught.value.details == {"field": "limit"}
+    with pytest.raises(RequestError, match="one of a, b"):
+        state.check({"state": "c"})
+    assert limit.parameter()["schema"] == {"type": "integer", "minimum": 0, "maximum": 500}
