@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import httpx
 import msgpack
@@ -177,6 +178,48 @@ class ApiClient:
     async def list_agents(self) -> Any:
         """``GET /v1/admin/agents``: the decoded body, as the server shapes it."""
         return await self._call("GET", "/v1/admin/agents")
+
+    # --- after the grab: the workflow ------------------------------------------------------
+
+    async def act(
+        self, order_id: int, action: str, *, version: int | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """``POST /v1/orders/{id}/<action>`` (``accept``, ``supply``, ``progress``, ``reply``,
+        ``rate``, ``release``, ``cancel``, ``reassign``, ``assign``, ``classify``) with the
+        action's fields: the order as recorded plus ``event``, the trail entry added.  With
+        ``version`` the server refuses (409 ``conflict``) if the order changed since."""
+        body = {**fields, **({} if version is None else {"version": version})}
+        return await self._object("POST", f"/v1/orders/{order_id}/{action}", body)
+
+    async def order_events(self, order_id: int) -> list[dict[str, Any]]:
+        """``GET /v1/orders/{id}/events``: the order's trail, oldest first."""
+        body = await self._object("GET", f"/v1/orders/{order_id}/events")
+        events: list[dict[str, Any]] = body["events"]
+        return events
+
+    async def held_orders(self) -> dict[str, Any]:
+        """``GET /v1/agent/orders`` (agent token): ``{orders, limit}``, the orders held."""
+        return await self._object("GET", "/v1/agent/orders")
+
+    async def list_orders(self, **filters: str | int) -> list[dict[str, Any]]:
+        """``GET /v1/admin/orders`` with ``status``, ``overdue``, ``agent_id``, ``after``,
+        ``limit`` as given: the orders, each with ``overdue``."""
+        query = urlencode(filters)
+        body = await self._object("GET", "/v1/admin/orders" + (f"?{query}" if query else ""))
+        orders: list[dict[str, Any]] = body["orders"]
+        return orders
+
+    # --- catalogue ----------------------------------------------------------------------------
+
+    async def catalog(self) -> list[dict[str, Any]]:
+        """``GET /v1/catalog``: the live catalogue items with their service guides."""
+        body = await self._object("GET", "/v1/catalog")
+        items: list[dict[str, Any]] = body["items"]
+        return items
+
+    async def catalog_item(self, code: str) -> dict[str, Any]:
+        """``GET /v1/catalog/{code}``: one item (404 ``unknown_item``)."""
+        return await self._object("GET", f"/v1/catalog/{code}")
 
     async def import_agents(self, roster_csv: str) -> list[dict[str, Any]]:
         """``POST /v1/admin/agents/import`` with a ``name,phone,grids`` CSV (all or nothing):

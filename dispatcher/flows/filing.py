@@ -27,7 +27,7 @@ from typing import Any, Literal
 import geo
 from dispatcher import auth
 from dispatcher.context import Context
-from dispatcher.core import sms, validate
+from dispatcher.core import fields, sms, validate
 from dispatcher.core.catalog import Item
 from dispatcher.core.orders import Order, new_order
 from dispatcher.core.roster import Principal, TokenKind
@@ -48,8 +48,6 @@ MAX_TEXT_CHARS = 2000
 MAX_NAME_CHARS = 100
 MAX_ADDRESS_CHARS = 200
 
-_FIELDS = ("item", "text", "grid", "location", "address", "applicant", "item_class")
-
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
@@ -64,37 +62,66 @@ class OrderRequest:
     applicant: dict[str, str] = field(default_factory=dict)
 
 
+APPLICANT = fields.Obj(
+    {
+        "name": fields.Text(MAX_NAME_CHARS, required=False, doc="The applicant's name."),
+        "phone": fields.Text(
+            32, required=False, pattern=validate.PHONE_RE, doc="A phone number to reach them."
+        ),
+    },
+    required=False,
+    doc="Who asked (shown only to operators, the claiming agent and the tracking token).",
+)
+
+ORDER_BODY = fields.Obj(
+    {
+        "item": fields.Code(required=False, doc="A live catalogue item code (GET /v1/catalog)."),
+        "text": fields.Text(
+            MAX_TEXT_CHARS, required=False, doc="The need in the applicant's words."
+        ),
+        "grid": fields.Code(required=False, doc="The grid to offer the order to."),
+        "location": fields.Obj(
+            {
+                "lat": fields.Number(-90, 90, doc="WGS84 latitude."),
+                "lon": fields.Number(-180, 180, doc="WGS84 longitude."),
+            },
+            required=False,
+            doc="Where the applicant is: routed to the grid containing it.",
+        ),
+        "address": fields.Text(
+            MAX_ADDRESS_CHARS, required=False, doc="A contact address, matched to grid names."
+        ),
+        "applicant": APPLICANT,
+        "item_class": fields.Integer(
+            1,
+            2,
+            doc="1 or 2; with an item, must be the item's class.",
+            message="{name} must be 1 or 2",
+        ),
+    },
+    one_of=(
+        fields.OneOf(("item", "text"), "give 'item' (a catalogue code) or 'text' (the need)"),
+        fields.OneOf(("grid", "location", "address"), "give 'grid', 'location' or 'address'"),
+    ),
+    doc="A request to file an order (item or text; grid, location or address).",
+)
+"""The body of ``POST /v1/orders``: checks it here and documents it in the OpenAPI document."""
+
+
 def parse_order_request(body: dict[str, Any]) -> OrderRequest:
     """Check a ``POST /v1/orders`` body.  Raises RequestError (422) naming the bad field."""
-    validate.only_fields(body, _FIELDS)
-    item = validate.code(body, "item", required=False)
-    text = validate.text(body, "text", max_len=MAX_TEXT_CHARS, required=False, multiline=True)
-    if item is None and text is None:
-        raise validate.invalid(
-            "item", "give 'item' (a catalogue code) or 'text' (the need)", "missing_field"
-        )
-    grid = validate.code(body, "grid", required=False)
-    location = None
-    loc = validate.mapping(body, "location", required=False)
-    if loc is not None:
-        validate.only_fields(loc, ("lat", "lon"))
-        location = (validate.number(loc, "lat", -90, 90), validate.number(loc, "lon", -180, 180))
-    address = validate.text(
-        body, "address", max_len=MAX_ADDRESS_CHARS, required=False, multiline=True
+    clean = ORDER_BODY.check_map(body)
+    loc = clean.get("location")
+    location = None if loc is None else (loc["lat"], loc["lon"])
+    return OrderRequest(
+        clean.get("item"),
+        clean.get("text"),
+        clean.get("grid"),
+        location,
+        clean.get("address"),
+        clean.get("item_class"),
+        clean.get("applicant", {}),
     )
-    if grid is None and location is None and address is None:
-        raise validate.invalid("grid", "give 'grid', 'location' or 'address'", "missing_field")
-    item_class = body.get("item_class")
-    if item_class is not None and (isinstance(item_class, bool) or item_class not in (1, 2)):
-        raise validate.invalid("item_class", "'item_class' must be 1 or 2")
-    applicant: dict[str, str] = {}
-    who = validate.mapping(body, "applicant", required=False)
-    if who is not None:
-        validate.only_fields(who, ("name", "phone"))
-        name = validate.text(who, "name", max_len=MAX_NAME_CHARS, required=False)
-        phone = validate.text(who, "phone", max_len=32, required=False, pattern=validate.PHONE_RE)
-        applicant = {k: v for k, v in (("name", name), ("phone", phone)) if v is not None}
-    return OrderRequest(item, text, grid, location, address, item_class, applicant)
 
 
 MAX_CANDIDATES = 20

@@ -23,6 +23,7 @@ from dispatcher.store import migrate
 from dispatcher.store.catalog import CatalogStore
 from dispatcher.store.changes import ChangeStore
 from dispatcher.store.filing_keys import FilingKeyStore
+from dispatcher.store.open311 import Open311Store
 from dispatcher.store.orders import OrderStore
 from dispatcher.store.outbox import OutboxStore
 from dispatcher.store.oversight import OversightStore
@@ -46,6 +47,7 @@ class Store(
     OversightStore,
     OutboxStore,
     FilingKeyStore,
+    Open311Store,
 ):
     """The Postgres store.  Open with :meth:`connect`; close with :meth:`close`."""
 

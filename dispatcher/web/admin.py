@@ -13,7 +13,6 @@ from starlette.routing import Route
 import geo
 from dispatcher import auth
 from dispatcher.core import validate
-from dispatcher.core.orders import Status
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import (
     ConflictError,
@@ -23,30 +22,23 @@ from dispatcher.exceptions import (
     UnknownGridError,
 )
 from dispatcher.flows import revocation
-from dispatcher.web.http import answer, body, body_bytes, context, principal
+from dispatcher.web import schemas
+from dispatcher.web.http import answer, body, body_bytes, context, principal, unstorable
 from geo.geojson import geometry_to_geojson
 
-LEVELS = ("county", "township", "village", "community", "grid")
+LEVELS = schemas.GRID_LEVELS
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
 
 
 def _grid_from_body(data: dict[str, Any]) -> geo.Grid:
-    validate.only_fields(data, ("code", "name", "level", "parent", "aliases", "geometry"))
-    code = validate.code(data, "code")
-    name = validate.text(data, "name", max_len=100)
-    level = validate.text(data, "level", max_len=20, required=False) or "grid"
-    if level not in LEVELS:
-        raise validate.invalid("level", f"'level' must be one of {', '.join(LEVELS)}")
-    parent = validate.code(data, "parent", required=False)
-    aliases = data.get("aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
-        raise validate.invalid("aliases", "'aliases' must be a list of names")
-    aliases = [validate.clean(a, "aliases") for a in aliases]
-    assert code is not None and name is not None
-    if data.get("geometry") is None:
+    clean = schemas.GRID_BODY.check_map(data)
+    code, name, parent = clean["code"], clean["name"], clean.get("parent")
+    level = clean.get("level", "grid")
+    aliases = list(clean.get("aliases", ()))
+    if clean.get("geometry") is None:
         return geo.Grid(code, name, geo.parse_level(level) or "grid", parent, None, tuple(aliases))
     props = {"code": code, "name": name, "level": level, "parent": parent, "aliases": aliases}
-    feature = {"type": "Feature", "properties": props, "geometry": data["geometry"]}
+    feature = {"type": "Feature", "properties": props, "geometry": clean["geometry"]}
     try:
         return geo.grid_from_feature(feature)
     except geo.GridImportError as exc:
@@ -79,10 +71,20 @@ async def put_grid(request: Request) -> Response:
     return answer(request, saved.to_wire(), 201 if created else 200)
 
 
+def _source(request: Request) -> str:
+    """``?source=``: where a grid file came from (kept with the generation)."""
+    query = {"source": request.query_params.get("source", "api")}
+    source = validate.text(query, "source", max_len=100)
+    if source is None or unstorable(query) is not None:
+        raise validate.invalid("source", "'source' must be text without NUL characters")
+    return source
+
+
 async def import_grids(request: Request) -> Response:
     """Replace the grid set with a GeoJSON FeatureCollection, all or nothing."""
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
+    source = _source(request)
     try:
         parsed = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -93,6 +95,14 @@ async def import_grids(request: Request) -> Response:
         grids = geo.load_feature_collection(parsed)
     except geo.GridImportError as exc:
         raise _import_error(exc) from None
+    for i, g in enumerate(grids):
+        if unstorable([g.code, g.name, g.parent or "", *g.aliases]) is not None:
+            raise RequestError(
+                f"feature {i} ({g.code[:40]!r}) holds a NUL character or a lone surrogate",
+                code="invalid_value",
+                status=422,
+                details={"field": f"features[{i}].properties"},
+            )
     ctx = context(request)
     summary = await ctx.store.import_grids(grids, source=source)
     await ctx.reload_grids()
@@ -103,6 +113,10 @@ async def import_agents(request: Request) -> Response:
     """Create agents from a CSV roster (name, phone, grids separated by ';'), all or nothing."""
     await principal(request, TokenKind.ADMIN)
     raw = await body_bytes(request, MAX_IMPORT_BYTES)
+    if b"\x00" in raw:
+        raise RequestError(
+            "the roster holds a NUL character", code="invalid_roster", status=422, details={}
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -158,12 +172,8 @@ def _geojson(shape: geo.Geometry | None) -> dict[str, Any] | None:
 
 async def create_agent(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    data = await body(request)
-    validate.only_fields(data, ("name", "phone", "grids"))
-    name = validate.text(data, "name", max_len=100)
-    phone = validate.text(data, "phone", max_len=32, pattern=validate.PHONE_RE)
-    grids = validate.code_list(data, "grids")
-    assert name is not None and phone is not None
+    data = schemas.AGENT_BODY.check_map(await body(request))
+    name, phone, grids = data["name"], data["phone"], data["grids"]
     token = auth.new_token(TokenKind.AGENT)
     try:
         agent = await context(request).store.create_agent(name, phone, grids, auth.digest(token))
@@ -189,50 +199,28 @@ async def list_agents(request: Request) -> Response:
 
 async def create_token(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    data = await body(request)
-    validate.only_fields(data, ("kind", "name"))
-    kind = validate.text(data, "kind", max_len=20)
-    if kind != TokenKind.INTAKE.value:
-        raise validate.invalid("kind", "'kind' must be 'intake' (agent tokens come with agents)")
-    name = validate.text(data, "name", max_len=100)
-    assert name is not None
+    data = schemas.TOKEN_BODY.check_map(await body(request))
+    kind, name = data["kind"], data["name"]
     token = auth.new_token(TokenKind.INTAKE)
     token_id = await context(request).store.add_token(auth.digest(token), TokenKind.INTAKE, name)
     return answer(request, {"token": token, "id": token_id, "kind": kind, "name": name}, 201)
 
 
-MAX_LIST = 500
-
-
-def _query_int(request: Request, name: str, default: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 0 <= int(raw) <= hi:
-        raise validate.invalid(name, f"{name!r} must be a whole number from 0 to {hi}")
-    return int(raw)
-
-
 async def list_orders(request: Request) -> Response:
     """Orders for operators: ``?status=escalated``, ``?overdue=true`` (accepted past the due
     date, or awaiting materials past the supply-by date), ``?agent_id=``; pages by id with
-    ``?after=<last id>&limit=`` (default 100, at most 500).  Each order has ``overdue``."""
+    ``?after=<last id>&limit=`` (default 100, at most 500).  Each order has ``overdue``.
+    The parameters are checked through their declarations (``schemas.LIST_QUERY``)."""
     await principal(request, TokenKind.ADMIN)
-    q = request.query_params
-    status = q.get("status")
-    if status is not None and status not in {s.value for s in Status}:
-        raise validate.invalid("status", f"'status' must be one of {', '.join(Status)}")
-    if q.get("overdue") not in (None, "true", "false"):
-        raise validate.invalid("overdue", "'overdue' must be true or false")
+    q = {p.name: p.check(request.query_params) for p in schemas.LIST_QUERY}
     ctx = context(request)
     now = ctx.clock()
-    agent_id = _query_int(request, "agent_id", 0, 2**62)
     orders = await ctx.store.list_orders(
-        status=status,
-        overdue_at=now if q.get("overdue") == "true" else None,
-        agent_id=agent_id or None,
-        after_id=_query_int(request, "after", 0, 2**62),
-        limit=_query_int(request, "limit", 100, MAX_LIST),
+        status=q["status"],
+        overdue_at=now if q["overdue"] == "true" else None,
+        agent_id=q["agent_id"] or None,
+        after_id=q["after"] or 0,
+        limit=100 if q["limit"] is None else q["limit"],
     )
     return answer(request, {"orders": [o.to_wire(now) for o in orders]})
 

@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dispatcher.core import fields
 from dispatcher.core.catalog import CODE_RE, Item, parse_item
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import CatalogError, ConflictError, NotFoundError, RequestError
+from dispatcher.web import schemas
 from dispatcher.web.http import answer, body, context, principal
 
 
@@ -31,6 +33,13 @@ def _parsed(data: dict[str, Any]) -> Item:
             status=422,
             details={"field": exc.field},
         ) from None
+
+
+def _whole_numbers(data: dict[str, Any], declared: fields.Obj) -> dict[str, Any]:
+    """Check ``data`` against its declared fields and limits (parse_item checks the rest), and
+    pass whole numbers on as the check cleaned them (``2.0`` is the integer 2)."""
+    clean = declared.check_map(data)
+    return {**data, **{k: v for k, v in clean.items() if type(v) is int}}
 
 
 def _code_of(request: Request) -> str:
@@ -49,7 +58,8 @@ async def _existing(request: Request) -> Item:
 
 async def list_catalog(request: Request) -> Response:
     who = await principal(request, TokenKind.INTAKE, TokenKind.AGENT, TokenKind.ADMIN)
-    everything = who.kind is TokenKind.ADMIN and request.query_params.get("all") == "true"
+    wants_all = schemas.ALL_QUERY.check(request.query_params) == "true"
+    everything = who.kind is TokenKind.ADMIN and wants_all
     items = await context(request).store.list_items(include_retired=everything)
     return answer(request, {"items": [i.to_wire() for i in items]})
 
@@ -61,7 +71,8 @@ async def get_item(request: Request) -> Response:
 
 async def create_item(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
-    item = _parsed(await body(request))
+    data = _whole_numbers(await body(request), schemas.ITEM_BODY)
+    item = _parsed(data)
     created = await context(request).store.create_item(item)
     if created is None:
         raise ConflictError(f"item {item.code} exists already", code="duplicate_item")
@@ -73,6 +84,9 @@ async def change_item(request: Request) -> Response:
     await principal(request, TokenKind.ADMIN)
     data = await body(request)
     current = await _existing(request)
+    data = _whole_numbers(
+        data, schemas.ITEM_PATCH if request.method == "PATCH" else schemas.ITEM_PUT
+    )
     if request.method == "PATCH":
         data = {**current.to_wire(), **data}
     data.setdefault("code", current.code)

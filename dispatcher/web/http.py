@@ -103,6 +103,37 @@ async def body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
     return cleaned
 
 
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON's \ud800 escapes allow
+        return False
+    return True
+
+
+def unstorable(data: Any, field: str | None = None) -> str | None:
+    """The top-level field of ``data`` holding text that Postgres cannot store (NUL, or a lone
+    surrogate), or None.  Found by schemathesis: such text used to reach the store as a 500."""
+    if isinstance(data, str):
+        return None if _storable(data) else (field or "body")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = field if field is not None else str(key)
+            if not isinstance(key, str) or not _storable(key):
+                return name if _storable(name) else "body"
+            found = unstorable(value, name)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for value in data:
+            found = unstorable(value, field)
+            if found is not None:
+                return found
+    return None
+
+
 def answer(request: Request, data: Any, status: int = 200) -> Response:
     if MSGPACK in request.headers.get("accept", ""):
         return Response(msgpack.packb(data, use_bin_type=True), status, media_type=MSGPACK)

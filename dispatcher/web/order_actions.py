@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dispatcher.core import validate, workflow
+from dispatcher.core import workflow
 from dispatcher.core.catalog import Level
-from dispatcher.core.lifecycle import LIST_MAX, Action, Actor, ActorKind, Fee, OrderState, Params
+from dispatcher.core.lifecycle import Action, Actor, ActorKind, Fee, OrderState, Params
 from dispatcher.core.orders import Order
 from dispatcher.core.points import Rating
 from dispatcher.core.refusals import Refusal
@@ -31,10 +31,10 @@ from dispatcher.core.roster import Principal, TokenKind
 from dispatcher.core.workflow import Decision
 from dispatcher.exceptions import ForbiddenError, NotFoundError, RequestError
 from dispatcher.flows import handling
+from dispatcher.web import schemas
 from dispatcher.web.http import answer, body, context, principal, refusal_error
 from dispatcher.web.orders import order_id_of
-
-MAX_LIST_ITEMS = 4 * LIST_MAX  # anything longer is refused before the rules see it
+from dispatcher.web.schemas import ACTION_BODIES
 
 
 def actor_of(who: Principal, order_id: int) -> Actor:
@@ -58,98 +58,35 @@ async def _actor(request: Request, who: Principal, order_id: int) -> Actor:
         raise
 
 
-def _strings(data: dict[str, Any], name: str) -> tuple[str, ...]:
-    value = data.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise validate.invalid(name, f"{name!r} must be a list of texts")
-    if len(value) > MAX_LIST_ITEMS:
-        raise validate.invalid(name, f"{name!r} has more than {LIST_MAX} entries")
-    return tuple(value)
-
-
 def _int(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise validate.invalid(name, f"{name!r} must be a positive whole number")
+    value: int | None = schemas.VERSION.check(data, name)
     return value
-
-
-def _text(data: dict[str, Any], name: str) -> Any:
-    """Passed on as given (the rules say what is wrong with it); only the type is checked."""
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise validate.invalid(name, f"{name!r} must be text")
-    return value
-
-
-def _fees(data: dict[str, Any]) -> tuple[Fee, ...]:
-    value = data.get("fees", [])
-    if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS:
-        raise validate.invalid("fees", f"'fees' must be a list of at most {LIST_MAX} fees")
-    fees = []
-    for fee in value:
-        if not isinstance(fee, dict) or set(fee) != {"item", "amount_fen"}:
-            raise validate.invalid("fees", "each fee must be {item, amount_fen}")
-        fees.append(Fee(fee["item"], fee["amount_fen"]))  # the rules check both
-    return tuple(fees)
-
-
-def _rating(data: dict[str, Any]) -> Rating | None:
-    value = data.get("rating")
-    if value is None:
-        return None
-    labels = "、".join(r.label for r in Rating)
-    if not isinstance(value, str):
-        raise validate.invalid("rating", f"'rating' must be one of {labels}")
-    try:
-        return Rating.parse(value.strip())
-    except ValueError:
-        raise validate.invalid("rating", f"'rating' must be one of {labels}") from None
-
-
-def _desk(data: dict[str, Any]) -> Level | None:
-    value = data.get("desk")
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in {lv.value for lv in Level}:  # (fuzz: a list)
-        raise validate.invalid("desk", "'desk' must be 'village', 'township' or 'county'")
-    return Level(value)
 
 
 def _params(action: Action, data: dict[str, Any]) -> Params:
-    """Decode the body of ``action``: only its own fields, each of the right type."""
-    validate.only_fields(data, (*FIELDS[action], "version"))
-    green = data.get("green_card", False)
-    if not isinstance(green, bool):
-        raise validate.invalid("green_card", "'green_card' must be true or false")
+    """Decode the body of ``action`` through its declared schema (only its own fields, each of
+    the right type; the rules check the values)."""
+    clean = ACTION_BODIES[action].check_map(data)
+    desk, rating = clean.get("desk"), clean.get("rating")
     return Params(
-        received=_strings(data, "received"),
-        green_card=green,
-        supply_by=_int(data, "supply_by"),
-        note=_text(data, "note"),
-        desk=_desk(data),
-        result=_text(data, "result"),
-        references=_strings(data, "references"),
-        fees=_fees(data),
-        rating=_rating(data),
-        comment=_text(data, "comment"),
-        reason=_text(data, "reason"),
-        agent_id=_int(data, "agent_id"),
+        received=clean.get("received", ()),
+        green_card=clean.get("green_card", False),
+        supply_by=clean.get("supply_by"),
+        note=clean.get("note"),
+        desk=None if desk is None else Level(desk),
+        result=clean.get("result"),
+        references=clean.get("references", ()),
+        fees=tuple(Fee(fee["item"], fee["amount_fen"]) for fee in clean.get("fees", ())),
+        rating=None if rating is None else Rating.parse(rating),
+        comment=clean.get("comment"),
+        reason=clean.get("reason"),
+        agent_id=clean.get("agent_id"),
     )
 
 
 FIELDS: dict[Action, tuple[str, ...]] = {
-    Action.ACCEPT: ("received", "green_card", "supply_by"),
-    Action.SUPPLY: ("received",),
-    Action.PROGRESS: ("note", "desk"),
-    Action.REPLY: ("result", "references", "fees"),
-    Action.RATE: ("rating", "comment"),
-    Action.RELEASE: ("reason",),
-    Action.CANCEL: ("reason",),
-    Action.REASSIGN: ("agent_id", "reason"),
-    Action.ASSIGN: ("agent_id", "reason"),
+    action: tuple(name for name in spec.fields if name != "version")
+    for action, spec in ACTION_BODIES.items()
 }
 
 
@@ -203,10 +140,8 @@ async def classify(request: Request) -> Response:
     who = await principal(request)
     order_id = order_id_of(request)
     actor = await _actor(request, who, order_id)
-    data = await body(request)
-    validate.only_fields(data, ("item", "version"))
-    code = validate.code(data, "item")
-    assert code is not None
+    data = schemas.CLASSIFY_BODY.check_map(await body(request))
+    code: str = data["item"]
     ctx = context(request)
     item = await ctx.store.get_item(code)
     if item is None or item.retired:

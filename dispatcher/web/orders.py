@@ -29,6 +29,7 @@ from dispatcher.exceptions import (
 )
 from dispatcher.flows import claims, fairplay, filing
 from dispatcher.live import wire
+from dispatcher.web import schemas
 from dispatcher.web.http import answer, body, context, principal
 from dispatcher.web.pages import tracking_url
 
@@ -129,7 +130,7 @@ async def claim_order(request: Request) -> Response:
     who = await principal(request, TokenKind.AGENT)
     assert who.agent is not None
     order_id = order_id_of(request)
-    data = await body(request)
+    data = schemas.CLAIM_BODY.check_map(await body(request))
     rid = data.get("request_id")
     if not wire.valid_request_id(rid):
         raise RequestError(

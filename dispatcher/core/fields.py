@@ -1,0 +1,459 @@
+"""Declared request fields: one description that both checks a body and documents it.
+
+Each field type has two faces.  :meth:`check` takes a decoded body (a map) and returns the clean
+value or raises the :class:`~dispatcher.exceptions.RequestError` of :mod:`dispatcher.core.validate`
+(422 ``missing_field`` / ``invalid_value`` / ``unknown_field`` naming ``details.field``), so
+the codes and messages are those of the hand-written validators.  :meth:`schema` returns the
+JSON Schema (2020-12, the dialect of OpenAPI 3.1) the OpenAPI document shows for it.  Because
+the endpoints check through the same object the document is built from, the two cannot drift.
+
+The server is a little more lenient than the schemas it publishes, never stricter: an
+optional field sent as ``null`` counts as absent, and texts are trimmed before their length
+is checked.  A body valid by the schema is never refused for its shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dispatcher.core import validate
+from dispatcher.exceptions import RequestError
+
+Json = dict[str, Any]
+
+
+class Field(Protocol):
+    """What every declared field offers."""
+
+    @property
+    def required(self) -> bool: ...
+
+    def check(self, body: Mapping[str, Any], name: str) -> Any:
+        """The clean value of ``body[name]`` (None when absent and optional).  Raises
+        RequestError 422 naming ``name``."""
+        ...
+
+    def schema(self) -> Json:
+        """The JSON Schema of the value."""
+        ...
+
+
+def _described(schema: Json, doc: str) -> Json:
+    if doc:
+        schema["description"] = doc
+    return schema
+
+
+TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+"""A text: not blank, no NUL (which Postgres cannot store; the server refuses it, 422)."""
+
+
+def _pattern(regex: re.Pattern[str] | None) -> str:
+    """The JSON Schema form of a Python pattern (ours are ECMA-compatible)."""
+    if regex is None:
+        return TEXT_PATTERN
+    return regex.pattern
+
+
+@dataclass(frozen=True)
+class Text:
+    """A non-blank string of at most ``max_len`` characters (after trimming)."""
+
+    max_len: int
+    required: bool = True
+    pattern: re.Pattern[str] | None = None
+    doc: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> str | None:
+        return validate.text(
+            dict(body), name, max_len=self.max_len, required=self.required, pattern=self.pattern
+        )
+
+    def schema(self) -> Json:
+        return _described(
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": self.max_len,
+                "pattern": _pattern(self.pattern),
+            },
+            self.doc,
+        )
+
+
+def Code(*, required: bool = True, doc: str = "") -> Text:
+    """An identifier (grid or item code): letters, digits and ``._:-``, at most 64."""
+    return Text(64, required=required, pattern=validate.CODE_RE, doc=doc)
+
+
+@dataclass(frozen=True)
+class RawText:
+    """A string whose value the core rules check (their refusal names the field); only the type
+    is checked here.  ``max_len`` is the rules' limit, shown in the document."""
+
+    max_len: int
+    doc: str = ""
+    required: bool = False
+    missing_code: str = "missing_field"
+
+    def check(self, body: Mapping[str, Any], name: str) -> str | None:
+        value = body.get(name)
+        if value is None and self.required:
+            # Found by schemathesis: a fee without its item reached the rules as a KeyError.
+            raise validate.invalid(name, f"{name!r} is required", self.missing_code)
+        if value is not None and not isinstance(value, str):
+            raise validate.invalid(name, f"{name!r} must be text")
+        return value
+
+    def schema(self) -> Json:
+        return _described(
+            {"type": "string", "minLength": 1, "maxLength": self.max_len, "pattern": TEXT_PATTERN},
+            self.doc,
+        )
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number (integer or float) from ``lo`` to ``hi``."""
+
+    lo: float
+    hi: float
+    required: bool = True
+    doc: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> float | None:
+        if body.get(name) is None and not self.required:
+            return None
+        return validate.number(dict(body), name, self.lo, self.hi)
+
+    def schema(self) -> Json:
+        return _described({"type": "number", "minimum": self.lo, "maximum": self.hi}, self.doc)
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A whole number from ``lo`` to ``hi`` (``true``/``false`` are not numbers)."""
+
+    lo: int
+    hi: int
+    required: bool = False
+    doc: str = ""
+    message: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> int | None:
+        value = body.get(name)
+        if value is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integers include 2.0 (and msgpack has floats)
+        if isinstance(value, bool) or not isinstance(value, int) or not self.lo <= value <= self.hi:
+            message = self.message or "{name} must be a whole number from {lo} to {hi}"
+            raise validate.invalid(name, message.format(name=repr(name), lo=self.lo, hi=self.hi))
+        return value
+
+    def schema(self) -> Json:
+        return _described({"type": "integer", "minimum": self.lo, "maximum": self.hi}, self.doc)
+
+
+def PositiveId(*, doc: str = "", required: bool = False) -> Integer:
+    """A database id or version: a positive whole number below 2**63."""
+    return Integer(
+        1, 2**63 - 1, required=required, doc=doc, message="{name} must be a positive whole number"
+    )
+
+
+@dataclass(frozen=True)
+class Boolean:
+    required: bool = False
+    doc: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> bool | None:
+        value = body.get(name)
+        if value is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
+            return None
+        if not isinstance(value, bool):
+            raise validate.invalid(name, f"{name!r} must be true or false")
+        return value
+
+    def schema(self) -> Json:
+        return _described({"type": "boolean"}, self.doc)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed list of strings (surrounding blanks are trimmed)."""
+
+    values: tuple[str, ...]
+    required: bool = True
+    doc: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> str | None:
+        value = body.get(name)
+        if value is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
+            return None
+        if not isinstance(value, str) or value.strip() not in self.values:
+            raise validate.invalid(name, f"{name!r} must be one of {', '.join(self.values)}")
+        return value.strip()
+
+    def schema(self) -> Json:
+        return _described({"type": "string", "enum": list(self.values)}, self.doc)
+
+
+@dataclass(frozen=True)
+class Texts:
+    """A list of strings of at most ``max_items`` entries.  With ``max_len`` each entry is a
+    non-blank text of at most that many characters; without, the rules check the entries."""
+
+    max_items: int
+    max_len: int
+    checked: bool = False
+    required: bool = False
+    doc: str = ""
+    min_items: int = 0
+    unique: bool = False
+    rules_max: int | None = None
+    """The rules' own limit, shown in the document (longer lists up to ``max_items`` reach the
+    rules, which refuse them naming the field)."""
+
+    def check(self, body: Mapping[str, Any], name: str) -> tuple[str, ...]:
+        value = body.get(name)
+        if value is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise validate.invalid(name, f"{name!r} must be a list of texts")
+        if len(value) > self.max_items:
+            shown = self.rules_max or self.max_items
+            raise validate.invalid(name, f"{name!r} has more than {shown} entries")
+        if self.checked and not all(v.strip() and len(v.strip()) <= self.max_len for v in value):
+            raise validate.invalid(name, f"each of {name!r} must be a text of 1 to {self.max_len}")
+        return tuple(v.strip() for v in value) if self.checked else tuple(value)
+
+    def schema(self) -> Json:
+        item = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": self.max_len,
+            "pattern": TEXT_PATTERN,
+        }
+        most = self.rules_max or self.max_items
+        out: Json = {"type": "array", "maxItems": most, "items": item}
+        if self.min_items:
+            out["minItems"] = self.min_items
+        if self.unique:
+            out["uniqueItems"] = True
+        return _described(out, self.doc)
+
+
+@dataclass(frozen=True)
+class CodeList:
+    """A non-empty list of codes (duplicates dropped)."""
+
+    max_items: int = 100
+    required: bool = True
+    doc: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> list[str]:
+        return validate.code_list(dict(body), name, max_items=self.max_items)
+
+    def schema(self) -> Json:
+        item = {"type": "string", "pattern": validate.CODE_RE.pattern}
+        return _described(
+            {"type": "array", "minItems": 1, "maxItems": self.max_items, "items": item}, self.doc
+        )
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A JSON value passed on to a parser that checks it (e.g. a GeoJSON geometry)."""
+
+    json_schema: Json
+    required: bool = False
+    doc: str = ""
+    missing_code: str = "missing_field"
+    """The code when a required value is absent (the claim contract says ``invalid_value``)."""
+
+    def check(self, body: Mapping[str, Any], name: str) -> Any:
+        value = body.get(name)
+        if value is None and self.required:
+            raise validate.invalid(name, f"{name!r} is required", self.missing_code)
+        return value
+
+    def schema(self) -> Json:
+        return _described(dict(self.json_schema), self.doc)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """At least one of ``names`` must be given; ``message`` says so (``missing_field``
+    naming the first)."""
+
+    names: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class Obj:
+    """A map with exactly these fields (anything else is ``unknown_field``)."""
+
+    fields: Mapping[str, Field]
+    required: bool = True
+    doc: str = ""
+    one_of: tuple[OneOf, ...] = ()
+    extra: bool = False
+    """Whether fields not listed are allowed (and passed on untouched)."""
+    patterns: tuple[tuple[str, Json], ...] = ()
+    """(regex, schema) of further fields allowed by name (passed on untouched, for the caller
+    to check), such as Open311's ``attribute[CODE]``."""
+
+    def check(self, body: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+        value = validate.mapping(dict(body), name, required=self.required)
+        return None if value is None else self.check_map(value)
+
+    def check_map(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a whole map (a request body): its clean values, absent ones left out."""
+        if not self.extra:
+            allowed = [k for k in value if any(re.fullmatch(p, k) for p, _ in self.patterns)]
+            validate.only_fields(dict(value), [*self.fields, *allowed])
+        out: dict[str, Any] = {k: v for k, v in value.items() if k not in self.fields}
+        for key, spec in self.fields.items():
+            clean = spec.check(value, key)
+            if clean is not None:
+                out[key] = clean
+        for group in self.one_of:
+            if all(out.get(n) is None for n in group.names):
+                raise validate.invalid(group.names[0], group.message, "missing_field")
+        return out
+
+    def schema(self) -> Json:
+        out: Json = {
+            "type": "object",
+            "properties": {k: f.schema() for k, f in self.fields.items()},
+            "additionalProperties": self.extra,
+        }
+        if self.patterns:
+            out["patternProperties"] = {f"^{p}$": dict(s) for p, s in self.patterns}
+        required = [k for k, f in self.fields.items() if f.required]
+        if required:
+            out["required"] = required
+        if self.one_of:
+            out["allOf"] = [
+                {"anyOf": [{"required": [n]} for n in g.names], "description": g.message}
+                for g in self.one_of
+            ]
+        return _described(out, self.doc)
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list of maps, each checked by ``item``."""
+
+    item: Obj
+    max_items: int
+    required: bool = False
+    doc: str = ""
+    message: str = ""
+
+    def check(self, body: Mapping[str, Any], name: str) -> tuple[dict[str, Any], ...]:
+        value = body.get(name, [])
+        if value is None:
+            return ()
+        if not isinstance(value, list) or len(value) > self.max_items:
+            raise validate.invalid(
+                name, self.message or f"{name!r} must be a list of at most {self.max_items}"
+            )
+        out = []
+        for entry in value:
+            if not isinstance(entry, dict):
+                raise validate.invalid(name, self.message or f"each of {name!r} must be an object")
+            try:
+                out.append(self.item.check_map(entry))
+            except RequestError:
+                raise validate.invalid(
+                    name, self.message or f"an entry of {name!r} is malformed"
+                ) from None
+        return tuple(out)
+
+    def schema(self) -> Json:
+        return _described(
+            {"type": "array", "maxItems": self.max_items, "items": self.item.schema()}, self.doc
+        )
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query-string parameter: documented by :meth:`parameter`, checked by :meth:`check`
+    (for the schemas it understands: integers with bounds, enums, plain strings)."""
+
+    name: str
+    json_schema: Json
+    doc: str
+    required: bool = False
+
+    def check(self, params: Mapping[str, str]) -> Any:
+        """The clean value (None when absent).  Raises RequestError 422 naming the parameter."""
+        name, schema, raw = self.name, self.json_schema, params.get(self.name)
+        if raw is None:
+            if self.required:
+                raise validate.invalid(name, f"{name!r} is required", "missing_field")
+            return None
+        if "enum" in schema:
+            if raw not in schema["enum"]:
+                raise validate.invalid(name, f"{name!r} must be one of {', '.join(schema['enum'])}")
+            return raw
+        if schema.get("type") == "integer":
+            lo, hi = schema.get("minimum", 0), schema.get("maximum", 2**63 - 1)
+            if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
+                raise validate.invalid(name, f"{name!r} must be a whole number from {lo} to {hi}")
+            return int(raw)
+        return validate.text({name: raw}, name, max_len=schema.get("maxLength", 1000))
+
+    def parameter(self) -> Json:
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": self.required,
+            "description": self.doc,
+            "schema": self.json_schema,
+        }
+
+
+EMPTY = Obj({}, doc="No fields.")
+
+
+def optional(spec: Field) -> Field:
+    """The same field, but optional."""
+    return dataclasses.replace(spec, required=False)  # type: ignore[type-var]
+
+
+__all__ = [
+    "EMPTY",
+    "Boolean",
+    "Choice",
+    "Code",
+    "CodeList",
+    "Field",
+    "Integer",
+    "ListOf",
+    "Number",
+    "Obj",
+    "OneOf",
+    "Opaque",
+    "PositiveId",
+    "Query",
+    "RawText",
+    "Text",
+    "Texts",
+    "optional",
+]
