@@ -30,6 +30,12 @@ async def srv(settings: Settings) -> AsyncIterator[tuple[InProcessServer, Clock]
         yield server, clock
 
 
+async def shoot(pages: Pages, page: Page, name: str) -> None:
+    """Screenshots without the passing toasts of earlier steps."""
+    await page.evaluate("document.getElementById('toasts')?.remove()")
+    await pages.screenshots(page, name)
+
+
 async def downloaded(page: Page, button: str) -> bytes:
     """The file a click on the button with id ``button`` saves."""
     async with page.expect_download() as info:
@@ -95,7 +101,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     await expect(row.locator("td").nth(8)).to_have_text("-0.5")
     await expect(statement).to_contain_text("迟报材料")
     await expect(page.locator("#points-table tfoot")).to_contain_text("6.5")
-    await pages.screenshots(page, "console-points")
+    await shoot(pages, page, "console-points")
     # The month as CSV, fetched with the token: it parses, with the page's totals.
     rows = read_csv(await downloaded(page, "points-csv"))
     assert rows[0][:6] == ["代办员编号", "姓名", "网格", "工单数", "积分", "金额(元)"]
@@ -119,7 +125,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     await expect(page.locator("#payout-state")).to_contain_text("已审批")
     payout = await get(t.url, t.admin_token, "/v1/admin/payouts?quarter=2026-Q4")
     assert payout["state"] == "approved" and payout["totals"]["points"] == "6.5"
-    await pages.screenshots(page, "console-payouts")
+    await shoot(pages, page, "console-payouts")
     finance = read_csv(await downloaded(page, "payout-csv"))
     assert finance[0][2] == "乡镇" and finance[-1][0] == "合计"
     assert finance[-1][-2:] == ["6.5", "65"]
@@ -147,7 +153,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     outcome = next(o["call"] for o in listed["orders"] if o["order_id"] == satisfied["id"])
     assert outcome["reached"] is True and outcome["satisfied"] is False
     assert outcome["contradicts"] is True and outcome["comment"] == "说材料跑了两趟"
-    await pages.screenshots(page, "console-followups")
+    await shoot(pages, page, "console-followups")
 
     # 报表: figures per grid, the ranking, the idle list.
     await page.get_by_role("link", name="报表").click()
@@ -157,7 +163,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     await expect(page.locator("#figures-table tfoot td").nth(1)).to_have_text("3")  # filed
     await expect(page.locator("#top-table tbody tr").first).to_contain_text(a["name"])
     await expect(page.locator("#inactive-days")).not_to_be_empty()
-    await pages.screenshots(page, "console-reports")
+    await shoot(pages, page, "console-reports")
     # 公平: every agent that claimed, with its offers and wins.
     await page.get_by_role("link", name="公平").click()
     await page.locator("#fairplay-month").fill("2026-11")
@@ -165,7 +171,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     fairplay = page.locator(f'#fairplay-table tr[data-agent-id="{a["id"]}"]')
     await expect(fairplay.locator("td").nth(3)).to_have_text("2")  # wins
     await expect(page.locator("#fairplay-thresholds")).to_contain_text("毫秒")
-    await pages.screenshots(page, "console-fairplay")
+    await shoot(pages, page, "console-fairplay")
     pages.assert_clean()
 
 
@@ -198,7 +204,7 @@ async def test_the_agent_app_shows_the_agents_own_statement(
     await expect(body.locator(f'article[data-order-id="{unhappy["id"]}"]')).to_contain_text(
         "0 分"
     )
-    await pages.screenshots(page, "app-points")
+    await shoot(pages, page, "app-points")
     # Another month: nothing counted there.
     await page.locator("#points-month").fill("2026-10")
     await page.get_by_role("button", name="查看").click()
