@@ -204,6 +204,7 @@ async def test_the_agent_app_shows_the_agents_own_statement(
     await expect(body.locator(f'article[data-order-id="{unhappy["id"]}"]')).to_contain_text(
         "0 分"
     )
+    await expect(body).not_to_contain_text("null")
     await shoot(pages, page, "app-points")
     # Another month: nothing counted there.
     await page.locator("#points-month").fill("2026-10")

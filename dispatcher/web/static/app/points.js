@@ -25,7 +25,7 @@ export async function loadPoints() {
   box.replaceChildren(h("p", { class: "muted" }, "加载中…"));
   try {
     const s = await api.get(`/v1/agent/points?month=${encodeURIComponent(month)}`);
-    box.replaceChildren(
+    const parts = [
       h("div", { class: "pts-total", "aria-label": "本月合计" },
         h("div", {}, h("strong", {}, String(s.totals.orders)), "计分工单"),
         h("div", {}, h("strong", {}, s.totals.points), "积分"),
@@ -42,7 +42,8 @@ export async function loadPoints() {
         h("div", { class: "pts-line" }, h("strong", { class: "grow" }, `积分调整：${a.reason}`), h("span", { class: "pts" }, `${a.points} 分`)),
         h("div", { class: "small muted" }, `${dateTime(a.at)}${a.moved_from ? ` · 原属 ${a.moved_from}` : ""}`))),
       s.needs_class.length ? h("p", { class: "small" }, `另有 ${s.needs_class.length} 件工单待工作人员确定事项类别，确定后计分。`) : null,
-    );
+    ];
+    box.replaceChildren(...parts.filter(Boolean));
   } catch (err) {
     box.replaceChildren(h("p", { class: "error", role: "alert" }, describe(err)));
   }

@@ -149,6 +149,8 @@ export function mountPoints(theApi) {
 // Called by the console's router when one of these views is shown.
 export function showPointsView(view) {
   if (!VIEWS.includes(view) || !api) return;
+  const current = document.querySelector('.side a[aria-current="page"]');
+  if (current) current.scrollIntoView({ block: "nearest", inline: "nearest" }); // phones: the nav scrolls
   const first = !mounted.has(view);
   mounted.add(view);
   if (!first) return; // later loads are the operator's (查询), so a form is never reset
@@ -290,13 +292,13 @@ async function loadPayout() {
     renderPayoutState(p);
     table.tHead.replaceChildren(h("tr", {}, th("编号"), th("姓名"), th("乡镇"), ...p.months.map((m) => th(`${m} 积分`, "num")), th("工单数", "num"), th("季度积分", "num"), th("金额(元)", "num")));
     const rows = [];
+    const agentRow = (a) => h("tr", { dataset: { agentId: String(a.agent_id) } }, cell(a.agent_id), cell(a.name), cell(townships.get(a.township) || a.township),
+      ...p.months.map((m) => num(a.months[m])), num(a.orders), num(a.points), num(a.yuan));
     for (const t of p.townships) {
-      for (const a of p.agents.filter((x) => x.township === t.township)) {
-        rows.push(h("tr", { dataset: { agentId: String(a.agent_id) } }, cell(a.agent_id), cell(a.name), cell(townships.get(a.township) || a.township),
-          ...p.months.map((m) => num(a.months[m])), num(a.orders), num(a.points), num(a.yuan)));
-      }
+      rows.push(...p.agents.filter((x) => x.township === t.township).map(agentRow));
       rows.push(h("tr", { class: "subtotal" }, h("td", { colspan: String(3 + p.months.length + 1) }, h("strong", {}, `乡镇小计 ${t.name || t.township || "（无乡镇）"}`)), num(t.points), num(t.yuan)));
     }
+    rows.push(...p.agents.filter((x) => !townships.has(x.township)).map(agentRow)); // none expected: every agent has a subtotal
     table.tBodies[0].replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: String(6 + p.months.length), class: "muted" }, "本季度没有计分记录。"))]));
     table.tFoot.replaceChildren(h("tr", {}, h("td", { colspan: String(3 + p.months.length) }, "合计"), num(p.totals.orders), num(p.totals.points), num(p.totals.yuan)));
     $("payout-townships").tBodies[0].replaceChildren(...p.townships.map((t) => h("tr", {}, cell(t.name || t.township || "（无乡镇）"), num(t.agents), num(t.points), num(t.yuan))));
