@@ -6,6 +6,7 @@ sample and records a call that contradicts the rating; the agent app shows the s
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -41,7 +42,7 @@ async def downloaded(page: Page, button: str) -> bytes:
     async with page.expect_download() as info:
         await page.locator(f"#{button}").click()
     download = await info.value
-    return Path(await download.path()).read_bytes()
+    return await asyncio.to_thread(Path(await download.path()).read_bytes)
 
 
 async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
@@ -79,9 +80,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     await expect(
         statement.locator(f'tr[data-order-id="{satisfied["id"]}"] td').nth(5)
     ).to_have_text("2.5")
-    await expect(statement.locator(f'tr[data-order-id="{fair["id"]}"] td').nth(5)).to_have_text(
-        "2"
-    )
+    await expect(statement.locator(f'tr[data-order-id="{fair["id"]}"] td').nth(5)).to_have_text("2")
     # The free-text order is listed as needing a class; classified 一类, it earns 2.5.
     needs = page.locator(f'#points-needs tr[data-order-id="{text["id"]}"]')
     await expect(needs).to_contain_text(c["name"])
@@ -138,6 +137,7 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     await page.locator("#followups-month").fill("2026-11")
     await page.locator("#followups-query").get_by_role("button", name="查询").click()
     await page.get_by_label("抽样比例").fill("1")
+    await page.get_by_label("随机种子").fill("4611686018427387903")  # 2^62 - 1, beyond a JS number
     await page.get_by_role("button", name="抽取回访样本").click()
     call = page.locator(f'#followups-table tr[data-order-id="{satisfied["id"]}"]')
     await expect(call).to_contain_text("13800001111")  # the applicant's phone
@@ -153,6 +153,8 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     outcome = next(o["call"] for o in listed["orders"] if o["order_id"] == satisfied["id"])
     assert outcome["reached"] is True and outcome["satisfied"] is False
     assert outcome["contradicts"] is True and outcome["comment"] == "说材料跑了两趟"
+    assert listed["seed"] == 4611686018427387903  # the operator's seed, exactly
+    await expect(page.locator("#followups-sample")).to_contain_text(f"种子 {listed['seed']}")
     await shoot(pages, page, "console-followups")
 
     # 报表: figures per grid, the ranking, the idle list.
@@ -201,9 +203,7 @@ async def test_the_agent_app_shows_the_agents_own_statement(
     line = body.locator(f'article[data-order-id="{satisfied["id"]}"]')
     await expect(line).to_contain_text("3 分")
     await expect(line).to_contain_text("非常满意")
-    await expect(body.locator(f'article[data-order-id="{unhappy["id"]}"]')).to_contain_text(
-        "0 分"
-    )
+    await expect(body.locator(f'article[data-order-id="{unhappy["id"]}"]')).to_contain_text("0 分")
     await expect(body).not_to_contain_text("null")
     await shoot(pages, page, "app-points")
     # Another month: nothing counted there.

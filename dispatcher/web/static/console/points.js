@@ -378,10 +378,15 @@ async function loadFollowups() {
   const box = $("followups-sample");
   const body = $("followups-table").tBodies[0];
   try {
-    const list = await api.get(`/v1/admin/followups?month=${encodeURIComponent(month)}`);
+    // The seed goes up to 2^62: read it from the text, since a JS number would round it.
+    const response = await api.call("GET", `/v1/admin/followups?month=${encodeURIComponent(month)}`, undefined, { raw: true });
+    const text = await response.text();
+    const list = JSON.parse(text);
+    const seedMatch = /"seed"\s*:\s*(\d+)/.exec(text);
+    const seed = seedMatch ? seedMatch[1] : String(list.seed);
     const flagged = list.orders.filter((o) => o.call && o.call.contradicts).length;
     box.replaceChildren(h("p", { class: "small" },
-      `${list.month} 已于 ${dateTime(list.drawn_at)} 由 ${list.drawn_by} 抽样：从 ${list.candidates} 件中按 ${list.share} 抽取 ${list.orders.length} 件（种子 ${list.seed}，可复现）。`,
+      `${list.month} 已于 ${dateTime(list.drawn_at)} 由 ${list.drawn_by} 抽样：从 ${list.candidates} 件中按 ${list.share} 抽取 ${list.orders.length} 件（种子 ${seed}，可复现）。`,
       flagged ? h("span", { class: "badge red" }, `${flagged} 件回访与评价不符`) : null));
     body.replaceChildren(...list.orders.map(callRow));
   } catch (err) {
@@ -404,9 +409,15 @@ function sampleForm(month) {
     ev.preventDefault();
     const body = {};
     if (share.value.trim()) body.share = share.value.trim();
-    if (seed.value.trim()) body.seed = Number(seed.value.trim());
+    const wanted = seed.value.trim();
+    if (wanted && !/^\d{1,19}$/.test(wanted)) {
+      message.textContent = "随机种子应为非负整数";
+      return;
+    }
+    // Written by hand so a seed above 2^53 reaches the server exactly (a JS number would not).
+    const json = JSON.stringify(body).replace(/}$/, wanted ? `${Object.keys(body).length ? "," : ""}"seed":${wanted}}` : "}");
     try {
-      await api.post(`/v1/admin/followups/${encodeURIComponent(month)}/sample`, body);
+      await api.call("POST", `/v1/admin/followups/${encodeURIComponent(month)}/sample`, json, { contentType: "application/json; charset=utf-8" });
       toast(`${month} 回访样本已抽取`);
       loadFollowups();
     } catch (err) {
