@@ -110,12 +110,18 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     assert sum(Decimal(r[4]) for r in rows[1:]) == Decimal("6.5")
     assert sum(Decimal(r[5]) for r in rows[1:]) == Decimal("65")
 
-    # 发放: the quarter is over on 4 January; approve it, with a confirmation.
-    clock.at(local(2027, 1, 4, 9, 0))
+    # 发放: on 30 November the quarter is not over, and the server says so.
     await page.get_by_role("link", name="发放").click()
     await page.locator("#payout-quarter").fill("2026-Q4")
     await page.locator("#payout-query").get_by_role("button", name="查询").click()
     await expect(page.locator("#payout-state")).to_contain_text("未审批")
+    pages.allow(r"409 .*/v1/admin/payouts/2026-Q4/approve|status of 409")  # refused on purpose
+    await page.get_by_role("button", name="审批本季度").click()
+    await page.get_by_role("button", name="确认审批").click()
+    await expect(page.locator("#payout-state")).to_contain_text("季度尚未结束，不能审批")
+    await page.get_by_role("button", name="返回").click()
+    # On 4 January it is over: approve it, with a confirmation.
+    clock.at(local(2027, 1, 4, 9, 0))
     await expect(page.locator("#payout-table tbody")).to_contain_text("乡镇小计 塔峰镇")
     await expect(page.locator("#payout-table tfoot")).to_contain_text("6.5")
     await page.get_by_role("button", name="审批本季度").click()
