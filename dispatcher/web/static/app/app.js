@@ -5,6 +5,7 @@ import { Live, indicator } from "/static/common/live.js";
 import {
   DESKS, HELD, STATUS, ago, classLabel, date, dateTime, h, points, toast,
 } from "/static/common/fmt.js";
+import { loadPoints, mountPoints } from "/app/points.js";
 
 const KEY = "bangban.agent.token";
 const SNAPSHOT_MS = 2000; // the snapshot arrives in one burst right after welcome
@@ -53,6 +54,10 @@ function start() {
   });
   $("tab-offers").addEventListener("click", () => showTab("offers"));
   $("tab-mine").addEventListener("click", () => showTab("mine"));
+  $("tab-points").addEventListener("click", () => {
+    showTab("points");
+    loadPoints();
+  });
   $("notify").addEventListener("click", askNotifications);
   if (!token) {
     indicator($("conn"), "offline");
@@ -61,6 +66,7 @@ function start() {
   }
   api = new Api(token);
   $("shell").classList.remove("hidden");
+  mountPoints(api);
   if ("Notification" in window && Notification.permission === "default") $("notify").classList.remove("hidden");
   document.addEventListener("click", unlockAudio, { once: true });
   live = new Live("/v1/agent/ws", token, {
@@ -84,7 +90,7 @@ function denied() {
 }
 
 function showTab(name) {
-  for (const tab of ["offers", "mine"]) {
+  for (const tab of ["offers", "mine", "points"]) {
     $(tab).classList.toggle("hidden", tab !== name);
     $("tab-" + tab).setAttribute("aria-selected", String(tab === name));
   }

@@ -3,11 +3,12 @@
 // once) and falls back to the cache when offline.  Of the API, only the GETs the app reads
 // at start (its orders, the catalogue, place names) are kept, so the last known list shows
 // offline; everything else (claims, actions, websockets) goes to the network only.
-const SHELL = "bangban-shell-v1";
+const SHELL = "bangban-shell-v2";
 const API = "bangban-api";
 const FILES = [
   "/app/",
   "/app/app.js",
+  "/app/points.js",
   "/app/app.css",
   "/app/manifest.json",
   "/static/common/api.js",
@@ -18,7 +19,7 @@ const FILES = [
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
 ];
-const CACHED_API = [/^\/v1\/agent\/orders$/, /^\/v1\/catalog(\/|$)/, /^\/v1\/places$/];
+const CACHED_API = [/^\/v1\/agent\/orders$/, /^\/v1\/agent\/points$/, /^\/v1\/catalog(\/|$)/, /^\/v1\/places$/];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));

@@ -4,6 +4,7 @@
 import { Api, ApiError, describe, signOut, takeToken } from "/static/common/api.js";
 import { indicator } from "/static/common/live.js";
 import { HELD, OPEN, STATUS, date, dateTime, h, toast } from "/static/common/fmt.js";
+import { mountPoints, showPointsView } from "/console/points.js";
 
 const KEY = "bangban.admin.token";
 const POLL_MS = 2000;
@@ -55,6 +56,7 @@ function start() {
   $("show-retired").addEventListener("change", loadCatalog);
   $("grid-import").addEventListener("submit", importGrids);
   $("roster-import").addEventListener("submit", importRoster);
+  mountPoints(api);
   route();
   loadGrids();
   loadAgents();
@@ -72,6 +74,7 @@ function route() {
   if (state.view === "map") renderMap();
   if (state.view === "catalog") loadCatalog();
   if (state.view === "agents") renderAgents();
+  showPointsView(state.view);
 }
 
 // --- polling ----------------------------------------------------------------------------
