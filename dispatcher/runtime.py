@@ -46,7 +46,8 @@ from dispatcher.flows import (
 )
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy
-from dispatcher.live.hub import Hub, Payload
+from dispatcher.live.hub import Hub
+from dispatcher.live.outbox import Payload
 from dispatcher.live.wire import Offer, StatusChange
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings

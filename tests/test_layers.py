@@ -23,7 +23,7 @@ PURE_STDLIB = {
     "base64", "hmac", "struct", "unicodedata",
     "__future__", "abc", "bisect", "collections", "dataclasses", "datetime", "decimal", "enum",
     "functools", "hashlib", "heapq", "itertools", "json", "math", "operator", "pathlib",
-    "random", "re", "statistics", "string", "types", "typing", "unicodedata", "zoneinfo",
+    "random", "re", "statistics", "string", "types", "typing", "zoneinfo",
 }  # fmt: skip
 # Layer -> dispatcher packages/modules it must not import.
 FORBIDDEN = {

@@ -19,6 +19,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
+from dispatcher.board import held_scripts as hs
 from dispatcher.board import scripts as rs
 from dispatcher.board.connect import Client, cluster_client, is_cluster
 from dispatcher.board.held import HeldOrders
@@ -102,9 +103,9 @@ class Board(HeldOrders):
         self._sync = client.register_script(rs.SYNC)
         self._release = client.register_script(rs.RELEASE_HOLD)
         self._probe = client.register_script(rs.PROBE)
-        self._reserve = client.register_script(rs.RESERVE)
-        self._set_held = client.register_script(rs.SET_HELD)
-        self._reconcile_held = client.register_script(rs.RECONCILE_HELD)
+        self._reserve = client.register_script(hs.RESERVE)
+        self._set_held = client.register_script(hs.SET_HELD)
+        self._reconcile_held = client.register_script(hs.RECONCILE_HELD)
         self._swap = client.register_script(rs.SWAP)
         self._rate = client.register_script(rs.RATE)
 

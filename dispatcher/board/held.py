@@ -1,6 +1,6 @@
 """The board's part for the orders each agent holds (``BANGBAN_MAX_HELD``): the agent's own
 key ``bb:<ns>:{a:<id>}:held``, another cluster slot than the orders' (see
-:mod:`dispatcher.board.scripts`: RESERVE, SET_HELD, RECONCILE_HELD)."""
+:mod:`dispatcher.board.held_scripts`: RESERVE, SET_HELD, RECONCILE_HELD)."""
 
 from __future__ import annotations
 

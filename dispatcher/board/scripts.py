@@ -31,10 +31,11 @@ shown here without it)::
     bb:{presence}:p:<proc> set   agent ids connected to that process (expires with it)
 
 The limit on held orders cannot live in the order's script (the agent's key is in another
-slot), so a claim first *reserves* a place in the agent's hash (:data:`RESERVE`), then runs
-:data:`CLAIM`, then turns the reservation into a holding if Postgres recorded the win, or
-drops it otherwise (:data:`SET_HELD`).  Each step is atomic on its own key; a process that dies
-between them leaves a pending place that lapses by itself, and :data:`RECONCILE_HELD` makes
+slot), so a claim first *reserves* a place in the agent's hash (RESERVE, in
+:mod:`dispatcher.board.held_scripts`), then runs :data:`CLAIM`, then turns the reservation
+into a holding if Postgres recorded the win, or drops it otherwise (SET_HELD).  Each step is
+atomic on its own key; a process that dies
+between them leaves a pending place that lapses by itself, and RECONCILE_HELD makes
 the hash agree with Postgres.  Claims that are never given the hold need no place:
 :data:`CLAIM_MANY` decides them, many at once, by the same rule as :data:`CLAIM`.
 
@@ -296,106 +297,6 @@ if ARGV[1] ~= '' and o[1] ~= ARGV[1] then return 0 end
 if tonumber(o[2]) + tonumber(ARGV[3]) > tonumber(ARGV[2]) and ARGV[3] ~= '0' then return 0 end
 redis.call('HDEL', KEYS[1], 'holder', 'holder_at', 'holder_req')
 return 1
-"""
-
-RESERVE = """
--- Reserve a place among the orders an agent holds, before it claims one.
--- KEYS[1] the agent's held hash
--- ARGV[1] order id, ARGV[2] now (ms), ARGV[3] the limit, ARGV[4] pending lifetime (ms)
--- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way; also
--- when this very call is repeated: the entry is 'p:<ARGV[2]>', a retry after a lost reply),
--- 'already' (the order is in the hash already: held, or being claimed by another request of
--- the agent; nothing reserved) or 'full' (nothing reserved).  Lapsed pendings are dropped;
--- tombstones ('d:') are left for the reconciler.
-local function live(v)
-  local kind = string.sub(v, 1, 1)
-  return kind == 'h' or
-         (kind == 'p' and tonumber(string.sub(v, 3)) + tonumber(ARGV[4]) > tonumber(ARGV[2]))
-end
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur == 'p:' .. ARGV[2] then return 'ok' end  -- this very call, repeated (a lost reply)
-if cur and live(cur) then return 'already' end
-local all = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #all, 2 do
-  if live(all[i + 1]) then
-    n = n + 1
-  elseif string.sub(all[i + 1], 1, 1) == 'p' then
-    redis.call('HDEL', KEYS[1], all[i])
-  end
-end
-if n >= tonumber(ARGV[3]) then return 'full' end
-redis.call('HSET', KEYS[1], ARGV[1], 'p:' .. ARGV[2])
-return 'ok'
-"""
-
-SET_HELD = """
--- Record that an agent holds an order, or no longer does (or no longer reserves a place).
--- KEYS[1] the agent's held hash
--- ARGV[1] order id, ARGV[2] 'h:<now>' (holds it) or '' (remove), ARGV[3] '1': remove only a
--- pending reservation (a claim that was not won), ARGV[4] now (ms)
--- A holding removed leaves a tombstone 'd:<now>', so that a reconciler that read Postgres
--- just before cannot bring it back (RECONCILE_HELD clears tombstones older than its read).
--- Returns how many orders the agent holds now.
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-else
-  local cur = redis.call('HGET', KEYS[1], ARGV[1])
-  if cur and string.sub(cur, 1, 1) == 'p' then
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  elseif ARGV[3] ~= '1' then
-    redis.call('HSET', KEYS[1], ARGV[1], 'd:' .. ARGV[4])
-  end
-end
-local n = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
-  if string.sub(v, 1, 1) == 'h' then n = n + 1 end
-end
-return n
-"""
-
-RECONCILE_HELD = """
--- Make an agent's held hash agree with Postgres.
--- KEYS[1] the agent's held hash
--- ARGV[1] when Postgres was read (ms), ARGV[2] now (ms), ARGV[3] pending lifetime (ms),
--- ARGV[4..] the orders Postgres says the agent holds
--- Entries changed before Postgres was read are made to agree with it; entries changed after
--- are newer than what it says and are kept: a holding marked later (its claim committed after
--- the read), a tombstone written later (the order left the agent after the read).  Lapsed
--- pendings are dropped; holdings Postgres knows and Redis lacks (lost data) are added.
--- Returns {changes, how many orders the agent holds now, entries left}.
-local read_at = tonumber(ARGV[1])
-local want = {}
-for i = 4, #ARGV do want[ARGV[i]] = true end
-local all = redis.call('HGETALL', KEYS[1])
-local changed, n = 0, 0
-for i = 1, #all, 2 do
-  local f, v = all[i], all[i + 1]
-  local kind, at = string.sub(v, 1, 1), tonumber(string.sub(v, 3))
-  if want[f] then
-    want[f] = nil
-    if kind == 'h' then
-      n = n + 1
-    elseif kind == 'd' and at >= read_at then
-      -- left the agent after the read: Postgres is behind
-    else
-      redis.call('HSET', KEYS[1], f, 'h:' .. ARGV[1]); changed = changed + 1; n = n + 1
-    end
-  elseif kind == 'p' then
-    if at + tonumber(ARGV[3]) <= tonumber(ARGV[2]) then
-      redis.call('HDEL', KEYS[1], f); changed = changed + 1
-    end
-  elseif at < read_at then
-    redis.call('HDEL', KEYS[1], f)
-    if kind == 'h' then changed = changed + 1 end
-  elseif kind == 'h' then
-    n = n + 1
-  end
-end
-for f, _ in pairs(want) do
-  redis.call('HSET', KEYS[1], f, 'h:' .. ARGV[1]); changed = changed + 1; n = n + 1
-end
-return {changed, n, redis.call('HLEN', KEYS[1])}
 """
 
 PROBE = """

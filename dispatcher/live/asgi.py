@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from dispatcher.live.hub import Outbox
+from dispatcher.live.outbox import Outbox
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger("bangban.ws")

@@ -40,6 +40,7 @@ from dispatcher.board.scripts import AUTH_CHANNEL, EVENTS_CHANNEL
 from dispatcher.flows.claim_cache import ClaimedOrders
 from dispatcher.live import wire
 from dispatcher.live.fairplay import FairPlayLog
+from dispatcher.live.outbox import Outbox, Payload
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger("bangban.hub")
@@ -49,104 +50,6 @@ BEAT_S = 1.0
 DEAF_AFTER_S = 3.0
 """A listener that hears nothing (not even heartbeats) for this long while this process's
 heartbeats are published resubscribes."""
-
-
-class Payload:
-    """One frame map, encoded at most once per encoding however many connections get it."""
-
-    __slots__ = ("_json", "_msgpack", "map")
-
-    def __init__(self, frame_map: dict[str, Any]) -> None:
-        self.map = frame_map
-        self._msgpack: bytes | None = None
-        self._json: str | None = None
-
-    @classmethod
-    def of(cls, frame: wire.Frame) -> Payload:
-        return cls(wire.to_map(frame))
-
-    def encoded(self, encoding: wire.Encoding) -> bytes | str:
-        if encoding == "msgpack":
-            if self._msgpack is None:
-                self._msgpack = msgpack.packb(self.map, use_bin_type=True)
-            return self._msgpack
-        if self._json is None:
-            self._json = str(wire.pack(self.map, "json"))
-        return self._json
-
-
-def _nobody() -> None:
-    pass
-
-
-class Outbox:
-    """Frames waiting to be written to one websocket.
-
-    Starts *held*: frames pushed before :meth:`release` wait behind the ones pushed with
-    ``first=True`` (the welcome and the snapshot), so a connection never sees a live change
-    before the snapshot it supersedes.  :attr:`wake` is called whenever frames become ready
-    to write (or the outbox overflows); the connection's writer sets it.
-    """
-
-    __slots__ = (
-        "_held",
-        "_queue",
-        "byte_limit",
-        "encoding",
-        "kicked",
-        "limit",
-        "overflowed",
-        "queued",
-        "wake",
-    )
-
-    def __init__(
-        self, encoding: wire.Encoding, limit: int, byte_limit: int = 4 * 1024 * 1024
-    ) -> None:
-        self.encoding: wire.Encoding = encoding
-        self.limit = limit
-        self.byte_limit = byte_limit
-        self.queued = 0
-        """Bytes (characters for json) waiting in this outbox, not yet taken by the writer."""
-        self.overflowed = False
-        self.kicked: tuple[int, str] | None = None
-        """Close the connection with this (code, reason): its token was revoked."""
-        self.wake: Callable[[], None] = _nobody
-        self._queue: list[bytes | str] = []
-        self._held: list[bytes | str] | None = []
-
-    def push(self, payload: Payload, *, first: bool = False) -> None:
-        data = payload.encoded(self.encoding)
-        target = self._queue if first or self._held is None else self._held
-        if len(target) >= self.limit or self.queued + len(data) > self.byte_limit:
-            self.overflowed = True
-            self.wake()
-            return
-        target.append(data)
-        self.queued += len(data)
-        if target is self._queue:
-            self.wake()
-
-    def kick(self, code: int, reason: str) -> None:
-        """Have the writer close the connection with ``code`` (e.g. 4401), frames or not."""
-        self.kicked = (code, reason)
-        self.wake()
-
-    def release(self) -> None:
-        """Let live frames through, after everything pushed with ``first=True``."""
-        if self._held is not None:
-            self._queue.extend(self._held)
-            self._held = None
-            if self._queue:
-                self.wake()
-
-    def drain(self) -> list[bytes | str]:
-        """The frames ready to write, oldest first, now removed; [] once overflowed."""
-        if self.overflowed or not self._queue:
-            return []
-        items, self._queue = self._queue, []
-        self.queued = sum(len(d) for d in self._held) if self._held else 0
-        return items
 
 
 @dataclass(eq=False, slots=True)

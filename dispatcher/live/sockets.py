@@ -37,8 +37,9 @@ from dispatcher.exceptions import (
 from dispatcher.flows import claims, fairplay
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Receive, Send, Writer
-from dispatcher.live.hub import AgentLink, Outbox, Payload, TrackerLink
+from dispatcher.live.hub import AgentLink, TrackerLink
 from dispatcher.live.lanes import Lanes
+from dispatcher.live.outbox import Outbox, Payload
 
 log = logging.getLogger("bangban.ws")
 

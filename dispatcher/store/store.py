@@ -24,6 +24,7 @@ from dispatcher.store.catalog import CatalogStore
 from dispatcher.store.changes import ChangeStore
 from dispatcher.store.filing_keys import FilingKeyStore
 from dispatcher.store.open311 import Open311Store
+from dispatcher.store.order_lists import OrderLists
 from dispatcher.store.orders import OrderStore
 from dispatcher.store.outbox import OutboxStore
 from dispatcher.store.oversight import OversightStore
@@ -40,6 +41,7 @@ async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 
 class Store(
     OrderStore,
+    OrderLists,
     RosterStore,
     CatalogStore,
     ChangeStore,

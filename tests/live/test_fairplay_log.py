@@ -6,7 +6,8 @@ import gc
 
 from dispatcher.core.fairplay import ClaimRow
 from dispatcher.live.fairplay import HORIZON_MS, PENDING_MAX, PER_LINK_MAX, FairPlayLog
-from dispatcher.live.hub import AgentLink, Outbox
+from dispatcher.live.hub import AgentLink
+from dispatcher.live.outbox import Outbox
 
 
 def link(agent_id: int) -> AgentLink:

@@ -124,7 +124,7 @@ async def test_an_overflow_while_a_write_is_blocked_drops_at_once(settings: Sett
 
 
 def test_the_outbox_bounds_bytes_as_well_as_frames() -> None:
-    from dispatcher.live.hub import Outbox, Payload
+    from dispatcher.live.outbox import Outbox, Payload
 
     outbox = Outbox("msgpack", limit=1000, byte_limit=64 * 1024)
     outbox.release()

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from dispatcher.live import wire
 from dispatcher.live.asgi import AsgiSocket, Message, Writer
-from dispatcher.live.hub import Outbox, Payload
+from dispatcher.live.outbox import Outbox, Payload
 from dispatcher.metrics import Metrics
 from dispatcher.settings import Settings
 from tests.servers import InProcessServer, roster

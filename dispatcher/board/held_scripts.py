@@ -1,0 +1,108 @@
+"""The Lua scripts of the orders each agent holds (``BANGBAN_MAX_HELD``).
+
+They run on the agent's own key, ``bb:<ns>:{a:<id>}:held`` (:meth:`.scripts.Keys.held`), which
+is another cluster slot than the orders' keys, so a claim reserves its place here (RESERVE)
+before it runs CLAIM on the order's key (:mod:`dispatcher.board.scripts`), and the place
+becomes a holding (SET_HELD) once Postgres recorded the win.  Run by
+:class:`dispatcher.board.held.HeldOrders`.  Each script states its KEYS, ARGV and return.
+"""
+
+RESERVE = """
+-- Reserve a place among the orders an agent holds, before it claims one.
+-- KEYS[1] the agent's held hash
+-- ARGV[1] order id, ARGV[2] now (ms), ARGV[3] the limit, ARGV[4] pending lifetime (ms)
+-- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way; also
+-- when this very call is repeated: the entry is 'p:<ARGV[2]>', a retry after a lost reply),
+-- 'already' (the order is in the hash already: held, or being claimed by another request of
+-- the agent; nothing reserved) or 'full' (nothing reserved).  Lapsed pendings are dropped;
+-- tombstones ('d:') are left for the reconciler.
+local function live(v)
+  local kind = string.sub(v, 1, 1)
+  return kind == 'h' or
+         (kind == 'p' and tonumber(string.sub(v, 3)) + tonumber(ARGV[4]) > tonumber(ARGV[2]))
+end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == 'p:' .. ARGV[2] then return 'ok' end  -- this very call, repeated (a lost reply)
+if cur and live(cur) then return 'already' end
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if live(all[i + 1]) then
+    n = n + 1
+  elseif string.sub(all[i + 1], 1, 1) == 'p' then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if n >= tonumber(ARGV[3]) then return 'full' end
+redis.call('HSET', KEYS[1], ARGV[1], 'p:' .. ARGV[2])
+return 'ok'
+"""
+
+SET_HELD = """
+-- Record that an agent holds an order, or no longer does (or no longer reserves a place).
+-- KEYS[1] the agent's held hash
+-- ARGV[1] order id, ARGV[2] 'h:<now>' (holds it) or '' (remove), ARGV[3] '1': remove only a
+-- pending reservation (a claim that was not won), ARGV[4] now (ms)
+-- A holding removed leaves a tombstone 'd:<now>', so that a reconciler that read Postgres
+-- just before cannot bring it back (RECONCILE_HELD clears tombstones older than its read).
+-- Returns how many orders the agent holds now.
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  local cur = redis.call('HGET', KEYS[1], ARGV[1])
+  if cur and string.sub(cur, 1, 1) == 'p' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  elseif ARGV[3] ~= '1' then
+    redis.call('HSET', KEYS[1], ARGV[1], 'd:' .. ARGV[4])
+  end
+end
+local n = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
+  if string.sub(v, 1, 1) == 'h' then n = n + 1 end
+end
+return n
+"""
+
+RECONCILE_HELD = """
+-- Make an agent's held hash agree with Postgres.
+-- KEYS[1] the agent's held hash
+-- ARGV[1] when Postgres was read (ms), ARGV[2] now (ms), ARGV[3] pending lifetime (ms),
+-- ARGV[4..] the orders Postgres says the agent holds
+-- Entries changed before Postgres was read are made to agree with it; entries changed after
+-- are newer than what it says and are kept: a holding marked later (its claim committed after
+-- the read), a tombstone written later (the order left the agent after the read).  Lapsed
+-- pendings are dropped; holdings Postgres knows and Redis lacks (lost data) are added.
+-- Returns {changes, how many orders the agent holds now, entries left}.
+local read_at = tonumber(ARGV[1])
+local want = {}
+for i = 4, #ARGV do want[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[1])
+local changed, n = 0, 0
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local kind, at = string.sub(v, 1, 1), tonumber(string.sub(v, 3))
+  if want[f] then
+    want[f] = nil
+    if kind == 'h' then
+      n = n + 1
+    elseif kind == 'd' and at >= read_at then
+      -- left the agent after the read: Postgres is behind
+    else
+      redis.call('HSET', KEYS[1], f, 'h:' .. ARGV[1]); changed = changed + 1; n = n + 1
+    end
+  elseif kind == 'p' then
+    if at + tonumber(ARGV[3]) <= tonumber(ARGV[2]) then
+      redis.call('HDEL', KEYS[1], f); changed = changed + 1
+    end
+  elseif at < read_at then
+    redis.call('HDEL', KEYS[1], f)
+    if kind == 'h' then changed = changed + 1 end
+  elseif kind == 'h' then
+    n = n + 1
+  end
+end
+for f, _ in pairs(want) do
+  redis.call('HSET', KEYS[1], f, 'h:' .. ARGV[1]); changed = changed + 1; n = n + 1
+end
+return {changed, n, redis.call('HLEN', KEYS[1])}
+"""
