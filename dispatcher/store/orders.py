@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from dispatcher.core import sms
-from dispatcher.core.orders import HELD_STATUSES, Order, format_schedule
+from dispatcher.core.orders import Order, format_schedule
 from dispatcher.store.filing_keys import FilingKey
 from dispatcher.store.pg import ORDER_COLS, dt, order_from_row, translated, write_row
 
@@ -57,7 +57,6 @@ _COLUMNS: Mapping[str, Callable[[Any], Any]] = {
 }
 """The order fields a decision may change, and how each is written."""
 
-_HELD = sorted(s.value for s in HELD_STATUSES)
 
 
 class OrderStore:
