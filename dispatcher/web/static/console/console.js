@@ -5,6 +5,7 @@ import { Api, ApiError, describe, signOut, takeToken } from "/static/common/api.
 import { indicator } from "/static/common/live.js";
 import { HELD, OPEN, STATUS, date, dateTime, h, toast } from "/static/common/fmt.js";
 import { mountPoints, showPointsView } from "/console/points.js";
+import { deliveryLog, mountSms, showSmsView } from "/console/sms.js";
 
 const KEY = "bangban.admin.token";
 const POLL_MS = 2000;
@@ -21,6 +22,7 @@ const state = {
   gridNames: new Map(),
   geometry: null,
   agents: [],
+  online: null, // Set of agent ids connected now (GET /v1/admin/presence), once loaded
   items: [],
   filter: new Set(),
   view: "board",
@@ -57,6 +59,7 @@ function start() {
   $("grid-import").addEventListener("submit", importGrids);
   $("roster-import").addEventListener("submit", importRoster);
   mountPoints(api);
+  mountSms(api);
   route();
   loadGrids();
   loadAgents();
@@ -73,8 +76,9 @@ function route() {
   }
   if (state.view === "map") renderMap();
   if (state.view === "catalog") loadCatalog();
-  if (state.view === "agents") renderAgents();
+  if (state.view === "agents") loadPresence();
   showPointsView(state.view);
+  showSmsView(state.view);
 }
 
 // --- polling ----------------------------------------------------------------------------
@@ -90,6 +94,7 @@ async function poll() {
     });
     state.orders = orders;
     state.overdue = overdue.orders;
+    if (state.view === "agents") await loadPresence(false);
     setOk(true);
     renderAll();
   } catch (err) {
@@ -266,9 +271,9 @@ async function refreshDetail() {
   const panel = $("detail");
   if (panel.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") return;
   try {
-    const [o, trail] = await Promise.all([api.get(`/v1/orders/${id}`), api.get(`/v1/orders/${id}/events`)]);
+    const [o, trail, texts] = await Promise.all([api.get(`/v1/orders/${id}`), api.get(`/v1/orders/${id}/events`), api.get(`/v1/admin/orders/${id}/sms`)]);
     if (state.detail !== id) return;
-    const signature = `${id}.${o.version}.${trail.events.length}.${o.overdue}`;
+    const signature = `${id}.${o.version}.${trail.events.length}.${o.overdue}|${texts.texts.map((m) => m.status).join()}`;
     if (signature === state.detailShown) return; // unchanged: keep the forms as they are
     state.detailShown = signature;
     const rows = [
@@ -279,6 +284,7 @@ async function refreshDetail() {
       ["派单范围", o.reach],
       ["申请人", o.applicant ? `${o.applicant.name || ""} ${o.applicant.phone || ""}` : ""],
       ["代办员", agentName(o.claimed_by)],
+      ["短信代码", texts.short_code || ""],
       ["提交", dateTime(o.created_at)],
       ["期限", deadline(o) + (o.overdue ? "（已超期）" : "")],
       ["缺件", (o.missing || []).join("、")],
@@ -296,6 +302,8 @@ async function refreshDetail() {
       h("ol", { class: "trail" }, trail.events.map((e) => h("li", {},
         h("div", {}, e.label), h("div", { class: "small muted" }, `${dateTime(e.at)} · ${e.actor || ""}`),
         Object.keys(e.details || {}).length ? h("div", { class: "small" }, summarize(e.details)) : null))),
+      h("h3", {}, "短信记录"),
+      deliveryLog(texts),
     );
   } catch (err) {
     panel.replaceChildren(h("p", { class: "error" }, describe(err)), h("button", { type: "button", onclick: closeDetail }, "关闭"));
@@ -359,6 +367,21 @@ async function loadAgents() {
   }
 }
 
+async function loadPresence(render = true) {
+  try {
+    state.online = new Set((await api.get("/v1/admin/presence")).agents.map((a) => a.agent_id));
+  } catch (err) {
+    state.online = null;
+    toast(describe(err), "error");
+  }
+  if (render) renderAgents();
+}
+
+function online(a) {
+  if (!state.online) return h("td", {}, "");
+  return state.online.has(a.id) ? h("td", {}, h("span", { class: "badge green" }, "在线")) : h("td", { class: "muted" }, "离线");
+}
+
 function renderAgents() {
   const byGrid = new Map();
   for (const a of state.agents) for (const g of a.grids) {
@@ -366,11 +389,13 @@ function renderAgents() {
     byGrid.get(g).push(a);
   }
   const groups = [...byGrid.entries()].sort(([a], [b]) => a.localeCompare(b));
+  const n = state.online ? state.agents.filter((a) => state.online.has(a.id)).length : null;
+  $("agents-online").textContent = n === null ? "" : `现在在线 ${n} 人（连到任一服务进程）。不在线的代办员收到派单短信。`;
   $("agents-list").replaceChildren(...(groups.length ? groups.map(([g, agents]) => h("div", { class: "grid-group card" },
     h("h3", {}, `${gridName(g)}（${agents.length} 人）`),
-    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "编号"), h("th", {}, "姓名"), h("th", {}, "手机"), h("th", {}, "在办"), h("th", {}, "状态"))),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "编号"), h("th", {}, "姓名"), h("th", {}, "手机"), h("th", {}, "在办"), h("th", {}, "状态"), h("th", {}, "在线"))),
       h("tbody", {}, agents.map((a) => h("tr", {}, h("td", {}, String(a.id)), h("td", {}, a.name), h("td", {}, a.phone),
-        h("td", {}, String(heldBy(a.id))), h("td", {}, a.active ? "在册" : "停用"))))))) : [h("p", { class: "muted" }, "还没有代办员，请在“导入”中导入名册。")]));
+        h("td", {}, String(heldBy(a.id))), h("td", {}, a.active ? "在册" : "停用"), online(a))))))) : [h("p", { class: "muted" }, "还没有代办员，请在“导入”中导入名册。")]));
 }
 
 const SHADES = ["#f1f1f1", "#ffe0b2", "#ffb74d", "#f57c00", "#c62828"];
