@@ -155,7 +155,7 @@ export function deliveryLog(log) {
   if (!log.texts.length) return h("p", { class: "small muted sms-log" }, "没有发过短信。");
   return h("table", { class: "sms-log small", "aria-label": "短信记录" },
     h("thead", {}, h("tr", {}, h("th", {}, "发给"), h("th", {}, "类型"), h("th", {}, "时间"), h("th", {}, "状态"))),
-    h("tbody", {}, log.texts.slice().reverse().map((m) => h("tr", { dataset: { status: m.status } },
+    h("tbody", {}, log.texts.slice().reverse().map((m) => h("tr", { dataset: { status: m.status, kind: m.kind } },
       h("td", {}, m.agent_name ? `${m.agent_name} ${m.to}` : m.to),
       h("td", {}, KINDS[m.kind] || m.kind),
       h("td", {}, dateTime(m.created_at) + (m.delivered_at ? ` · 送达 ${dateTime(m.delivered_at)}` : "")),
