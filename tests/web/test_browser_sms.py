@@ -57,14 +57,18 @@ async def test_an_operator_plays_an_agent_replying_by_sms_from_the_console(
             await expect(offer).to_contain_text(f"回复{code}抢单")
             await expect(offer).to_contain_text(f"工单 #{order['id']}")
             await expect(offer).to_contain_text("已发送")
-        await expect(page.locator(f'#sms-phones article[data-phone="{online["phone"]}"]')).to_have_count(0)
+        await expect(
+            page.locator(f'#sms-phones article[data-phone="{online["phone"]}"]')
+        ).to_have_count(0)
         # Reply with the code as the first agent's phone: the order is claimed.
         inbox = page.locator(f'#sms-phones article[data-phone="{first["phone"]}"]')
         await inbox.get_by_label(f"以 {first['phone']} 回复").fill(code)
         await inbox.get_by_role("button", name="回复").click()
         reply = inbox.locator('li[data-kind="claim_reply"]')
         await expect(reply).to_contain_text("抢单成功")  # polled in, every 2 s
+        await expect(reply).to_contain_text("已发送")  # to the log: no gateway to report more
         await expect(inbox.locator("li.mine")).to_contain_text(code)
+        await expect(inbox.locator("li.mine")).to_contain_text("抢单成功")
         conn = await asyncpg.connect(settings.database_url)
         try:
             stored = await conn.fetchrow(
@@ -85,6 +89,11 @@ async def test_an_operator_plays_an_agent_replying_by_sms_from_the_console(
             await expect(offered).to_contain_text("已发送")
         await expect(log.locator('tr[data-kind="claim_reply"]')).to_contain_text(first["phone"])
         await expect(page.locator("#detail")).to_contain_text(code)
+        # The log is at the panel's foot: scrolled there at phone size, still there at desk.
+        await page.set_viewport_size({"width": 360, "height": 640})
+        await page.evaluate(
+            "(d => { d.scrollTop = d.scrollHeight; })(document.getElementById('detail'))"
+        )
         await pages.screenshots(page, "console-sms-log")
     pages.assert_clean()
 

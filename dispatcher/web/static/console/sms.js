@@ -27,6 +27,18 @@ export const SMS_STATUS = {
   skipped: "未发送",
 };
 
+// POST /v1/admin/sms/inbound's result, for the operator.
+const RESULTS = {
+  won: "抢单成功",
+  taken: "已被他人抢走",
+  not_offered: "未向该号码派单",
+  limit_reached: "在办已达上限",
+  unknown_code: "无此工单代码",
+  unknown_order: "无此工单",
+  unknown_phone: "不是登记的代办员号码，不回复",
+  garbage: "未能识别",
+};
+
 const BADGE = { delivered: "green", sent: "blue", failed: "red", skipped: "grey" };
 
 let api = null;
@@ -119,7 +131,7 @@ function inbox(phone) {
   const input = h("input", { name: "text", placeholder: "回复内容，如工单代码", "aria-label": `以 ${phone} 回复`, maxlength: "1000", autocomplete: "off" });
   const message = h("span", { class: "error small", role: "alert" });
   const button = h("button", { class: "primary", type: "submit" }, "回复");
-  const form = h("form", { class: "assign" }, input, button, message);
+  const form = h("form", { class: "reply" }, input, button, message);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const text = input.value.trim();
@@ -132,9 +144,9 @@ function inbox(phone) {
     try {
       const answer = await api.post("/v1/admin/sms/inbound", { from: phone, text });
       if (!sentByMe.has(phone)) sentByMe.set(phone, []);
-      sentByMe.get(phone).push({ at: Date.now(), text, result: answer.result });
+      sentByMe.get(phone).push({ at: Date.now(), text, result: RESULTS[answer.result] || answer.result });
       input.value = "";
-      toast(`已以 ${phone} 回复：${answer.result}`);
+      toast(`已以 ${phone} 回复：${RESULTS[answer.result] || answer.result}${answer.repeat ? "（重复）" : ""}`);
       clearTimeout(timer);
       generation += 1;
       refresh(generation);
