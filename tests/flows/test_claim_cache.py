@@ -25,7 +25,7 @@ from dispatcher.flows import claims
 from dispatcher.flows.claim_cache import Claimant, ClaimedOrders
 from dispatcher.settings import Settings
 from tests.servers import InProcessServer, ProcessServer
-from tests.steps import Team, claimed, file, ok, team
+from tests.steps import CrewFactory, Team, claimed, file, ok, team
 
 # --- the knowledge alone ---------------------------------------------------------------
 
@@ -283,20 +283,21 @@ async def test_a_released_order_is_won_again_through_a_process_that_knew_it_clai
     assert [r["claimed_by"] for r in rows] == [b.id, c.id]
 
 
-async def test_losers_in_one_process_cost_no_script_of_their_own(settings: Settings) -> None:
+async def test_losers_in_one_process_cost_no_script_of_their_own(
+    settings: Settings, crew: CrewFactory
+) -> None:
     """80 agents on one process claim each order at once over websockets: one `won`, and the
     79 losers are decided in the leader's call or shared calls, never reserving a place."""
     settings = dataclasses.replace(settings, reconcile_interval=60)
-    async with InProcessServer(settings) as srv:
-        tm = await team(srv.url, settings.admin_token or "", {"g1": 80})
+    async with crew({"g1": 80}, reconcile_interval=60) as tm:
         clients = await asyncio.gather(
-            *(AgentClient.connect(srv.url, a["token"]) for a in tm.agents["g1"])
+            *(AgentClient.connect(tm.url, a["token"]) for a in tm.agents["g1"])
         )
         r = aioredis.Redis.from_url(settings.redis_url)
         try:
             for round_ in range(4):  # the first loads the scripts into Redis
                 order = await file(tm)
-                known = srv.ctx.hub.claimed
+                known = tm.server.ctx.hub.claimed
                 scripts = await _evalsha_calls(r)
                 batches = known.batches
                 results = await asyncio.gather(*(c.claim(order["id"]) for c in clients))

@@ -13,81 +13,80 @@ from clients import ApiClient
 from dispatcher.settings import Settings
 from tests.browser import Pages
 from tests.servers import InProcessServer, intake_token, roster
+from tests.steps import CrewFactory
 
 
 def card(page, order_id: int):  # type: ignore[no-untyped-def]
     return page.locator(f'article.offer[data-order-id="{order_id}"]')
 
 
-async def test_a_live_offer_is_grabbed(server: InProcessServer, pages: Pages) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    page = await pages.open(f"/app/#token={agents['g1'][0]['token']}")
-    await expect(page.locator("#conn")).to_have_text("已连接")
-    assert "token" not in page.url  # moved from the address bar into storage
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", text="我要办理低保申请")
-    offer = card(page, order["id"])
-    await expect(offer).to_contain_text("我要办理低保申请")
-    await expect(offer).to_contain_text(f"#{order['id']}")
-    await pages.screenshots(page, "app-offers")
-    await offer.get_by_role("button", name="抢单", exact=True).click()
-    await expect(offer).to_contain_text("已抢到")
-    assert (await server.ctx.store.get_order(order["id"])).claimed_by == agents["g1"][0]["id"]
-    await page.get_by_role("tab", name=re.compile("我的工单")).click()
-    mine = page.locator(f'article.mine[data-order-id="{order["id"]}"]')
-    await expect(mine).to_contain_text("已接单")
-    # A free-text order: the agent gives it its catalogue item, and so its checklist.
-    await mine.get_by_text("定事项", exact=True).click()
-    await mine.get_by_label("办理事项").select_option("MZ-001")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine).to_contain_text("最低生活保障申请")
-    await mine.get_by_text("受理", exact=True).click()
-    await expect(mine.get_by_label("家庭收入情况说明")).to_have_count(1)
-    await pages.screenshots(page, "app-mine")
-    pages.assert_clean()
-
-
-async def test_two_agents_race_and_exactly_one_wins(server: InProcessServer, pages: Pages) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 2})
-        intake = await intake_token(admin)
-    one, two = [await pages.open(f"/app/#token={a['token']}") for a in agents["g1"]]
-    for page in (one, two):
+async def test_a_live_offer_is_grabbed(crew: CrewFactory, pages: Pages) -> None:
+    async with crew({"g1": 1}) as c:
+        pages.base_url = c.url
+        page = await pages.open(f"/app/#token={c.agents['g1'][0]['token']}")
         await expect(page.locator("#conn")).to_have_text("已连接")
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", text="我要办理独生子女证")
-    buttons = [
-        card(p, order["id"]).get_by_role("button", name="抢单", exact=True) for p in (one, two)
-    ]
-    for button in buttons:
-        await expect(button).to_be_enabled()
-    # Both clicks must be sent before either answer comes back, or the loser's card may be
-    # withdrawn before its click lands: click from inside each page (no actionability waits,
-    # which take long on a loaded machine), both at once.
-    await asyncio.gather(*(b.evaluate("el => el.click()") for b in buttons))
-    answers = []
-    for page in (one, two):
-        answer = card(page, order["id"]).locator(".answer")
-        await expect(answer).to_have_text(re.compile("^(已抢到|已被抢)$"))
-        answers.append(await answer.inner_text())
-    assert sorted(answers) == ["已抢到", "已被抢"]
-    winner = agents["g1"][answers.index("已抢到")]
-    assert (await server.ctx.store.get_order(order["id"])).claimed_by == winner["id"]
-    # The loser's card goes once the answer has been shown.
-    loser = (one, two)[answers.index("已被抢")]
-    await expect(card(loser, order["id"])).to_have_count(0)
-    # Grabbed elsewhere (here over HTTP) while shown: the card goes without a click.
-    async with ApiClient(server.url, intake) as api:
-        shown = await api.file_order(grid="g1", text="被别人抢走的单")
-    await expect(card(two, shown["id"])).to_have_count(1)
-    async with ApiClient(server.url, agents["g1"][0]["token"]) as first:
-        assert (await first.claim(shown["id"]))["result"] == "won"
-    await expect(card(two, shown["id"])).to_have_count(0)
-    pages.assert_clean()
+        assert "token" not in page.url  # moved from the address bar into storage
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", text="我要办理低保申请")
+        offer = card(page, order["id"])
+        await expect(offer).to_contain_text("我要办理低保申请")
+        await expect(offer).to_contain_text(f"#{order['id']}")
+        await pages.screenshots(page, "app-offers")
+        await offer.get_by_role("button", name="抢单", exact=True).click()
+        await expect(offer).to_contain_text("已抢到")
+        assert (await c.server.ctx.store.get_order(order["id"])).claimed_by == c.agents["g1"][0][
+            "id"
+        ]
+        await page.get_by_role("tab", name=re.compile("我的工单")).click()
+        mine = page.locator(f'article.mine[data-order-id="{order["id"]}"]')
+        await expect(mine).to_contain_text("已接单")
+        # A free-text order: the agent gives it its catalogue item, and so its checklist.
+        await mine.get_by_text("定事项", exact=True).click()
+        await mine.get_by_label("办理事项").select_option("MZ-001")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine).to_contain_text("最低生活保障申请")
+        await mine.get_by_text("受理", exact=True).click()
+        await expect(mine.get_by_label("家庭收入情况说明")).to_have_count(1)
+        await pages.screenshots(page, "app-mine")
+        pages.assert_clean()
+
+
+async def test_two_agents_race_and_exactly_one_wins(crew: CrewFactory, pages: Pages) -> None:
+    async with crew({"g1": 2}) as c:
+        pages.base_url = c.url
+        one, two = [await pages.open(f"/app/#token={a['token']}") for a in c.agents["g1"]]
+        for page in (one, two):
+            await expect(page.locator("#conn")).to_have_text("已连接")
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", text="我要办理独生子女证")
+        buttons = [
+            card(p, order["id"]).get_by_role("button", name="抢单", exact=True) for p in (one, two)
+        ]
+        for button in buttons:
+            await expect(button).to_be_enabled()
+        # Both clicks must be sent before either answer comes back, or the loser's card may be
+        # withdrawn before its click lands: click from inside each page (no actionability waits,
+        # which take long on a loaded machine), both at once.
+        await asyncio.gather(*(b.evaluate("el => el.click()") for b in buttons))
+        answers = []
+        for page in (one, two):
+            answer = card(page, order["id"]).locator(".answer")
+            await expect(answer).to_have_text(re.compile("^(已抢到|已被抢)$"))
+            answers.append(await answer.inner_text())
+        assert sorted(answers) == ["已抢到", "已被抢"]
+        winner = c.agents["g1"][answers.index("已抢到")]
+        assert (await c.server.ctx.store.get_order(order["id"])).claimed_by == winner["id"]
+        # The loser's card goes once the answer has been shown.
+        loser = (one, two)[answers.index("已被抢")]
+        await expect(card(loser, order["id"])).to_have_count(0)
+        # Grabbed elsewhere (here over HTTP) while shown: the card goes without a click.
+        async with ApiClient(c.url, c.intake) as api:
+            shown = await api.file_order(grid="g1", text="被别人抢走的单")
+        await expect(card(two, shown["id"])).to_have_count(1)
+        async with ApiClient(c.url, c.agents["g1"][0]["token"]) as first:
+            assert (await first.claim(shown["id"]))["result"] == "won"
+        await expect(card(two, shown["id"])).to_have_count(0)
+        pages.assert_clean()
 
 
 async def test_the_app_reconnects_after_a_restart(settings: Settings, pages: Pages) -> None:
