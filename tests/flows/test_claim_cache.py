@@ -231,22 +231,21 @@ async def test_riders_are_decided_right_after_the_leader(server: InProcessServer
         assert not await server.ctx.board.redis.exists(server.ctx.board.keys.held(agent.id))
 
 
-async def test_a_leader_at_its_limit_leaves_the_order_to_a_rider(settings: Settings) -> None:
+async def test_a_leader_at_its_limit_leaves_the_order_to_a_rider(crew: CrewFactory) -> None:
     """The first claimant holds all it may: `limit_reached` for it, never `taken` for the
     one riding along, who runs in full and wins."""
-    async with InProcessServer(dataclasses.replace(settings, max_held=1)) as srv:
-        tm = await team(srv.url, settings.admin_token or "")
-        busy, free = [await _agent(srv, tm.agent("g1", i)["token"]) for i in range(2)]
+    async with crew(max_held=1) as tm:
+        busy, free = [await _agent(tm.server, tm.agent("g1", i)["token"]) for i in range(2)]
         await claimed(tm, tm.agent("g1", 0))
         order = await file(tm)
         got = await asyncio.gather(
-            _claim(srv, busy, order["id"], "x1"), _claim(srv, free, order["id"], "y1")
+            _claim(tm.server, busy, order["id"], "x1"), _claim(tm.server, free, order["id"], "y1")
         )
         assert got == ["limit_reached", "won"]
         # Known claimed now: the agent at its limit hears `taken`, not `limit_reached`.
-        await _closed_path(srv, order["id"])
-        assert await _claim(srv, busy, order["id"], "x2") == "taken"
-        assert await srv.ctx.board.held_count(busy.id) == 1
+        await _closed_path(tm.server, order["id"])
+        assert await _claim(tm.server, busy, order["id"], "x2") == "taken"
+        assert await tm.server.ctx.board.held_count(busy.id) == 1
 
 
 async def test_a_released_order_is_won_again_through_a_process_that_knew_it_claimed(

@@ -64,16 +64,18 @@ async def test_a_retry_with_the_same_key_gets_the_first_order(crew: CrewFactory)
 
 
 async def test_a_key_reused_for_another_body_or_malformed_is_refused(
-    server: InProcessServer,
+    crew: CrewFactory,
 ) -> None:
-    t = await team(server.url, server.settings.admin_token or "", {"g1": 1})
-    assert (await _post(t, BODY, "k-1")).status_code == 201
-    reused = await _post(t, {**BODY, "text": "另一件事"}, "k-1")
-    assert reused.status_code == 422
-    assert reused.json()["error"]["code"] == "idempotency_key_reused"
-    bad = await _post(t, BODY, "has space")
-    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "Idempotency-Key"
-    assert await _count(server.settings.database_url) == 1
+    async with crew({"g1": 1}) as t:
+        assert (await _post(t, BODY, "k-1")).status_code == 201
+        reused = await _post(t, {**BODY, "text": "另一件事"}, "k-1")
+        assert reused.status_code == 422
+        assert reused.json()["error"]["code"] == "idempotency_key_reused"
+        bad = await _post(t, BODY, "has space")
+        assert (
+            bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "Idempotency-Key"
+        )
+        assert await _count(t.server.settings.database_url) == 1
 
 
 async def test_concurrent_retries_file_one_order(crew: CrewFactory) -> None:
