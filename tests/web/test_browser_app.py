@@ -122,59 +122,62 @@ async def test_the_app_reconnects_after_a_restart(settings: Settings, pages: Pag
     pages.assert_clean()
 
 
-async def test_the_agent_handles_an_order_from_the_app(
-    server: InProcessServer, pages: Pages
-) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    page = await pages.open(f"/app/#token={agents['g1'][0]['token']}")
-    await expect(page.locator("#conn")).to_have_text("已连接")
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", item="HJ-001")
-    oid, materials = order["id"], order["materials"]
-    offer = card(page, oid)
-    await offer.get_by_text("办事指南").click()
-    await expect(offer.locator(".guide-body")).to_contain_text("办理步骤")
-    await offer.get_by_role("button", name="抢单", exact=True).click()
-    await expect(offer).to_contain_text("已抢到")
-    await page.get_by_role("tab", name=re.compile("我的工单")).click()
-    mine = page.locator(f'article.mine[data-order-id="{oid}"]')
-    # Accept with two of the materials; the rest by a supply-by date.
-    await mine.get_by_text("受理", exact=True).click()
-    for material in materials[:2]:
-        await mine.get_by_label(material).check()
-    tomorrow = time.strftime("%Y-%m-%d", time.localtime(time.time() + 2 * 86400))
-    await mine.get_by_label("补件截止日期").fill(tomorrow)
-    await pages.screenshots(page, "app-accept")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine.locator(".badge.status")).to_have_text("待补件")
-    await expect(mine).to_contain_text(materials[2])
-    await mine.get_by_text("补件", exact=True).click()
-    for material in materials[2:]:
-        await mine.get_by_label(material).check()
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine.locator(".badge.status")).to_have_text("办理中")
-    await mine.get_by_text("进度", exact=True).click()
-    await mine.get_by_label("进度说明").fill("材料已交县公安局户籍窗口")
-    await mine.get_by_label("办理窗口").select_option("county")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(page.locator(".toast", has_text="已记录进度")).to_have_count(1)
-    await mine.get_by_text("回复", exact=True).click()
-    await mine.get_by_label("办理结果").fill("已办结，新户口簿已送到申请人家中")
-    await mine.get_by_label("业务编号").fill("HJ2026-0002")
-    await mine.get_by_label("代缴费用").fill("工本费 20")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine).to_have_count(0)  # replied: no longer held
-    stored = await server.ctx.store.get_order(oid)
-    assert stored is not None and stored.status.value == "replied"
-    events = await server.ctx.store.order_events(oid)
-    kinds = [e["kind"] for e in events]
-    assert kinds == ["filed", "claimed", "awaiting_materials", "supplied", "progress", "replied"]
-    assert events[4]["details"]["desk"] == "county"
-    assert events[5]["details"]["fees"] == [{"item": "工本费", "amount_fen": 2000}]
-    pages.assert_clean()
+async def test_the_agent_handles_an_order_from_the_app(crew: CrewFactory, pages: Pages) -> None:
+    async with crew({"g1": 1}) as c:
+        pages.base_url = c.url
+        page = await pages.open(f"/app/#token={c.agents['g1'][0]['token']}")
+        await expect(page.locator("#conn")).to_have_text("已连接")
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", item="HJ-001")
+        oid, materials = order["id"], order["materials"]
+        offer = card(page, oid)
+        await offer.get_by_text("办事指南").click()
+        await expect(offer.locator(".guide-body")).to_contain_text("办理步骤")
+        await offer.get_by_role("button", name="抢单", exact=True).click()
+        await expect(offer).to_contain_text("已抢到")
+        await page.get_by_role("tab", name=re.compile("我的工单")).click()
+        mine = page.locator(f'article.mine[data-order-id="{oid}"]')
+        # Accept with two of the materials; the rest by a supply-by date.
+        await mine.get_by_text("受理", exact=True).click()
+        for material in materials[:2]:
+            await mine.get_by_label(material).check()
+        tomorrow = time.strftime("%Y-%m-%d", time.localtime(time.time() + 2 * 86400))
+        await mine.get_by_label("补件截止日期").fill(tomorrow)
+        await pages.screenshots(page, "app-accept")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine.locator(".badge.status")).to_have_text("待补件")
+        await expect(mine).to_contain_text(materials[2])
+        await mine.get_by_text("补件", exact=True).click()
+        for material in materials[2:]:
+            await mine.get_by_label(material).check()
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine.locator(".badge.status")).to_have_text("办理中")
+        await mine.get_by_text("进度", exact=True).click()
+        await mine.get_by_label("进度说明").fill("材料已交县公安局户籍窗口")
+        await mine.get_by_label("办理窗口").select_option("county")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(page.locator(".toast", has_text="已记录进度")).to_have_count(1)
+        await mine.get_by_text("回复", exact=True).click()
+        await mine.get_by_label("办理结果").fill("已办结，新户口簿已送到申请人家中")
+        await mine.get_by_label("业务编号").fill("HJ2026-0002")
+        await mine.get_by_label("代缴费用").fill("工本费 20")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine).to_have_count(0)  # replied: no longer held
+        stored = await c.server.ctx.store.get_order(oid)
+        assert stored is not None and stored.status.value == "replied"
+        events = await c.server.ctx.store.order_events(oid)
+        kinds = [e["kind"] for e in events]
+        assert kinds == [
+            "filed",
+            "claimed",
+            "awaiting_materials",
+            "supplied",
+            "progress",
+            "replied",
+        ]
+        assert events[4]["details"]["desk"] == "county"
+        assert events[5]["details"]["fees"] == [{"item": "工本费", "amount_fen": 2000}]
+        pages.assert_clean()
 
 
 async def test_offers_grey_out_at_the_held_limit(settings: Settings, pages: Pages) -> None:
@@ -207,34 +210,34 @@ async def test_offers_grey_out_at_the_held_limit(settings: Settings, pages: Page
 
 
 async def test_the_app_opens_offline_and_reconnects_when_the_network_returns(
-    server: InProcessServer, pages: Pages
+    crew: CrewFactory, pages: Pages
 ) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    page = await pages.open(f"/app/#token={agents['g1'][0]['token']}")
-    await expect(page.locator("#conn")).to_have_text("已连接")
-    assert await page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
-    async with ApiClient(server.url, intake) as api:
-        held = await api.file_order(grid="g1", text="离线也要看得到")
-        await card(page, held["id"]).get_by_role("button", name="抢单", exact=True).click()
-        await expect(card(page, held["id"])).to_contain_text("已抢到")
-        await expect(page.locator("#mine-count")).to_have_text("1")
-        # The service worker now controls the page (it claimed it on activation).
-        await page.reload()
+    async with crew({"g1": 1}) as c:
+        pages.base_url = c.url
+        page = await pages.open(f"/app/#token={c.agents['g1'][0]['token']}")
         await expect(page.locator("#conn")).to_have_text("已连接")
-        await page.context.set_offline(True)
-        await page.reload()  # from the service worker's cache
-        await expect(page.locator("h1")).to_have_text("帮办 · 代办员")
-        await expect(page.locator("#conn")).to_have_text("离线")
-        await expect(page.locator(f'article.mine[data-order-id="{held["id"]}"]')).to_have_count(1)
-        await pages.screenshots(page, "app-offline")
-        later = await api.file_order(grid="g1", text="网络恢复后收到")
-        await page.context.set_offline(False)
-        await expect(page.locator("#conn")).to_have_text("已连接")
-        await expect(card(page, later["id"])).to_contain_text("网络恢复后收到")
-    pages.assert_clean()
+        assert await page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+        async with ApiClient(c.url, c.intake) as api:
+            held = await api.file_order(grid="g1", text="离线也要看得到")
+            await card(page, held["id"]).get_by_role("button", name="抢单", exact=True).click()
+            await expect(card(page, held["id"])).to_contain_text("已抢到")
+            await expect(page.locator("#mine-count")).to_have_text("1")
+            # The service worker now controls the page (it claimed it on activation).
+            await page.reload()
+            await expect(page.locator("#conn")).to_have_text("已连接")
+            await page.context.set_offline(True)
+            await page.reload()  # from the service worker's cache
+            await expect(page.locator("h1")).to_have_text("帮办 · 代办员")
+            await expect(page.locator("#conn")).to_have_text("离线")
+            await expect(page.locator(f'article.mine[data-order-id="{held["id"]}"]')).to_have_count(
+                1
+            )
+            await pages.screenshots(page, "app-offline")
+            later = await api.file_order(grid="g1", text="网络恢复后收到")
+            await page.context.set_offline(False)
+            await expect(page.locator("#conn")).to_have_text("已连接")
+            await expect(card(page, later["id"])).to_contain_text("网络恢复后收到")
+        pages.assert_clean()
 
 
 async def test_sign_in_sign_out_and_an_unknown_token(server: InProcessServer, pages: Pages) -> None:
