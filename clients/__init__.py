@@ -16,16 +16,16 @@ websockets, httpx or :class:`OSError` unwrapped.
 
 from __future__ import annotations
 
-from clients.agent import (
-    AgentClient,
+from clients.agent import AgentClient
+from clients.api import ApiClient, ApiError
+from clients.applicant import TrackingClient
+from clients.framesocket import (
     ClientError,
     Connecting,
     ConnectionClosedError,
     ConnectionRejectedError,
     FrameRejectedError,
 )
-from clients.api import ApiClient, ApiError
-from clients.applicant import TrackingClient
 
 __all__ = [
     "AgentClient",

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import httpx
 import msgpack
 
-from clients.agent import ClientError
+from clients.framesocket import ClientError
 
 __all__ = ["MSGPACK", "ApiClient", "ApiError"]
 

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection
 
-from clients.agent import Connecting, FrameSocket, order_version, ws_url
+from clients.framesocket import Connecting, FrameSocket, order_version, ws_url
 from dispatcher.live import wire
 
 __all__ = ["TrackingClient"]

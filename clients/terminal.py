@@ -18,7 +18,8 @@ from typing import TextIO
 
 from websockets.exceptions import InvalidHandshake
 
-from clients.agent import AgentClient, ClientError, ConnectionRejectedError
+from clients.agent import AgentClient
+from clients.framesocket import ClientError, ConnectionRejectedError
 from dispatcher.live import wire
 
 RETRY_CLOSE_CODES = frozenset({1000, 1001, 1006, 1011, 1012, 1013, 1014})

@@ -9,6 +9,7 @@ point ``REDIS_URL`` at a spare database index (``redis://127.0.0.1:6379/9``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import tempfile
@@ -20,11 +21,13 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from dispatcher.context import Clock, wall_clock
 from dispatcher.services import Backends
 from dispatcher.settings import Settings
 from dispatcher.store.store import Store
 from tests.browser import browser, pages  # noqa: F401  (fixtures for tests/test_browser_*.py)
 from tests.servers import InProcessServer
+from tests.steps import Crew, CrewFactory, team
 
 ADMIN_TOKEN = "bba_test-admin-" + secrets.token_urlsafe(8)
 
@@ -99,6 +102,28 @@ def settings(clean: Services) -> Settings:
 async def server(settings: Settings) -> AsyncIterator[InProcessServer]:
     async with InProcessServer(settings) as srv:
         yield srv
+
+
+@pytest.fixture
+def crew(settings: Settings) -> CrewFactory:
+    """The server -> roster -> intake preamble as one step::
+
+        async with crew({"g1": 2}, widen_after=0.3) as c:
+            c.server, c.url, c.agents, c.intake, c.admin_token, c.agent("g1", 1)
+
+    An in-process server on ``settings`` with the keyword overrides (and ``clock``), the
+    grids of ``grids`` (code -> number of agents; default one grid g1 of two) and an intake
+    token (:func:`tests.steps.team`)."""
+
+    @contextlib.asynccontextmanager
+    async def start(
+        grids: dict[str, int] | None = None, *, clock: Clock = wall_clock, **overrides: Any
+    ) -> AsyncIterator[Crew]:
+        async with InProcessServer(dataclasses.replace(settings, **overrides), clock=clock) as srv:
+            t = await team(srv.url, srv.settings.admin_token or "", grids)
+            yield Crew(t.url, t.admin_token, t.intake, t.agents, srv)
+
+    return start
 
 
 @pytest.fixture(autouse=True)

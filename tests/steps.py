@@ -3,6 +3,8 @@ actions through HTTP, and the trail as Postgres has it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +12,7 @@ import asyncpg
 import httpx
 
 from clients import ApiClient
-from tests.servers import intake_token, roster
+from tests.servers import InProcessServer, intake_token, roster
 
 # HJ-002 出生登记: class 1, three working days, these four materials (dispatcher/data).
 ITEM = "HJ-002"
@@ -26,6 +28,17 @@ class Team:
 
     def agent(self, grid: str = "g1", i: int = 0) -> dict[str, Any]:
         return self.agents[grid][i]
+
+
+@dataclass
+class Crew(Team):
+    """A :class:`Team` on a server of the test's own (the ``crew`` fixture of conftest)."""
+
+    server: InProcessServer
+
+
+# ``crew(grids=None, *, clock=wall_clock, **settings_overrides)``: ``async with`` it for a Crew.
+CrewFactory = Callable[..., AbstractAsyncContextManager[Crew]]
 
 
 async def team(url: str, admin_token: str, grids: dict[str, int] | None = None) -> Team:

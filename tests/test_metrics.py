@@ -10,7 +10,8 @@ import httpx
 
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
-from tests.servers import InProcessServer, intake_token, roster
+from tests.servers import InProcessServer
+from tests.steps import CrewFactory
 
 
 def _value(text: str, name: str) -> float:
@@ -19,31 +20,30 @@ def _value(text: str, name: str) -> float:
     return float(match.group(1))
 
 
-async def test_metrics_count_claims_offers_and_connections(server: InProcessServer) -> None:
-    async with server.admin() as admin:
-        agents = (await roster(admin, {"g1": 2}))["g1"]
-        intake = await intake_token(admin)
-    async with (
-        AgentClient.connect(server.url, agents[0]["token"]) as a,
-        AgentClient.connect(server.url, agents[1]["token"]) as b,
-        ApiClient(server.url, intake) as api,
-    ):
-        order = await api.file_order(grid="g1", text="x")
-        await a.wait_offer(order["id"], timeout=5)
-        await b.wait_offer(order["id"], timeout=5)
-        assert (await a.claim(order["id"])).result == "won"
-        assert (await b.claim(order["id"])).result == "taken"
-        async with server.admin() as admin:
-            r = await admin.request("GET", "/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    text = r.text
-    assert _value(text, 'bangban_claims_total{result="won"}') == 1
-    assert _value(text, 'bangban_claims_total{result="taken"}') == 1
-    assert _value(text, 'bangban_connected_agents{grid="g1"}') == 2
-    assert _value(text, "bangban_offers_sent_total") >= 2
-    assert _value(text, "bangban_fanout_seconds_count") >= 2
-    assert _value(text, "bangban_claim_seconds_count") == 2
-    assert _value(text, "bangban_orders_filed_total") == 1
+async def test_metrics_count_claims_offers_and_connections(crew: CrewFactory) -> None:
+    async with crew({"g1": 2}) as c:
+        agents = c.agents["g1"]
+        async with (
+            AgentClient.connect(c.url, agents[0]["token"]) as a,
+            AgentClient.connect(c.url, agents[1]["token"]) as b,
+            ApiClient(c.url, c.intake) as api,
+        ):
+            order = await api.file_order(grid="g1", text="x")
+            await a.wait_offer(order["id"], timeout=5)
+            await b.wait_offer(order["id"], timeout=5)
+            assert (await a.claim(order["id"])).result == "won"
+            assert (await b.claim(order["id"])).result == "taken"
+            async with c.server.admin() as admin:
+                r = await admin.request("GET", "/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        text = r.text
+        assert _value(text, 'bangban_claims_total{result="won"}') == 1
+        assert _value(text, 'bangban_claims_total{result="taken"}') == 1
+        assert _value(text, 'bangban_connected_agents{grid="g1"}') == 2
+        assert _value(text, "bangban_offers_sent_total") >= 2
+        assert _value(text, "bangban_fanout_seconds_count") >= 2
+        assert _value(text, "bangban_claim_seconds_count") == 2
+        assert _value(text, "bangban_orders_filed_total") == 1
 
 
 async def test_metrics_need_a_token(settings: Settings) -> None:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from clients import AgentClient
-from clients.agent import ClientError
+from clients.framesocket import ClientError
 from dispatcher.embedded import free_port
 from dispatcher.live import wire
 from dispatcher.settings import Settings

@@ -30,7 +30,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from clients import AgentClient
-from clients.agent import ClientError
+from clients.framesocket import ClientError
 from dispatcher.board import scripts as rs
 from dispatcher.embedded import EmbeddedRedis
 from dispatcher.live import wire

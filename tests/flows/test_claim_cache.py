@@ -25,7 +25,7 @@ from dispatcher.flows import claims
 from dispatcher.flows.claim_cache import Claimant, ClaimedOrders
 from dispatcher.settings import Settings
 from tests.servers import InProcessServer, ProcessServer
-from tests.steps import Team, claimed, file, ok, team
+from tests.steps import CrewFactory, Team, claimed, file, ok, team
 
 # --- the knowledge alone ---------------------------------------------------------------
 
@@ -231,22 +231,21 @@ async def test_riders_are_decided_right_after_the_leader(server: InProcessServer
         assert not await server.ctx.board.redis.exists(server.ctx.board.keys.held(agent.id))
 
 
-async def test_a_leader_at_its_limit_leaves_the_order_to_a_rider(settings: Settings) -> None:
+async def test_a_leader_at_its_limit_leaves_the_order_to_a_rider(crew: CrewFactory) -> None:
     """The first claimant holds all it may: `limit_reached` for it, never `taken` for the
     one riding along, who runs in full and wins."""
-    async with InProcessServer(dataclasses.replace(settings, max_held=1)) as srv:
-        tm = await team(srv.url, settings.admin_token or "")
-        busy, free = [await _agent(srv, tm.agent("g1", i)["token"]) for i in range(2)]
+    async with crew(max_held=1) as tm:
+        busy, free = [await _agent(tm.server, tm.agent("g1", i)["token"]) for i in range(2)]
         await claimed(tm, tm.agent("g1", 0))
         order = await file(tm)
         got = await asyncio.gather(
-            _claim(srv, busy, order["id"], "x1"), _claim(srv, free, order["id"], "y1")
+            _claim(tm.server, busy, order["id"], "x1"), _claim(tm.server, free, order["id"], "y1")
         )
         assert got == ["limit_reached", "won"]
         # Known claimed now: the agent at its limit hears `taken`, not `limit_reached`.
-        await _closed_path(srv, order["id"])
-        assert await _claim(srv, busy, order["id"], "x2") == "taken"
-        assert await srv.ctx.board.held_count(busy.id) == 1
+        await _closed_path(tm.server, order["id"])
+        assert await _claim(tm.server, busy, order["id"], "x2") == "taken"
+        assert await tm.server.ctx.board.held_count(busy.id) == 1
 
 
 async def test_a_released_order_is_won_again_through_a_process_that_knew_it_claimed(
@@ -283,20 +282,21 @@ async def test_a_released_order_is_won_again_through_a_process_that_knew_it_clai
     assert [r["claimed_by"] for r in rows] == [b.id, c.id]
 
 
-async def test_losers_in_one_process_cost_no_script_of_their_own(settings: Settings) -> None:
+async def test_losers_in_one_process_cost_no_script_of_their_own(
+    settings: Settings, crew: CrewFactory
+) -> None:
     """80 agents on one process claim each order at once over websockets: one `won`, and the
     79 losers are decided in the leader's call or shared calls, never reserving a place."""
     settings = dataclasses.replace(settings, reconcile_interval=60)
-    async with InProcessServer(settings) as srv:
-        tm = await team(srv.url, settings.admin_token or "", {"g1": 80})
+    async with crew({"g1": 80}, reconcile_interval=60) as tm:
         clients = await asyncio.gather(
-            *(AgentClient.connect(srv.url, a["token"]) for a in tm.agents["g1"])
+            *(AgentClient.connect(tm.url, a["token"]) for a in tm.agents["g1"])
         )
         r = aioredis.Redis.from_url(settings.redis_url)
         try:
             for round_ in range(4):  # the first loads the scripts into Redis
                 order = await file(tm)
-                known = srv.ctx.hub.claimed
+                known = tm.server.ctx.hub.claimed
                 scripts = await _evalsha_calls(r)
                 batches = known.batches
                 results = await asyncio.gather(*(c.claim(order["id"]) for c in clients))

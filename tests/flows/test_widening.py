@@ -15,7 +15,8 @@ import asyncpg
 
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
-from tests.servers import InProcessServer, ProcessServer, intake_token, offers_for, roster
+from tests.servers import ProcessServer, intake_token, offers_for, roster
+from tests.steps import CrewFactory
 
 BOUND_MS = 1500
 
@@ -24,16 +25,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def test_other_grids_get_the_offer_only_after_the_deadline(settings: Settings) -> None:
-    settings = dataclasses.replace(settings, widen_after=0.8, sweep_interval=0.25)
-    async with InProcessServer(settings) as srv:
-        async with srv.admin() as admin:
-            agents = await roster(admin, {"g1": 1, "g2": 1})
-            intake = await intake_token(admin)
+async def test_other_grids_get_the_offer_only_after_the_deadline(crew: CrewFactory) -> None:
+    async with crew({"g1": 1, "g2": 1}, widen_after=0.8, sweep_interval=0.25) as c:
         async with (
-            ApiClient(srv.url, intake) as api,
-            AgentClient.connect(srv.url, agents["g1"][0]["token"]) as own,
-            AgentClient.connect(srv.url, agents["g2"][0]["token"]) as other,
+            ApiClient(c.url, c.intake) as api,
+            AgentClient.connect(c.url, c.agents["g1"][0]["token"]) as own,
+            AgentClient.connect(c.url, c.agents["g2"][0]["token"]) as other,
         ):
             order = await api.file_order(grid="g1", text="我要办理医保参保")
             assert order["widen_at"] - order["created_at"] == 800
@@ -47,16 +44,12 @@ async def test_other_grids_get_the_offer_only_after_the_deadline(settings: Setti
             assert versions == [1, 2]
 
 
-async def test_claimed_orders_never_widen(settings: Settings) -> None:
-    settings = dataclasses.replace(settings, widen_after=0.3, sweep_interval=0.25)
-    async with InProcessServer(settings) as srv:
-        async with srv.admin() as admin:
-            agents = await roster(admin, {"g1": 1, "g2": 1})
-            intake = await intake_token(admin)
+async def test_claimed_orders_never_widen(crew: CrewFactory) -> None:
+    async with crew({"g1": 1, "g2": 1}, widen_after=0.3, sweep_interval=0.25) as c:
         async with (
-            ApiClient(srv.url, intake) as api,
-            AgentClient.connect(srv.url, agents["g1"][0]["token"]) as own,
-            AgentClient.connect(srv.url, agents["g2"][0]["token"]) as other,
+            ApiClient(c.url, c.intake) as api,
+            AgentClient.connect(c.url, c.agents["g1"][0]["token"]) as own,
+            AgentClient.connect(c.url, c.agents["g2"][0]["token"]) as other,
         ):
             order = await api.file_order(grid="g1", text="x")
             assert (await own.claim(order["id"])).result == "won"

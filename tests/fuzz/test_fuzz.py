@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from clients.agent import ws_url
+from clients.framesocket import ws_url
 from dispatcher.live import wire
 from tests.fuzz import strategies as fz
 from tests.servers import InProcessServer

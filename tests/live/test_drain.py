@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from clients import AgentClient, TrackingClient
-from clients.agent import ConnectionRejectedError
+from clients.framesocket import ConnectionRejectedError
 from dispatcher.live.drain import drain
 from tests.servers import InProcessServer
 from tests.steps import file, team

@@ -8,7 +8,8 @@ from pathlib import Path
 from clients import AgentClient, ApiClient
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.servers import InProcessServer, ProcessServer, intake_token, roster
+from tests.servers import ProcessServer, intake_token, roster
+from tests.steps import CrewFactory
 
 
 async def test_order_filed_on_one_process_reaches_agents_on_another(
@@ -40,17 +41,15 @@ async def test_order_filed_on_one_process_reaches_agents_on_another(
             assert (frame.order_id, frame.reason) == (first["id"], "claimed")
 
 
-async def test_offers_go_only_to_the_orders_grid(server: InProcessServer) -> None:
+async def test_offers_go_only_to_the_orders_grid(crew: CrewFactory) -> None:
     """An agent sees only what is offered to it."""
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1, "g2": 1})
-        intake = await intake_token(admin)
-    async with (
-        AgentClient.connect(server.url, agents["g1"][0]["token"]) as own,
-        AgentClient.connect(server.url, agents["g2"][0]["token"]) as other,
-        ApiClient(server.url, intake) as api,
-    ):
-        order = await api.file_order(grid="g1", text="x")
-        await own.wait_offer(order["id"], timeout=5)
-        await asyncio.sleep(0.3)
-        assert order["id"] not in other.offers
+    async with crew({"g1": 1, "g2": 1}) as c:
+        async with (
+            AgentClient.connect(c.url, c.agents["g1"][0]["token"]) as own,
+            AgentClient.connect(c.url, c.agents["g2"][0]["token"]) as other,
+            ApiClient(c.url, c.intake) as api,
+        ):
+            order = await api.file_order(grid="g1", text="x")
+            await own.wait_offer(order["id"], timeout=5)
+            await asyncio.sleep(0.3)
+            assert order["id"] not in other.offers

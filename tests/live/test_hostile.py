@@ -15,8 +15,7 @@ from clients import AgentClient
 from dispatcher.flows.claim_cache import Claimant, ClaimedOrders
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.servers import InProcessServer
-from tests.steps import file, team
+from tests.steps import CrewFactory, file
 
 HONEST = 200
 HOSTILE = 10
@@ -41,16 +40,17 @@ async def _expect_refusals(client: AgentClient, count: int) -> list[wire.Error]:
     return got
 
 
-async def test_hostile_frames_during_a_200_agent_race(settings: Settings) -> None:
+async def test_hostile_frames_during_a_200_agent_race(
+    settings: Settings, crew: CrewFactory
+) -> None:
     settings = dataclasses.replace(settings, reconcile_interval=60)
-    async with InProcessServer(settings) as srv:
-        tm = await team(srv.url, settings.admin_token or "", {"g1": HONEST + HOSTILE})
+    async with crew({"g1": HONEST + HOSTILE}, reconcile_interval=60) as tm:
         agents = tm.agents["g1"]
         honest = await asyncio.gather(
-            *(AgentClient.connect(srv.url, a["token"]) for a in agents[:HONEST])
+            *(AgentClient.connect(tm.url, a["token"]) for a in agents[:HONEST])
         )
         hostile = await asyncio.gather(
-            *(AgentClient.connect(srv.url, a["token"], encoding="json") for a in agents[HONEST:])
+            *(AgentClient.connect(tm.url, a["token"], encoding="json") for a in agents[HONEST:])
         )
         try:
             for _ in range(ROUNDS):

@@ -13,17 +13,17 @@ import asyncpg
 from clients import AgentClient, ApiClient
 from dispatcher.live import wire
 from dispatcher.settings import Settings
-from tests.servers import InProcessServer
-from tests.steps import team
+from tests.steps import CrewFactory
 
 OPEN = 3000
 FOREIGN = 50  # widened orders of another grid, after the agent's own
 
 
-async def test_an_agent_with_3000_open_orders_gets_them_all(settings: Settings) -> None:
+async def test_an_agent_with_3000_open_orders_gets_them_all(
+    settings: Settings, crew: CrewFactory
+) -> None:
     settings = dataclasses.replace(settings, reconcile_interval=60, send_queue=1024)
-    async with InProcessServer(settings) as srv:
-        tm = await team(srv.url, settings.admin_token or "", {"g1": 1, "g2": 1})
+    async with crew({"g1": 1, "g2": 1}, reconcile_interval=60, send_queue=1024) as tm:
         async with ApiClient(tm.url, tm.intake) as api:
             for grid, count in (("g2", FOREIGN), ("g1", OPEN)):
                 for start in range(0, count, 100):
@@ -44,7 +44,7 @@ async def test_an_agent_with_3000_open_orders_gets_them_all(settings: Settings) 
         await conn.close()
 
         started = time.monotonic()
-        agent = await AgentClient.connect(srv.url, tm.agent("g1")["token"])
+        agent = await AgentClient.connect(tm.url, tm.agent("g1")["token"])
         try:
             ids: list[int] = []
             while True:

@@ -24,7 +24,8 @@ from dispatcher.settings import Settings
 from loadtest.locust import consistency as c
 from loadtest.locust.run import locust_command, locust_env, seconds
 from loadtest.locust.scenarios import SCENARIOS, drops_in_wave, parse_range, plan
-from tests.servers import ROOT, InProcessServer, ProcessServer, intake_token, roster
+from tests.servers import ROOT, InProcessServer, ProcessServer
+from tests.steps import CrewFactory
 
 # --- locust against a real server -----------------------------------------------------------
 
@@ -132,23 +133,20 @@ class Finished:
 
 
 @pytest.fixture
-async def finished(settings: Settings, tmp_path: Path) -> Finished:
+async def finished(settings: Settings, crew: CrewFactory, tmp_path: Path) -> Finished:
     # A server of our own, stopped before the test tampers with Redis: a running one would
     # repair the tampering (the reconciler), which is what the checker must catch.
-    async with InProcessServer(settings) as srv:
-        async with srv.admin() as admin:
-            agents = await roster(admin, {"g1": 2, "g2": 1})
-            intake = await intake_token(admin)
-        a, b = agents["g1"]
-        (cc,) = agents["g2"]
-        async with ApiClient(srv.url, intake) as api:
+    async with crew({"g1": 2, "g2": 1}) as c:
+        a, b = c.agents["g1"]
+        (cc,) = c.agents["g2"]
+        async with ApiClient(c.url, c.intake) as api:
             where = {"mine": "g1", "theirs": "g2", "open1": "g1", "open2": "g1"}
             orders = {
                 name: (await api.file_order(grid=grid, text=name))["id"]
                 for name, grid in where.items()
             }
         for agent, order in ((a, "mine"), (cc, "theirs")):
-            async with ApiClient(srv.url, agent["token"]) as client:
+            async with ApiClient(c.url, agent["token"]) as client:
                 assert (await client.claim(orders[order]))["result"] == "won"
     run = Finished(
         settings, tmp_path / "won.jsonl", {"a": a["id"], "b": b["id"], "c": cc["id"]}, orders

@@ -13,81 +13,80 @@ from clients import ApiClient
 from dispatcher.settings import Settings
 from tests.browser import Pages
 from tests.servers import InProcessServer, intake_token, roster
+from tests.steps import CrewFactory
 
 
 def card(page, order_id: int):  # type: ignore[no-untyped-def]
     return page.locator(f'article.offer[data-order-id="{order_id}"]')
 
 
-async def test_a_live_offer_is_grabbed(server: InProcessServer, pages: Pages) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    page = await pages.open(f"/app/#token={agents['g1'][0]['token']}")
-    await expect(page.locator("#conn")).to_have_text("已连接")
-    assert "token" not in page.url  # moved from the address bar into storage
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", text="我要办理低保申请")
-    offer = card(page, order["id"])
-    await expect(offer).to_contain_text("我要办理低保申请")
-    await expect(offer).to_contain_text(f"#{order['id']}")
-    await pages.screenshots(page, "app-offers")
-    await offer.get_by_role("button", name="抢单", exact=True).click()
-    await expect(offer).to_contain_text("已抢到")
-    assert (await server.ctx.store.get_order(order["id"])).claimed_by == agents["g1"][0]["id"]
-    await page.get_by_role("tab", name=re.compile("我的工单")).click()
-    mine = page.locator(f'article.mine[data-order-id="{order["id"]}"]')
-    await expect(mine).to_contain_text("已接单")
-    # A free-text order: the agent gives it its catalogue item, and so its checklist.
-    await mine.get_by_text("定事项", exact=True).click()
-    await mine.get_by_label("办理事项").select_option("MZ-001")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine).to_contain_text("最低生活保障申请")
-    await mine.get_by_text("受理", exact=True).click()
-    await expect(mine.get_by_label("家庭收入情况说明")).to_have_count(1)
-    await pages.screenshots(page, "app-mine")
-    pages.assert_clean()
-
-
-async def test_two_agents_race_and_exactly_one_wins(server: InProcessServer, pages: Pages) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 2})
-        intake = await intake_token(admin)
-    one, two = [await pages.open(f"/app/#token={a['token']}") for a in agents["g1"]]
-    for page in (one, two):
+async def test_a_live_offer_is_grabbed(crew: CrewFactory, pages: Pages) -> None:
+    async with crew({"g1": 1}) as c:
+        pages.base_url = c.url
+        page = await pages.open(f"/app/#token={c.agents['g1'][0]['token']}")
         await expect(page.locator("#conn")).to_have_text("已连接")
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", text="我要办理独生子女证")
-    buttons = [
-        card(p, order["id"]).get_by_role("button", name="抢单", exact=True) for p in (one, two)
-    ]
-    for button in buttons:
-        await expect(button).to_be_enabled()
-    # Both clicks must be sent before either answer comes back, or the loser's card may be
-    # withdrawn before its click lands: click from inside each page (no actionability waits,
-    # which take long on a loaded machine), both at once.
-    await asyncio.gather(*(b.evaluate("el => el.click()") for b in buttons))
-    answers = []
-    for page in (one, two):
-        answer = card(page, order["id"]).locator(".answer")
-        await expect(answer).to_have_text(re.compile("^(已抢到|已被抢)$"))
-        answers.append(await answer.inner_text())
-    assert sorted(answers) == ["已抢到", "已被抢"]
-    winner = agents["g1"][answers.index("已抢到")]
-    assert (await server.ctx.store.get_order(order["id"])).claimed_by == winner["id"]
-    # The loser's card goes once the answer has been shown.
-    loser = (one, two)[answers.index("已被抢")]
-    await expect(card(loser, order["id"])).to_have_count(0)
-    # Grabbed elsewhere (here over HTTP) while shown: the card goes without a click.
-    async with ApiClient(server.url, intake) as api:
-        shown = await api.file_order(grid="g1", text="被别人抢走的单")
-    await expect(card(two, shown["id"])).to_have_count(1)
-    async with ApiClient(server.url, agents["g1"][0]["token"]) as first:
-        assert (await first.claim(shown["id"]))["result"] == "won"
-    await expect(card(two, shown["id"])).to_have_count(0)
-    pages.assert_clean()
+        assert "token" not in page.url  # moved from the address bar into storage
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", text="我要办理低保申请")
+        offer = card(page, order["id"])
+        await expect(offer).to_contain_text("我要办理低保申请")
+        await expect(offer).to_contain_text(f"#{order['id']}")
+        await pages.screenshots(page, "app-offers")
+        await offer.get_by_role("button", name="抢单", exact=True).click()
+        await expect(offer).to_contain_text("已抢到")
+        assert (await c.server.ctx.store.get_order(order["id"])).claimed_by == c.agents["g1"][0][
+            "id"
+        ]
+        await page.get_by_role("tab", name=re.compile("我的工单")).click()
+        mine = page.locator(f'article.mine[data-order-id="{order["id"]}"]')
+        await expect(mine).to_contain_text("已接单")
+        # A free-text order: the agent gives it its catalogue item, and so its checklist.
+        await mine.get_by_text("定事项", exact=True).click()
+        await mine.get_by_label("办理事项").select_option("MZ-001")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine).to_contain_text("最低生活保障申请")
+        await mine.get_by_text("受理", exact=True).click()
+        await expect(mine.get_by_label("家庭收入情况说明")).to_have_count(1)
+        await pages.screenshots(page, "app-mine")
+        pages.assert_clean()
+
+
+async def test_two_agents_race_and_exactly_one_wins(crew: CrewFactory, pages: Pages) -> None:
+    async with crew({"g1": 2}) as c:
+        pages.base_url = c.url
+        one, two = [await pages.open(f"/app/#token={a['token']}") for a in c.agents["g1"]]
+        for page in (one, two):
+            await expect(page.locator("#conn")).to_have_text("已连接")
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", text="我要办理独生子女证")
+        buttons = [
+            card(p, order["id"]).get_by_role("button", name="抢单", exact=True) for p in (one, two)
+        ]
+        for button in buttons:
+            await expect(button).to_be_enabled()
+        # Both clicks must be sent before either answer comes back, or the loser's card may be
+        # withdrawn before its click lands: click from inside each page (no actionability waits,
+        # which take long on a loaded machine), both at once.
+        await asyncio.gather(*(b.evaluate("el => el.click()") for b in buttons))
+        answers = []
+        for page in (one, two):
+            answer = card(page, order["id"]).locator(".answer")
+            await expect(answer).to_have_text(re.compile("^(已抢到|已被抢)$"))
+            answers.append(await answer.inner_text())
+        assert sorted(answers) == ["已抢到", "已被抢"]
+        winner = c.agents["g1"][answers.index("已抢到")]
+        assert (await c.server.ctx.store.get_order(order["id"])).claimed_by == winner["id"]
+        # The loser's card goes once the answer has been shown.
+        loser = (one, two)[answers.index("已被抢")]
+        await expect(card(loser, order["id"])).to_have_count(0)
+        # Grabbed elsewhere (here over HTTP) while shown: the card goes without a click.
+        async with ApiClient(c.url, c.intake) as api:
+            shown = await api.file_order(grid="g1", text="被别人抢走的单")
+        await expect(card(two, shown["id"])).to_have_count(1)
+        async with ApiClient(c.url, c.agents["g1"][0]["token"]) as first:
+            assert (await first.claim(shown["id"]))["result"] == "won"
+        await expect(card(two, shown["id"])).to_have_count(0)
+        pages.assert_clean()
 
 
 async def test_the_app_reconnects_after_a_restart(settings: Settings, pages: Pages) -> None:
@@ -123,59 +122,62 @@ async def test_the_app_reconnects_after_a_restart(settings: Settings, pages: Pag
     pages.assert_clean()
 
 
-async def test_the_agent_handles_an_order_from_the_app(
-    server: InProcessServer, pages: Pages
-) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    page = await pages.open(f"/app/#token={agents['g1'][0]['token']}")
-    await expect(page.locator("#conn")).to_have_text("已连接")
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", item="HJ-001")
-    oid, materials = order["id"], order["materials"]
-    offer = card(page, oid)
-    await offer.get_by_text("办事指南").click()
-    await expect(offer.locator(".guide-body")).to_contain_text("办理步骤")
-    await offer.get_by_role("button", name="抢单", exact=True).click()
-    await expect(offer).to_contain_text("已抢到")
-    await page.get_by_role("tab", name=re.compile("我的工单")).click()
-    mine = page.locator(f'article.mine[data-order-id="{oid}"]')
-    # Accept with two of the materials; the rest by a supply-by date.
-    await mine.get_by_text("受理", exact=True).click()
-    for material in materials[:2]:
-        await mine.get_by_label(material).check()
-    tomorrow = time.strftime("%Y-%m-%d", time.localtime(time.time() + 2 * 86400))
-    await mine.get_by_label("补件截止日期").fill(tomorrow)
-    await pages.screenshots(page, "app-accept")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine.locator(".badge.status")).to_have_text("待补件")
-    await expect(mine).to_contain_text(materials[2])
-    await mine.get_by_text("补件", exact=True).click()
-    for material in materials[2:]:
-        await mine.get_by_label(material).check()
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine.locator(".badge.status")).to_have_text("办理中")
-    await mine.get_by_text("进度", exact=True).click()
-    await mine.get_by_label("进度说明").fill("材料已交县公安局户籍窗口")
-    await mine.get_by_label("办理窗口").select_option("county")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(page.locator(".toast", has_text="已记录进度")).to_have_count(1)
-    await mine.get_by_text("回复", exact=True).click()
-    await mine.get_by_label("办理结果").fill("已办结，新户口簿已送到申请人家中")
-    await mine.get_by_label("业务编号").fill("HJ2026-0002")
-    await mine.get_by_label("代缴费用").fill("工本费 20")
-    await mine.get_by_role("button", name="提交").click()
-    await expect(mine).to_have_count(0)  # replied: no longer held
-    stored = await server.ctx.store.get_order(oid)
-    assert stored is not None and stored.status.value == "replied"
-    events = await server.ctx.store.order_events(oid)
-    kinds = [e["kind"] for e in events]
-    assert kinds == ["filed", "claimed", "awaiting_materials", "supplied", "progress", "replied"]
-    assert events[4]["details"]["desk"] == "county"
-    assert events[5]["details"]["fees"] == [{"item": "工本费", "amount_fen": 2000}]
-    pages.assert_clean()
+async def test_the_agent_handles_an_order_from_the_app(crew: CrewFactory, pages: Pages) -> None:
+    async with crew({"g1": 1}) as c:
+        pages.base_url = c.url
+        page = await pages.open(f"/app/#token={c.agents['g1'][0]['token']}")
+        await expect(page.locator("#conn")).to_have_text("已连接")
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", item="HJ-001")
+        oid, materials = order["id"], order["materials"]
+        offer = card(page, oid)
+        await offer.get_by_text("办事指南").click()
+        await expect(offer.locator(".guide-body")).to_contain_text("办理步骤")
+        await offer.get_by_role("button", name="抢单", exact=True).click()
+        await expect(offer).to_contain_text("已抢到")
+        await page.get_by_role("tab", name=re.compile("我的工单")).click()
+        mine = page.locator(f'article.mine[data-order-id="{oid}"]')
+        # Accept with two of the materials; the rest by a supply-by date.
+        await mine.get_by_text("受理", exact=True).click()
+        for material in materials[:2]:
+            await mine.get_by_label(material).check()
+        tomorrow = time.strftime("%Y-%m-%d", time.localtime(time.time() + 2 * 86400))
+        await mine.get_by_label("补件截止日期").fill(tomorrow)
+        await pages.screenshots(page, "app-accept")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine.locator(".badge.status")).to_have_text("待补件")
+        await expect(mine).to_contain_text(materials[2])
+        await mine.get_by_text("补件", exact=True).click()
+        for material in materials[2:]:
+            await mine.get_by_label(material).check()
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine.locator(".badge.status")).to_have_text("办理中")
+        await mine.get_by_text("进度", exact=True).click()
+        await mine.get_by_label("进度说明").fill("材料已交县公安局户籍窗口")
+        await mine.get_by_label("办理窗口").select_option("county")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(page.locator(".toast", has_text="已记录进度")).to_have_count(1)
+        await mine.get_by_text("回复", exact=True).click()
+        await mine.get_by_label("办理结果").fill("已办结，新户口簿已送到申请人家中")
+        await mine.get_by_label("业务编号").fill("HJ2026-0002")
+        await mine.get_by_label("代缴费用").fill("工本费 20")
+        await mine.get_by_role("button", name="提交").click()
+        await expect(mine).to_have_count(0)  # replied: no longer held
+        stored = await c.server.ctx.store.get_order(oid)
+        assert stored is not None and stored.status.value == "replied"
+        events = await c.server.ctx.store.order_events(oid)
+        kinds = [e["kind"] for e in events]
+        assert kinds == [
+            "filed",
+            "claimed",
+            "awaiting_materials",
+            "supplied",
+            "progress",
+            "replied",
+        ]
+        assert events[4]["details"]["desk"] == "county"
+        assert events[5]["details"]["fees"] == [{"item": "工本费", "amount_fen": 2000}]
+        pages.assert_clean()
 
 
 async def test_offers_grey_out_at_the_held_limit(settings: Settings, pages: Pages) -> None:
@@ -208,34 +210,34 @@ async def test_offers_grey_out_at_the_held_limit(settings: Settings, pages: Page
 
 
 async def test_the_app_opens_offline_and_reconnects_when_the_network_returns(
-    server: InProcessServer, pages: Pages
+    crew: CrewFactory, pages: Pages
 ) -> None:
-    pages.base_url = server.url
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    page = await pages.open(f"/app/#token={agents['g1'][0]['token']}")
-    await expect(page.locator("#conn")).to_have_text("已连接")
-    assert await page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
-    async with ApiClient(server.url, intake) as api:
-        held = await api.file_order(grid="g1", text="离线也要看得到")
-        await card(page, held["id"]).get_by_role("button", name="抢单", exact=True).click()
-        await expect(card(page, held["id"])).to_contain_text("已抢到")
-        await expect(page.locator("#mine-count")).to_have_text("1")
-        # The service worker now controls the page (it claimed it on activation).
-        await page.reload()
+    async with crew({"g1": 1}) as c:
+        pages.base_url = c.url
+        page = await pages.open(f"/app/#token={c.agents['g1'][0]['token']}")
         await expect(page.locator("#conn")).to_have_text("已连接")
-        await page.context.set_offline(True)
-        await page.reload()  # from the service worker's cache
-        await expect(page.locator("h1")).to_have_text("帮办 · 代办员")
-        await expect(page.locator("#conn")).to_have_text("离线")
-        await expect(page.locator(f'article.mine[data-order-id="{held["id"]}"]')).to_have_count(1)
-        await pages.screenshots(page, "app-offline")
-        later = await api.file_order(grid="g1", text="网络恢复后收到")
-        await page.context.set_offline(False)
-        await expect(page.locator("#conn")).to_have_text("已连接")
-        await expect(card(page, later["id"])).to_contain_text("网络恢复后收到")
-    pages.assert_clean()
+        assert await page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+        async with ApiClient(c.url, c.intake) as api:
+            held = await api.file_order(grid="g1", text="离线也要看得到")
+            await card(page, held["id"]).get_by_role("button", name="抢单", exact=True).click()
+            await expect(card(page, held["id"])).to_contain_text("已抢到")
+            await expect(page.locator("#mine-count")).to_have_text("1")
+            # The service worker now controls the page (it claimed it on activation).
+            await page.reload()
+            await expect(page.locator("#conn")).to_have_text("已连接")
+            await page.context.set_offline(True)
+            await page.reload()  # from the service worker's cache
+            await expect(page.locator("h1")).to_have_text("帮办 · 代办员")
+            await expect(page.locator("#conn")).to_have_text("离线")
+            await expect(page.locator(f'article.mine[data-order-id="{held["id"]}"]')).to_have_count(
+                1
+            )
+            await pages.screenshots(page, "app-offline")
+            later = await api.file_order(grid="g1", text="网络恢复后收到")
+            await page.context.set_offline(False)
+            await expect(page.locator("#conn")).to_have_text("已连接")
+            await expect(card(page, later["id"])).to_contain_text("网络恢复后收到")
+        pages.assert_clean()
 
 
 async def test_sign_in_sign_out_and_an_unknown_token(server: InProcessServer, pages: Pages) -> None:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from clients import AgentClient, ApiClient
-from clients.agent import FrameRejectedError
+from clients.framesocket import FrameRejectedError
 from dispatcher.settings import Settings
 from tests.pointsflows import Clock, county, fetch, read_csv, read_xlsx
 from tests.servers import InProcessServer

@@ -163,7 +163,7 @@ async def test_tracking_socket_with_a_bad_id_closes_with_a_code(
 ) -> None:
     from websockets.asyncio.client import connect
 
-    from clients.agent import ws_url
+    from clients.framesocket import ws_url
 
     uri = ws_url(server.url, "/v1/orders/²/ws", ADMIN_TOKEN, "json")
     async with connect(uri) as ws:

@@ -20,7 +20,7 @@ import pytest
 from dispatcher.settings import Settings
 from tests.proxy import Proxy
 from tests.servers import InProcessServer
-from tests.steps import Team, team
+from tests.steps import CrewFactory, Team, team
 
 BODY = {"grid": "g1", "text": "补办身份证"}
 
@@ -42,46 +42,48 @@ async def _count(dsn: str | None) -> int:
         await conn.close()
 
 
-async def test_a_retry_with_the_same_key_gets_the_first_order(server: InProcessServer) -> None:
-    t = await team(server.url, server.settings.admin_token or "", {"g1": 1})
-    first = await _post(t, BODY, "k-1")
-    again = await _post(t, BODY, "k-1")
-    assert (first.status_code, again.status_code) == (201, 201)
-    assert again.json()["id"] == first.json()["id"]
-    assert again.headers["Idempotency-Replayed"] == "true"
-    assert "Idempotency-Replayed" not in first.headers
-    # Both tracking tokens track the order.
-    for answer in (first, again):
-        async with httpx.AsyncClient(base_url=t.url) as http:
-            r = await http.get(
-                f"/v1/orders/{first.json()['id']}",
-                headers={"Authorization": f"Bearer {answer.json()['tracking_token']}"},
-            )
-        assert r.status_code == 200
-    other = await _post(t, BODY, "k-2")
-    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
-    assert await _count(server.settings.database_url) == 2
+async def test_a_retry_with_the_same_key_gets_the_first_order(crew: CrewFactory) -> None:
+    async with crew({"g1": 1}) as t:
+        first = await _post(t, BODY, "k-1")
+        again = await _post(t, BODY, "k-1")
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json()["id"] == first.json()["id"]
+        assert again.headers["Idempotency-Replayed"] == "true"
+        assert "Idempotency-Replayed" not in first.headers
+        # Both tracking tokens track the order.
+        for answer in (first, again):
+            async with httpx.AsyncClient(base_url=t.url) as http:
+                r = await http.get(
+                    f"/v1/orders/{first.json()['id']}",
+                    headers={"Authorization": f"Bearer {answer.json()['tracking_token']}"},
+                )
+            assert r.status_code == 200
+        other = await _post(t, BODY, "k-2")
+        assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+        assert await _count(t.server.settings.database_url) == 2
 
 
 async def test_a_key_reused_for_another_body_or_malformed_is_refused(
-    server: InProcessServer,
+    crew: CrewFactory,
 ) -> None:
-    t = await team(server.url, server.settings.admin_token or "", {"g1": 1})
-    assert (await _post(t, BODY, "k-1")).status_code == 201
-    reused = await _post(t, {**BODY, "text": "另一件事"}, "k-1")
-    assert reused.status_code == 422
-    assert reused.json()["error"]["code"] == "idempotency_key_reused"
-    bad = await _post(t, BODY, "has space")
-    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "Idempotency-Key"
-    assert await _count(server.settings.database_url) == 1
+    async with crew({"g1": 1}) as t:
+        assert (await _post(t, BODY, "k-1")).status_code == 201
+        reused = await _post(t, {**BODY, "text": "另一件事"}, "k-1")
+        assert reused.status_code == 422
+        assert reused.json()["error"]["code"] == "idempotency_key_reused"
+        bad = await _post(t, BODY, "has space")
+        assert (
+            bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "Idempotency-Key"
+        )
+        assert await _count(t.server.settings.database_url) == 1
 
 
-async def test_concurrent_retries_file_one_order(server: InProcessServer) -> None:
-    t = await team(server.url, server.settings.admin_token or "", {"g1": 1})
-    answers = await asyncio.gather(*(_post(t, BODY, "same") for _ in range(8)))
-    assert {a.status_code for a in answers} == {201}
-    assert len({a.json()["id"] for a in answers}) == 1
-    assert await _count(server.settings.database_url) == 1
+async def test_concurrent_retries_file_one_order(crew: CrewFactory) -> None:
+    async with crew({"g1": 1}) as t:
+        answers = await asyncio.gather(*(_post(t, BODY, "same") for _ in range(8)))
+        assert {a.status_code for a in answers} == {201}
+        assert len({a.json()["id"] for a in answers}) == 1
+        assert await _count(t.server.settings.database_url) == 1
 
 
 # --- across a cut of Postgres ----------------------------------------------------------------

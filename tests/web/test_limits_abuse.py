@@ -4,16 +4,14 @@ an agent claiming too fast is refused ``rate_limited`` (HTTP and websocket), cou
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import httpx
 
 from clients import AgentClient, ApiClient
 from dispatcher.core.limits import Windows
-from dispatcher.settings import Settings
-from tests.servers import InProcessServer, intake_token
-from tests.steps import team
+from tests.servers import intake_token
+from tests.steps import CrewFactory
 
 
 def test_windows_count_per_key_and_say_how_long_to_wait() -> None:
@@ -28,13 +26,11 @@ def test_windows_count_per_key_and_say_how_long_to_wait() -> None:
     assert len(few._counts) == 2
 
 
-async def test_filing_rate_per_token(settings: Settings) -> None:
-    settings = dataclasses.replace(settings, filing_rate=5)
-    async with InProcessServer(settings) as srv:
-        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
-        async with ApiClient(srv.url, settings.admin_token or "") as admin:
+async def test_filing_rate_per_token(crew: CrewFactory) -> None:
+    async with crew({"g1": 1}, filing_rate=5) as t:
+        async with ApiClient(t.url, t.admin_token) as admin:
             other = await intake_token(admin)
-        async with httpx.AsyncClient(base_url=srv.url) as http:
+        async with httpx.AsyncClient(base_url=t.url) as http:
 
             async def file(token: str) -> httpx.Response:
                 return await http.post(
@@ -50,17 +46,15 @@ async def test_filing_rate_per_token(settings: Settings) -> None:
             assert refused.json()["error"]["code"] == "rate_limited"
             assert 1 <= int(refused.headers["Retry-After"]) <= 60
             assert (await file(other)).status_code == 201  # per token
-            assert (await file(settings.admin_token or "")).status_code == 201  # operators
-        assert srv.ctx.metrics.filings_rate_limited._value.get() == 1
+            assert (await file(t.admin_token)).status_code == 201  # operators
+        assert t.server.ctx.metrics.filings_rate_limited._value.get() == 1
 
 
-async def test_a_grid_at_its_cap_escalates_instead_of_offering(settings: Settings) -> None:
-    settings = dataclasses.replace(settings, grid_open_cap=3)
-    async with InProcessServer(settings) as srv:
-        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
+async def test_a_grid_at_its_cap_escalates_instead_of_offering(crew: CrewFactory) -> None:
+    async with crew({"g1": 1}, grid_open_cap=3) as t:
         async with (
-            AgentClient.connect(srv.url, t.agent()["token"]) as agent,
-            ApiClient(srv.url, t.intake) as api,
+            AgentClient.connect(t.url, t.agent()["token"]) as agent,
+            ApiClient(t.url, t.intake) as api,
         ):
             filed = [await api.file_order(grid="g1", text=f"第{i}件") for i in range(5)]
             assert [o["status"] for o in filed] == ["offered"] * 3 + ["escalated"] * 2
@@ -69,16 +63,14 @@ async def test_a_grid_at_its_cap_escalates_instead_of_offering(settings: Setting
             last = await api.file_order(grid="g1", text="再一件")
             assert last["status"] == "escalated"
             assert not {o["id"] for o in filed[3:]} & set(agent.offers)
-        assert srv.ctx.metrics.orders_capped._value.get() == 3
+        assert t.server.ctx.metrics.orders_capped._value.get() == 3
 
 
-async def test_claims_per_agent_per_minute(settings: Settings) -> None:
-    settings = dataclasses.replace(settings, claim_rate=4)
-    async with InProcessServer(settings) as srv:
-        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
-        async with ApiClient(srv.url, t.intake) as api:
+async def test_claims_per_agent_per_minute(crew: CrewFactory) -> None:
+    async with crew({"g1": 1}, claim_rate=4) as t:
+        async with ApiClient(t.url, t.intake) as api:
             order = await api.file_order(grid="g1", text="办事")
-        async with AgentClient.connect(srv.url, t.agent()["token"]) as agent:
+        async with AgentClient.connect(t.url, t.agent()["token"]) as agent:
             results = [(await agent.claim(order["id"], f"r{i}")).result for i in range(4)]
             assert results == ["won"] * 4  # the first wins, repeats of a win answer won
             rid = await agent.send_claim(order["id"], "r5")
@@ -87,11 +79,11 @@ async def test_claims_per_agent_per_minute(settings: Settings) -> None:
                 raise AssertionError("not rate limited")
             except Exception as exc:
                 assert getattr(exc, "code", None) == "rate_limited", exc
-        async with httpx.AsyncClient(base_url=srv.url) as http:
+        async with httpx.AsyncClient(base_url=t.url) as http:
             r = await http.post(
                 f"/v1/orders/{order['id']}/claim",
                 content=json.dumps({"request_id": "h1"}),
                 headers={"Authorization": f"Bearer {t.agent()['token']}"},
             )
         assert r.status_code == 429 and "Retry-After" in r.headers
-        assert srv.ctx.metrics.claims_rate_limited._value.get() == 2
+        assert t.server.ctx.metrics.claims_rate_limited._value.get() == 2

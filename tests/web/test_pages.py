@@ -12,7 +12,8 @@ import pytest
 from clients import ApiClient
 from dispatcher.core.places import PlaceIndex
 from geo import Grid, GridSet
-from tests.servers import InProcessServer, intake_token, roster
+from tests.servers import InProcessServer, intake_token
+from tests.steps import CrewFactory
 
 
 async def county(admin: ApiClient) -> None:
@@ -91,42 +92,38 @@ async def test_places_refuse_bad_queries(server: InProcessServer, query: str, co
     assert response.json()["error"]["code"] == code
 
 
-async def test_places_need_a_token_of_the_right_kind(server: InProcessServer) -> None:
-    async with server.admin() as admin:
-        agents = await roster(admin, {"g1": 1})
-        intake = await intake_token(admin)
-    async with httpx.AsyncClient(base_url=server.url) as http:
-        assert (await http.get("/v1/places?q=g1")).status_code == 401
-    async with ApiClient(server.url, intake) as api:
-        order = await api.file_order(grid="g1", text="x")
-    async with ApiClient(server.url, order["tracking_token"]) as tracking:
-        assert (await tracking.request("GET", "/v1/places?q=g1")).status_code == 403
-    async with ApiClient(server.url, agents["g1"][0]["token"]) as agent:
-        assert (await agent.request("GET", "/v1/places?q=g1")).status_code == 403
-        named = (await agent.request("GET", "/v1/places?code=g1,nope")).json()["places"]
-        assert [(p["code"], p["name"]) for p in named] == [("g1", "网格 g1")]
+async def test_places_need_a_token_of_the_right_kind(crew: CrewFactory) -> None:
+    async with crew({"g1": 1}) as c:
+        async with httpx.AsyncClient(base_url=c.url) as http:
+            assert (await http.get("/v1/places?q=g1")).status_code == 401
+        async with ApiClient(c.url, c.intake) as api:
+            order = await api.file_order(grid="g1", text="x")
+        async with ApiClient(c.url, order["tracking_token"]) as tracking:
+            assert (await tracking.request("GET", "/v1/places?q=g1")).status_code == 403
+        async with ApiClient(c.url, c.agents["g1"][0]["token"]) as agent:
+            assert (await agent.request("GET", "/v1/places?q=g1")).status_code == 403
+            named = (await agent.request("GET", "/v1/places?code=g1,nope")).json()["places"]
+            assert [(p["code"], p["name"]) for p in named] == [("g1", "网格 g1")]
 
 
-async def test_the_tracking_qr_is_only_for_its_own_token(server: InProcessServer) -> None:
-    async with server.admin() as admin:
-        await roster(admin, {"g1": 0})
-        intake = await intake_token(admin)
-    async with ApiClient(server.url, intake) as api:
-        one = await api.file_order(grid="g1", text="一")
-        two = await api.file_order(grid="g1", text="二")
-    async with ApiClient(server.url, one["tracking_token"]) as mine:
-        qr = await mine.request("GET", f"/v1/orders/{one['id']}/tracking-qr")
-        assert qr.status_code == 200
-        assert qr.headers["content-type"].startswith("image/svg+xml")
-        assert qr.text.startswith("<svg") and "<path" in qr.text
-        other = await mine.request("GET", f"/v1/orders/{two['id']}/tracking-qr")
-        assert other.status_code == 403
-    async with server.admin() as admin:
-        assert (
-            await admin.request("GET", f"/v1/orders/{one['id']}/tracking-qr")
-        ).status_code == 403
-    async with httpx.AsyncClient(base_url=server.url) as http:
-        assert (await http.get(f"/v1/orders/{one['id']}/tracking-qr")).status_code == 401
+async def test_the_tracking_qr_is_only_for_its_own_token(crew: CrewFactory) -> None:
+    async with crew({"g1": 0}) as c:
+        async with ApiClient(c.url, c.intake) as api:
+            one = await api.file_order(grid="g1", text="一")
+            two = await api.file_order(grid="g1", text="二")
+        async with ApiClient(c.url, one["tracking_token"]) as mine:
+            qr = await mine.request("GET", f"/v1/orders/{one['id']}/tracking-qr")
+            assert qr.status_code == 200
+            assert qr.headers["content-type"].startswith("image/svg+xml")
+            assert qr.text.startswith("<svg") and "<path" in qr.text
+            other = await mine.request("GET", f"/v1/orders/{two['id']}/tracking-qr")
+            assert other.status_code == 403
+        async with c.server.admin() as admin:
+            assert (
+                await admin.request("GET", f"/v1/orders/{one['id']}/tracking-qr")
+            ).status_code == 403
+        async with httpx.AsyncClient(base_url=c.url) as http:
+            assert (await http.get(f"/v1/orders/{one['id']}/tracking-qr")).status_code == 401
 
 
 async def test_grids_with_geometry_on_request(server: InProcessServer) -> None:

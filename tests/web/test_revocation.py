@@ -16,7 +16,7 @@ import httpx
 from clients import AgentClient, ApiClient
 from dispatcher.settings import Settings
 from tests.servers import InProcessServer, ProcessServer
-from tests.steps import team
+from tests.steps import CrewFactory, team
 
 WITHIN = 1.0
 
@@ -107,22 +107,22 @@ async def _is(url: str, token: str, method: str, path: str, want: int, body: Any
     return await _status(url, token, method, path, body) == want
 
 
-async def test_tracking_tokens_lapse_after_the_order_closes(settings: Settings) -> None:
+async def test_tracking_tokens_lapse_after_the_order_closes(
+    settings: Settings, crew: CrewFactory
+) -> None:
     settings = dataclasses.replace(settings, tracking_ttl=1.0)
-    async with InProcessServer(settings) as srv:
-        t = await team(srv.url, settings.admin_token or "", {"g1": 1})
+    async with crew({"g1": 1}, tracking_ttl=1.0) as t:
         admin = settings.admin_token or ""
-        async with ApiClient(srv.url, t.intake) as api:
+        async with ApiClient(t.url, t.intake) as api:
             first = await api.file_order(grid="g1", text="一")
             second = await api.file_order(grid="g1", text="二")
         for order in (first, second):
             path = f"/v1/orders/{order['id']}/cancel"
-            assert await _status(srv.url, admin, "POST", path, {"reason": "测试"}) == 200
+            assert await _status(t.url, admin, "POST", path, {"reason": "测试"}) == 200
         # Just closed: still works (an applicant reads the outcome).
         assert (
-            await _status(srv.url, first["tracking_token"], "GET", f"/v1/orders/{first['id']}")
-            == 200
+            await _status(t.url, first["tracking_token"], "GET", f"/v1/orders/{first['id']}") == 200
         )
         await asyncio.sleep(1.5)
         path = f"/v1/orders/{second['id']}"
-        assert await _status(srv.url, second["tracking_token"], "GET", path) == 401
+        assert await _status(t.url, second["tracking_token"], "GET", path) == 401
