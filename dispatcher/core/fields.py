@@ -67,10 +67,17 @@ class Text:
     required: bool = True
     pattern: re.Pattern[str] | None = None
     doc: str = ""
+    multiline: bool = False
+    """Free text: tab and newline allowed (the text rule); otherwise one line."""
 
     def check(self, body: Mapping[str, Any], name: str) -> str | None:
         return validate.text(
-            dict(body), name, max_len=self.max_len, required=self.required, pattern=self.pattern
+            dict(body),
+            name,
+            max_len=self.max_len,
+            required=self.required,
+            pattern=self.pattern,
+            multiline=self.multiline,
         )
 
     def schema(self) -> Json:

@@ -76,7 +76,10 @@ ORDER_BODY = fields.Obj(
     {
         "item": fields.Code(required=False, doc="A live catalogue item code (GET /v1/catalog)."),
         "text": fields.Text(
-            MAX_TEXT_CHARS, required=False, doc="The need in the applicant's words."
+            MAX_TEXT_CHARS,
+            required=False,
+            multiline=True,
+            doc="The need in the applicant's words (tab and newline allowed).",
         ),
         "grid": fields.Code(required=False, doc="The grid to offer the order to."),
         "location": fields.Obj(
@@ -88,7 +91,10 @@ ORDER_BODY = fields.Obj(
             doc="Where the applicant is: routed to the grid containing it.",
         ),
         "address": fields.Text(
-            MAX_ADDRESS_CHARS, required=False, doc="A contact address, matched to grid names."
+            MAX_ADDRESS_CHARS,
+            required=False,
+            multiline=True,
+            doc="A contact address, matched to grid names.",
         ),
         "applicant": APPLICANT,
         "item_class": fields.Integer(

@@ -58,7 +58,6 @@ _COLUMNS: Mapping[str, Callable[[Any], Any]] = {
 """The order fields a decision may change, and how each is written."""
 
 
-
 class OrderStore:
     """Decisions and deadlines.  Mixed into Store; uses ``self.pool``."""
 
