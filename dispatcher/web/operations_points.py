@@ -14,8 +14,8 @@ from dispatcher.web.schemas import ADMIN, AGENT, MSGPACK, Answer, Operation
 
 Json = dict[str, object]
 
-_MONTH_RE = "^[0-9]{4}-(0[1-9]|1[0-2])$"
-_QUARTER_RE = "^[0-9]{4}-Q[1-4]$"
+_MONTH_RE = "^2[0-9]{3}-(0[1-9]|1[0-2])$"
+_QUARTER_RE = "^2[0-9]{3}-Q[1-4]$"
 _DECIMAL = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "decimal"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**62 - 1}
 
@@ -27,12 +27,12 @@ FORMAT = f.Query(
 MONTH = f.Query(
     "month",
     {"type": "string", "pattern": _MONTH_RE},
-    "YYYY-MM, Asia/Shanghai local time.",
+    "YYYY-MM (2000-2999), Asia/Shanghai local time.",
 )
 QUARTER = f.Query(
     "quarter",
     {"type": "string", "pattern": _QUARTER_RE},
-    "YYYY-Qn, Asia/Shanghai local time.",
+    "YYYY-Qn (2000-2999), Asia/Shanghai local time.",
 )
 _PERIOD_DOC = "  Give exactly one of `month` and `quarter` (else 422 `invalid_value`)."
 _PARAM_ERRORS: dict[int, tuple[str, ...]] = {
@@ -125,7 +125,7 @@ _CALLS: Json = {
         "orders": {"type": "array", "items": {"type": "object"}},
     },
 }
-_REASON = {"type": "string", "minLength": 1, "maxLength": COMMENT_MAX}
+_REASON = {"type": "string", "minLength": 1, "maxLength": COMMENT_MAX, "pattern": f.TEXT_PATTERN}
 
 POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/admin/points"): Operation(

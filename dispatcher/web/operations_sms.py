@@ -20,7 +20,8 @@ _SIGNED_DOC = (
     "  Called by the SMS gateway, not with a bearer token: the request is authenticated by"
     f" `{sms.SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of the raw body>` keyed with"
     f" BANGBAN_SMS_SECRET and `{sms.TIMESTAMP_HEADER}` (epoch seconds, within 5 minutes);"
-    " anything else is 401 `bad_signature` before the body is read.  Idempotent by `id`."
+    " anything else (also any request while BANGBAN_SMS_SECRET is unset) is 401"
+    " `bad_signature` before the body is read.  Idempotent by `id`."
 )
 SIGNATURE_HEADERS: tuple[Json, ...] = (
     {
@@ -35,7 +36,7 @@ SIGNATURE_HEADERS: tuple[Json, ...] = (
         "in": "header",
         "required": True,
         "description": "Epoch seconds; within 5 minutes of the server's clock.",
-        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}(\\.[0-9]+)?$"},
     },
 )
 _BODY_ERRORS: dict[int, tuple[str, ...]] = {
