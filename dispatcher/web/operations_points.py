@@ -125,7 +125,7 @@ _CALLS: Json = {
         "orders": {"type": "array", "items": {"type": "object"}},
     },
 }
-_REASON = {"type": "string", "minLength": 1, "maxLength": COMMENT_MAX, "pattern": f.TEXT_PATTERN}
+_REASON = {"type": "string", "minLength": 1, "maxLength": COMMENT_MAX, "pattern": f.LINE_PATTERN}
 
 POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/admin/points"): Operation(
@@ -156,7 +156,8 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/admin/adjustments"): Operation(
         "add_adjustment",
         "Adjust an agent's points",
-        "Append-only: a correction is another adjustment.  `month` may not be in the future;"
+        "Append-only: a correction is another adjustment; 0 points is refused.  `month` may"
+        " not be in the future;"
         " an adjustment for an approved quarter counts in the next open month (`moved_from`)."
         "  422 `unknown_agent` for an agent that does not exist.",
         "points",
