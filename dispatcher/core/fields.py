@@ -48,14 +48,18 @@ def _described(schema: Json, doc: str) -> Json:
     return schema
 
 
-TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
-"""A text: not blank, no NUL (which Postgres cannot store; the server refuses it, 422)."""
+_OK = r"[^\u0000-\u0008\u000b-\u001f\u007f]"
+TEXT_PATTERN = rf"^{_OK}*[^\s\u0000-\u001f\u007f]{_OK}*$"
+"""A text: not blank, no control character but tab and newline (the server refuses them, 422,
+``validate.text_problem``; NUL also because Postgres cannot store it)."""
+LINE_PATTERN = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+"""A one-line text (:class:`Text`): not blank, no control character at all."""
 
 
 def _pattern(regex: re.Pattern[str] | None) -> str:
     """The JSON Schema form of a Python pattern (ours are ECMA-compatible)."""
     if regex is None:
-        return TEXT_PATTERN
+        return LINE_PATTERN
     return regex.pattern
 
 

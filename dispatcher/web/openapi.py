@@ -109,7 +109,7 @@ def _error(status: int, codes: tuple[str, ...]) -> Json:
         "description": f"Error ({', '.join(codes)}).",
         "content": {JSON: {"schema": error_schema(codes)}},
     }
-    if status == 503:
+    if status in (429, 503):
         out["headers"] = {
             "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}
         }
@@ -148,6 +148,7 @@ def operation(method: str, path: str, op: Operation) -> Json:
             schema = {"type": "string", "minLength": 1}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     params += [q.parameter() for q in op.query]
+    params += list(op.headers)
     out: Json = {
         "operationId": op.operation_id,
         "summary": op.summary,

@@ -6,45 +6,50 @@ missing here fails ``tests/web/test_openapi.py``.
 
 from __future__ import annotations
 
-from dispatcher.core import fields as f
 from dispatcher.core.lifecycle import Action
 from dispatcher.flows.filing import ORDER_BODY
+from dispatcher.web.answers import ACTED, CLAIM_RESULT, EVENT, FILED, HEALTH, ITEM, ORDER, list_of
 from dispatcher.web.open311_schema import OPEN311_OPERATIONS
+from dispatcher.web.operations_admin import ADMIN_OPERATIONS
+from dispatcher.web.operations_pages import PAGE_OPERATIONS
+from dispatcher.web.operations_points import POINTS_OPERATIONS
+from dispatcher.web.operations_sms import SMS_OPERATIONS
 from dispatcher.web.schemas import (
-    ACTED,
     ACTION_BODIES,
     ACTION_ERRORS,
     ADMIN,
     AGENT,
-    AGENT_BODY,
-    AGENT_MAP,
     ALL_QUERY,
     CLAIM_BODY,
-    CLAIM_RESULT,
     CLASSIFY_BODY,
-    EVENT,
-    FILED,
-    GRID,
-    GRID_BODY,
-    HEALTH,
     INTAKE,
-    ITEM,
     ITEM_BODY,
     ITEM_PATCH,
     ITEM_PUT,
-    JSON,
-    LIST_QUERY,
     METRICS,
-    NEW_AGENT,
-    ORDER,
-    TOKEN_BODY,
     TRACKING,
     Answer,
     Operation,
-    list_of,
     merge_codes,
 )
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "1..200 visible ASCII characters, per filer: a repeat never files a second"
+    " order (422 `invalid_value` if malformed, `idempotency_key_reused` with another body).",
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+}
+FILING_PENDING = {
+    "type": "object",
+    "required": ["status", "idempotency_key", "message"],
+    "properties": {
+        "status": {"const": "pending"},
+        "idempotency_key": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
 _ORDER_LINKS = {
     "GetOrder": {
         "operationId": "get_order",
@@ -128,10 +133,33 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         " then offered live to the agents of its grid.",
         "orders",
         (INTAKE, ADMIN),
-        {201: Answer("The order, with its tracking token.", FILED, links=_ORDER_LINKS)},
+        {
+            201: Answer(
+                "The order, with its tracking token and the applicant's `tracking_url`.  A"
+                " repeat with the same `Idempotency-Key` and body answers the same order (with a"
+                " new tracking token) and the header `Idempotency-Replayed: true`.",
+                FILED,
+                links=_ORDER_LINKS,
+            ),
+            202: Answer(
+                "`pending`: the insert's answer was lost and whether it was recorded is not"
+                " known yet; repeat the request with the same `Idempotency-Key` (also in the"
+                " answer's headers, with `Retry-After`) to learn which.  It never files twice.",
+                FILING_PENDING,
+            ),
+        },
         body=ORDER_BODY,
+        headers=(IDEMPOTENCY_KEY,),
         errors={
-            422: ("unknown_item", "retired_item", "unknown_grid", "unroutable", "ambiguous_address")
+            422: (
+                "unknown_item",
+                "retired_item",
+                "unknown_grid",
+                "unroutable",
+                "ambiguous_address",
+                "idempotency_key_reused",
+            ),
+            429: ("rate_limited",),
         },
     ),
     ("GET", "/v1/orders/{order_id}"): Operation(
@@ -148,7 +176,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/orders/{order_id}/claim"): Operation(
         "claim_order",
         "Grab (抢单) an order",
-        "First claim wins.  A lost claim is a 200 answer with `result` `taken`, not an error.",
+        "First claim wins.  A lost claim is a 200 answer with `result` `taken`, not an error."
+        "  202 with `result` `pending` when the claim's write was sent and its answer lost:"
+        " repeat the same request (same `request_id`) to learn the outcome.  422 `too_fast`"
+        " for a claim sooner than BANGBAN_MIN_REACTION_MS after the offer (not decided: claim"
+        " again); 429 `rate_limited` past BANGBAN_CLAIM_RATE claims a minute (`Retry-After`).",
         "orders",
         (AGENT,),
         {
@@ -161,9 +193,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                         "parameters": {"order_id": "$response.body#/order_id"},
                     }
                 },
-            )
+            ),
+            202: Answer("`result` `pending`: not known yet; repeat the request.", CLAIM_RESULT),
         },
         body=CLAIM_BODY,
+        errors={422: ("too_fast",), 429: ("rate_limited",)},
         path_ids=("order_id",),
     ),
     ("GET", "/v1/orders/{order_id}/events"): Operation(
@@ -294,111 +328,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: Answer("The item.", ITEM)},
         errors={404: ("unknown_item",)},
     ),
-    ("POST", "/v1/admin/grids"): Operation(
-        "put_grid",
-        "Create or update one grid",
-        "By code: 201 created, 200 updated.  Checked against the live grid set.",
-        "admin",
-        (ADMIN,),
-        {201: Answer("Created.", GRID), 200: Answer("Updated.", GRID)},
-        body=GRID_BODY,
-        errors={422: ("invalid_grid_file",)},
-    ),
-    ("GET", "/v1/admin/grids"): Operation(
-        "list_grids",
-        "The grids",
-        "Every live grid.",
-        "admin",
-        (ADMIN,),
-        {200: Answer("The grids.", list_of("grids", GRID))},
-    ),
-    ("POST", "/v1/admin/grids/import"): Operation(
-        "import_grids",
-        "Replace the grid set",
-        "A GeoJSON FeatureCollection (WGS84), all or nothing.",
-        "admin",
-        (ADMIN,),
-        {200: Answer("What was imported.", {"type": "object"})},
-        raw_body={"type": "object", "description": "GeoJSON FeatureCollection"},
-        body_media=(JSON, "application/geo+json"),
-        query=(
-            f.Query(
-                "source",
-                {"type": "string", "minLength": 1, "maxLength": 100},
-                "Where the file came from (kept; default api).",
-            ),
-        ),
-        errors={422: ("invalid_grid_file", "invalid_value")},
-    ),
-    ("POST", "/v1/admin/agents/import"): Operation(
-        "import_agents",
-        "Create agents from a CSV roster",
-        "Columns name, phone, grids (separated by ';'); all or nothing.",
-        "admin",
-        (ADMIN,),
-        {201: Answer("The agents, with tokens.", list_of("agents", NEW_AGENT))},
-        raw_body={"type": "string"},
-        body_media=("text/csv",),
-        errors={422: ("invalid_roster", "unknown_grid"), 409: ("duplicate_phone",)},
-    ),
-    ("POST", "/v1/admin/agents"): Operation(
-        "create_agent",
-        "Create an agent",
-        "The agent's token is in this answer only.",
-        "admin",
-        (ADMIN,),
-        {201: Answer("The agent and its token.", NEW_AGENT)},
-        body=AGENT_BODY,
-        errors={422: ("unknown_grid",), 409: ("duplicate_phone",)},
-    ),
-    ("GET", "/v1/admin/agents"): Operation(
-        "list_agents",
-        "The agents",
-        "Every agent (no tokens).",
-        "admin",
-        (ADMIN,),
-        {200: Answer("The agents.", list_of("agents", AGENT_MAP))},
-    ),
-    ("POST", "/v1/admin/tokens"): Operation(
-        "create_token",
-        "Create an intake token",
-        "For a front end that files orders.  The token is in this answer only.",
-        "admin",
-        (ADMIN,),
-        {
-            201: Answer(
-                "The token.",
-                {
-                    "type": "object",
-                    "required": ["token", "kind", "name"],
-                    "properties": {
-                        "token": {"type": "string"},
-                        "kind": {"const": "intake"},
-                        "name": {"type": "string"},
-                    },
-                },
-            )
-        },
-        body=TOKEN_BODY,
-    ),
-    ("GET", "/v1/admin/tokens"): Operation(
-        "list_tokens",
-        "The admin and intake tokens",
-        "Metadata only, never the tokens.",
-        "admin",
-        (ADMIN,),
-        {200: Answer("The tokens.", list_of("tokens", {"type": "object"}))},
-    ),
-    ("GET", "/v1/admin/orders"): Operation(
-        "list_orders",
-        "Orders, for operators",
-        "Filter by status, overdue, agent; page by id.  Each order has `overdue`.",
-        "admin",
-        (ADMIN,),
-        {200: Answer("The orders.", list_of("orders", ORDER))},
-        query=LIST_QUERY,
-        errors={422: ("invalid_value",)},
-    ),
+    **ADMIN_OPERATIONS,
+    **POINTS_OPERATIONS,
+    **SMS_OPERATIONS,
+    **PAGE_OPERATIONS,
     ("GET", "/openapi.json"): Operation(
         "openapi",
         "This document",

@@ -11,6 +11,9 @@
 - ``GET /v1/orders/{id}/tracking-qr`` the tracking link as an SVG QR code (the order's own
   tracking token): what the intake page shows after filing.
 
+The pages, the favicon and the files are not part of the API: their routes are left out of the
+OpenAPI document (``include_in_schema=False``); the two endpoints above are in it.
+
 Every page and file carries ``Cache-Control: no-cache`` (revalidated by ETag, so a deploy
 shows at once) and a content security policy that allows only this origin.
 """
@@ -160,15 +163,15 @@ async def tracking_qr(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/", home, methods=["GET"]),
-    Route("/favicon.ico", favicon, methods=["GET"]),
-    Route("/app", to_app, methods=["GET"]),
-    Route("/console", to_console, methods=["GET"]),
+    Route("/", home, methods=["GET"], include_in_schema=False),
+    Route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False),
+    Route("/app", to_app, methods=["GET"], include_in_schema=False),
+    Route("/console", to_console, methods=["GET"], include_in_schema=False),
     Mount("/app", _Static(directory=STATIC / "app", html=True)),
     Mount("/console", _Static(directory=STATIC / "console", html=True)),
     Mount("/static", _Static(directory=STATIC)),
-    Route("/t/{order_id}", tracking_page, methods=["GET"]),
-    Route("/file", intake_page, methods=["GET"]),
+    Route("/t/{order_id}", tracking_page, methods=["GET"], include_in_schema=False),
+    Route("/file", intake_page, methods=["GET"], include_in_schema=False),
     Route("/v1/places", complete_places, methods=["GET"]),
     Route("/v1/orders/{order_id}/tracking-qr", tracking_qr, methods=["GET"]),
 ]

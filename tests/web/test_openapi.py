@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from dispatcher.core.orders import default_schedule, new_order
 from dispatcher.settings import Settings
-from dispatcher.web import openapi, schemas
+from dispatcher.web import answers, openapi
 from dispatcher.web.app import create_app
 from dispatcher.web.operations import OPERATIONS
 from tests.servers import InProcessServer
@@ -111,10 +111,14 @@ def test_the_order_map_matches_its_schema() -> None:
         created_at=1_700_000_000_000,
         schedule=default_schedule(600),
     )
-    validator = jsonschema_rs.validator_for(schemas.ORDER)
+    validator = jsonschema_rs.validator_for(answers.ORDER)
     validator.validate(order.to_wire(1_700_000_000_500))
-    filed = {**order.to_wire(), "tracking_token": "bbt_x"}
-    jsonschema_rs.validator_for(schemas.FILED).validate(filed)
+    filed = {
+        **order.to_wire(),
+        "tracking_token": "bbt_x",
+        "tracking_url": "http://h/t/7#token=bbt_x",
+    }
+    jsonschema_rs.validator_for(answers.FILED).validate(filed)
     assert not validator.is_valid({**order.to_wire(), "status": "lost"})
 
 
