@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dispatcher.core import validate
-from dispatcher.exceptions import RequestError
 
 Json = dict[str, Any]
 
@@ -90,7 +89,9 @@ class Text:
                 "type": "string",
                 "minLength": 1,
                 "maxLength": self.max_len,
-                "pattern": _pattern(self.pattern),
+                "pattern": TEXT_PATTERN
+                if self.multiline and self.pattern is None
+                else _pattern(self.pattern),
             },
             self.doc,
         )
@@ -115,7 +116,8 @@ class RawText:
         value = body.get(name)
         if value is None and self.required:
             # Found by schemathesis: a fee without its item reached the rules as a KeyError.
-            raise validate.invalid(name, f"{name!r} is required", self.missing_code)
+            code = "invalid_value" if self.missing_code == "invalid_value" else "missing_field"
+            raise validate.invalid(name, f"{name!r} is required", code)
         if value is not None and not isinstance(value, str):
             raise validate.invalid(name, f"{name!r} must be text")
         return value
@@ -221,71 +223,6 @@ class Choice:
 
 
 @dataclass(frozen=True)
-class Texts:
-    """A list of strings of at most ``max_items`` entries.  With ``max_len`` each entry is a
-    non-blank text of at most that many characters; without, the rules check the entries."""
-
-    max_items: int
-    max_len: int
-    checked: bool = False
-    required: bool = False
-    doc: str = ""
-    min_items: int = 0
-    unique: bool = False
-    rules_max: int | None = None
-    """The rules' own limit, shown in the document (longer lists up to ``max_items`` reach the
-    rules, which refuse them naming the field)."""
-
-    def check(self, body: Mapping[str, Any], name: str) -> tuple[str, ...]:
-        value = body.get(name)
-        if value is None:
-            if self.required:
-                raise validate.invalid(name, f"{name!r} is required", "missing_field")
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise validate.invalid(name, f"{name!r} must be a list of texts")
-        if len(value) > self.max_items:
-            shown = self.rules_max or self.max_items
-            raise validate.invalid(name, f"{name!r} has more than {shown} entries")
-        if self.checked and not all(v.strip() and len(v.strip()) <= self.max_len for v in value):
-            raise validate.invalid(name, f"each of {name!r} must be a text of 1 to {self.max_len}")
-        return tuple(v.strip() for v in value) if self.checked else tuple(value)
-
-    def schema(self) -> Json:
-        item = {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": self.max_len,
-            "pattern": TEXT_PATTERN,
-        }
-        most = self.rules_max or self.max_items
-        out: Json = {"type": "array", "maxItems": most, "items": item}
-        if self.min_items:
-            out["minItems"] = self.min_items
-        if self.unique:
-            out["uniqueItems"] = True
-        return _described(out, self.doc)
-
-
-@dataclass(frozen=True)
-class CodeList:
-    """A non-empty list of codes (duplicates dropped)."""
-
-    max_items: int = 100
-    required: bool = True
-    doc: str = ""
-
-    def check(self, body: Mapping[str, Any], name: str) -> list[str]:
-        return validate.code_list(dict(body), name, max_items=self.max_items)
-
-    def schema(self) -> Json:
-        item = {"type": "string", "pattern": validate.CODE_RE.pattern}
-        return _described(
-            {"type": "array", "minItems": 1, "maxItems": self.max_items, "items": item}, self.doc
-        )
-
-
-@dataclass(frozen=True)
 class Opaque:
     """A JSON value passed on to a parser that checks it (e.g. a GeoJSON geometry)."""
 
@@ -298,7 +235,8 @@ class Opaque:
     def check(self, body: Mapping[str, Any], name: str) -> Any:
         value = body.get(name)
         if value is None and self.required:
-            raise validate.invalid(name, f"{name!r} is required", self.missing_code)
+            code = "invalid_value" if self.missing_code == "invalid_value" else "missing_field"
+            raise validate.invalid(name, f"{name!r} is required", code)
         return value
 
     def schema(self) -> Json:
@@ -366,105 +304,9 @@ class Obj:
         return _described(out, self.doc)
 
 
-@dataclass(frozen=True)
-class ListOf:
-    """A list of maps, each checked by ``item``."""
-
-    item: Obj
-    max_items: int
-    required: bool = False
-    doc: str = ""
-    message: str = ""
-
-    def check(self, body: Mapping[str, Any], name: str) -> tuple[dict[str, Any], ...]:
-        value = body.get(name, [])
-        if value is None:
-            return ()
-        if not isinstance(value, list) or len(value) > self.max_items:
-            raise validate.invalid(
-                name, self.message or f"{name!r} must be a list of at most {self.max_items}"
-            )
-        out = []
-        for entry in value:
-            if not isinstance(entry, dict):
-                raise validate.invalid(name, self.message or f"each of {name!r} must be an object")
-            try:
-                out.append(self.item.check_map(entry))
-            except RequestError:
-                raise validate.invalid(
-                    name, self.message or f"an entry of {name!r} is malformed"
-                ) from None
-        return tuple(out)
-
-    def schema(self) -> Json:
-        return _described(
-            {"type": "array", "maxItems": self.max_items, "items": self.item.schema()}, self.doc
-        )
-
-
-@dataclass(frozen=True)
-class Query:
-    """A query-string parameter: documented by :meth:`parameter`, checked by :meth:`check`
-    (for the schemas it understands: integers with bounds, enums, plain strings)."""
-
-    name: str
-    json_schema: Json
-    doc: str
-    required: bool = False
-
-    def check(self, params: Mapping[str, str]) -> Any:
-        """The clean value (None when absent).  Raises RequestError 422 naming the parameter."""
-        name, schema, raw = self.name, self.json_schema, params.get(self.name)
-        if raw is None:
-            if self.required:
-                raise validate.invalid(name, f"{name!r} is required", "missing_field")
-            return None
-        if "enum" in schema:
-            if raw not in schema["enum"]:
-                raise validate.invalid(name, f"{name!r} must be one of {', '.join(schema['enum'])}")
-            return raw
-        if schema.get("type") == "integer":
-            lo, hi = schema.get("minimum", 0), schema.get("maximum", 2**63 - 1)
-            if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
-                raise validate.invalid(name, f"{name!r} must be a whole number from {lo} to {hi}")
-            return int(raw)
-        return validate.text({name: raw}, name, max_len=schema.get("maxLength", 1000))
-
-    def parameter(self) -> Json:
-        return {
-            "name": self.name,
-            "in": "query",
-            "required": self.required,
-            "description": self.doc,
-            "schema": self.json_schema,
-        }
-
-
 EMPTY = Obj({}, doc="No fields.")
 
 
 def optional(spec: Field) -> Field:
     """The same field, but optional."""
     return dataclasses.replace(spec, required=False)  # type: ignore[type-var]
-
-
-__all__ = [
-    "EMPTY",
-    "Boolean",
-    "Choice",
-    "Code",
-    "CodeList",
-    "Field",
-    "Integer",
-    "ListOf",
-    "Number",
-    "Obj",
-    "OneOf",
-    "Opaque",
-    "PositiveId",
-    "Query",
-    "RawText",
-    "Text",
-    "Texts",
-    "optional",
-]

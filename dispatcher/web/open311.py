@@ -225,7 +225,9 @@ async def create_request(request: Request, fmt: str) -> Response:
     elif "address_string" in clean:
         order_body["address"] = clean["address_string"]
     else:
-        raise RequestError("give 'lat' and 'long' or 'address_string'", code="missing_field")
+        raise RequestError(
+            "give 'lat' and 'long' or 'address_string'", code="missing_field", status=422
+        )
     applicant = {
         "name": _name(clean.get("first_name"), clean.get("last_name")),
         "phone": clean.get("phone"),

@@ -8,6 +8,7 @@ import re
 
 from dispatcher.core import fields as f
 from dispatcher.core import validate
+from dispatcher.core.query import Query
 from dispatcher.web.schemas import Answer, Json, Operation
 
 XML = "text/xml"
@@ -102,23 +103,23 @@ def _o311(description: str, item: Json) -> Answer:
 _FMT: dict[str, tuple[str, ...]] = {"fmt": ("json", "xml")}
 _O311_READ_ERRORS: dict[int, tuple[str, ...]] = {400: ("400",), 404: ("404",), 503: ("503",)}
 _O311_DATES = (
-    f.Query(
+    Query(
         "service_request_id",
         {"type": "string", "pattern": r"^ *0*[1-9][0-9]{0,17} *(, *0*[1-9][0-9]{0,17} *)*$"},
         "Comma-separated ids; overrides the rest.",
     ),
-    f.Query("service_code", {"type": "string"}, "Comma-separated item codes."),
-    f.Query(
+    Query("service_code", {"type": "string"}, "Comma-separated item codes."),
+    Query(
         "status",
         {"type": "string", "pattern": r"^ *(open|closed) *(, *(open|closed) *)*$"},
         "open, closed (comma-separated).",
     ),
-    f.Query(
+    Query(
         "start_date",
         {"type": "string", "format": "date-time"},
         "W3C datetime with time zone (default: 90 days ago).",
     ),
-    f.Query(
+    Query(
         "end_date",
         {"type": "string", "format": "date-time"},
         "W3C datetime with time zone (at most 90 days on).",

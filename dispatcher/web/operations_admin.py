@@ -4,7 +4,7 @@ revoking tokens and deactivating agents (see :mod:`.schemas`; merged into
 
 from __future__ import annotations
 
-from dispatcher.core import fields as f
+from dispatcher.core.query import Query
 from dispatcher.web.answers import AGENT_MAP, GRID, NEW_AGENT, ORDER, list_of
 from dispatcher.web.schemas import (
     ADMIN,
@@ -93,7 +93,7 @@ ADMIN_OPERATIONS: dict[tuple[str, str], Operation] = {
         raw_body={"type": "object", "description": "GeoJSON FeatureCollection"},
         body_media=(JSON, "application/geo+json"),
         query=(
-            f.Query(
+            Query(
                 "source",
                 {"type": "string", "minLength": 1, "maxLength": 100},
                 "Where the file came from (kept; default api).",

@@ -8,8 +8,8 @@ their routes out of the document (``include_in_schema=False``).
 
 from __future__ import annotations
 
-from dispatcher.core import fields as f
 from dispatcher.core.places import MAX_CODES, MAX_LIMIT, MAX_QUERY_CHARS
+from dispatcher.core.query import Query
 from dispatcher.web.answers import list_of
 from dispatcher.web.schemas import ADMIN, AGENT, INTAKE, TRACKING, Answer, Operation
 
@@ -38,11 +38,11 @@ PAGE_OPERATIONS: dict[tuple[str, str], Operation] = {
         (INTAKE, ADMIN, AGENT),
         {200: Answer("The places.", list_of("places", PLACE))},
         query=(
-            f.Query("q", {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}, "Text."),
-            f.Query(
+            Query("q", {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}, "Text."),
+            Query(
                 "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "How many (8)."
             ),
-            f.Query(
+            Query(
                 "code",
                 {"type": "string", "minLength": 1, "description": f"1 to {MAX_CODES} grid codes."},
                 "Grid codes, comma separated.",

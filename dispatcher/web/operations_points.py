@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dispatcher.core import fields as f
 from dispatcher.core.followup import COMMENT_MAX
+from dispatcher.core.query import Query
 from dispatcher.web.exports import XLSX
 from dispatcher.web.schemas import ADMIN, AGENT, MSGPACK, Answer, Operation
 
@@ -19,17 +20,17 @@ _QUARTER_RE = "^2[0-9]{3}-Q[1-4]$"
 _DECIMAL = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "decimal"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**62 - 1}
 
-FORMAT = f.Query(
+FORMAT = Query(
     "format",
     {"type": "string", "enum": ["json", "csv", "xlsx"]},
     "json (default), csv (UTF-8 with BOM) or xlsx; files are attachments named by the report.",
 )
-MONTH = f.Query(
+MONTH = Query(
     "month",
     {"type": "string", "pattern": _MONTH_RE},
     "YYYY-MM (2000-2999), Asia/Shanghai local time.",
 )
-QUARTER = f.Query(
+QUARTER = Query(
     "quarter",
     {"type": "string", "pattern": _QUARTER_RE},
     "YYYY-Qn (2000-2999), Asia/Shanghai local time.",
@@ -137,8 +138,8 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         (ADMIN,),
         {200: report("The month's points, or one agent's statement.")},
         query=(
-            f.Query(MONTH.name, MONTH.json_schema, MONTH.doc, required=True),
-            f.Query("agent_id", _ID, "One agent's statement."),
+            Query(MONTH.name, MONTH.json_schema, MONTH.doc, required=True),
+            Query("agent_id", _ID, "One agent's statement."),
             FORMAT,
         ),
         errors=_PARAM_ERRORS | {404: ("not_found",)},
@@ -150,7 +151,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         "points",
         (AGENT,),
         {200: report("The statement.", _STATEMENT)},
-        query=(f.Query(MONTH.name, MONTH.json_schema, MONTH.doc, required=True), FORMAT),
+        query=(Query(MONTH.name, MONTH.json_schema, MONTH.doc, required=True), FORMAT),
         errors=_PARAM_ERRORS,
     ),
     ("POST", "/v1/admin/adjustments"): Operation(
@@ -200,7 +201,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         "points",
         (ADMIN,),
         {200: report("The payout.", _PAYOUT)},
-        query=(f.Query(QUARTER.name, QUARTER.json_schema, QUARTER.doc, required=True), FORMAT),
+        query=(Query(QUARTER.name, QUARTER.json_schema, QUARTER.doc, required=True), FORMAT),
         errors=_PARAM_ERRORS,
     ),
     ("POST", "/v1/admin/payouts/{quarter}/approve"): Operation(
@@ -228,7 +229,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         (ADMIN,),
         {200: report("The list.")},
         query=(
-            f.Query("days", {"type": "integer", "minimum": 1, "maximum": 3650}, "Idle days."),
+            Query("days", {"type": "integer", "minimum": 1, "maximum": 3650}, "Idle days."),
             FORMAT,
         ),
         errors=_PARAM_ERRORS,
@@ -243,7 +244,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         query=(
             MONTH,
             QUARTER,
-            f.Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "How many (10)."),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "How many (10)."),
             FORMAT,
         ),
         errors=_PARAM_ERRORS,
@@ -259,7 +260,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         query=(
             MONTH,
             QUARTER,
-            f.Query("by", {"type": "string", "enum": ["grid", "township", "county"]}, "Grouping."),
+            Query("by", {"type": "string", "enum": ["grid", "township", "county"]}, "Grouping."),
             FORMAT,
         ),
         errors=_PARAM_ERRORS,
@@ -276,7 +277,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         query=(
             MONTH,
             QUARTER,
-            f.Query("grid", {"type": "string", "minLength": 1, "maxLength": 64}, "One grid."),
+            Query("grid", {"type": "string", "minLength": 1, "maxLength": 64}, "One grid."),
             FORMAT,
         ),
         errors=_PARAM_ERRORS,
@@ -289,7 +290,7 @@ POINTS_OPERATIONS: dict[tuple[str, str], Operation] = {
         "followups",
         (ADMIN,),
         {200: report("The call list.", _CALLS)},
-        query=(f.Query(MONTH.name, MONTH.json_schema, MONTH.doc, required=True), FORMAT),
+        query=(Query(MONTH.name, MONTH.json_schema, MONTH.doc, required=True), FORMAT),
         errors=_PARAM_ERRORS | {404: ("no_sample",)},
     ),
     ("POST", "/v1/admin/followups/{month}/sample"): Operation(

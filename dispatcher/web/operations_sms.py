@@ -9,8 +9,8 @@ document's security list is empty for them, and their 401 is ``bad_signature``.
 
 from __future__ import annotations
 
-from dispatcher.core import fields as f
 from dispatcher.core import sms, validate
+from dispatcher.core.query import Query
 from dispatcher.web.schemas import ADMIN, JSON, Answer, Operation
 from dispatcher.web.sms import MAX_TEXT
 
@@ -171,8 +171,8 @@ SMS_OPERATIONS: dict[tuple[str, str], Operation] = {
             )
         },
         query=(
-            f.Query("to", {"type": "string", "maxLength": 32}, "Only texts to this phone."),
-            f.Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "How many (200)."),
+            Query("to", {"type": "string", "maxLength": 32}, "Only texts to this phone."),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "How many (200)."),
         ),
         errors={422: ("invalid_value",)},
     ),

@@ -33,8 +33,10 @@ from dispatcher.core.catalog import (
 )
 from dispatcher.core.catalog import CODE_RE as ITEM_CODE_RE
 from dispatcher.core.lifecycle import FEE_MAX_FEN, LIST_MAX, REASON_MAX, TEXT_MAX, Action
+from dispatcher.core.list_fields import CodeList, ListOf, Texts
 from dispatcher.core.orders import Status
 from dispatcher.core.points import Rating
+from dispatcher.core.query import Query
 from dispatcher.live import wire
 
 Json = dict[str, Any]
@@ -75,7 +77,7 @@ class Operation:
     body_media: tuple[str, ...] = (JSON, MSGPACK)
     raw_body: Json | None = None
     """The schema of a body that is not a JSON object checked by fields (a file upload)."""
-    query: tuple[f.Query, ...] = ()
+    query: tuple[Query, ...] = ()
     errors: dict[int, tuple[str, ...]] = field(default_factory=dict)
     path_ids: tuple[str, ...] = ()
     """Path parameters that are order ids (a malformed or unknown one is 404)."""
@@ -114,7 +116,7 @@ def error_codes(op: Operation, path: str) -> dict[int, tuple[str, ...]]:
 # -- bodies ----------------------------------------------------------------------------------
 
 VERSION = f.PositiveId(doc="The version of the order you saw: 409 `conflict` if it changed.")
-_RECEIVED = f.Texts(4 * LIST_MAX, REASON_MAX, rules_max=LIST_MAX, doc="Materials received.")
+_RECEIVED = Texts(4 * LIST_MAX, REASON_MAX, rules_max=LIST_MAX, doc="Materials received.")
 _REASON = f.RawText(REASON_MAX, doc="Why (kept in the trail).")
 _AGENT_ID = f.PositiveId(doc="The agent to give the order to.")
 _FEE = f.Obj(
@@ -148,8 +150,8 @@ ACTION_BODIES: dict[Action, f.Obj] = {
     Action.REPLY: f.Obj(
         {
             "result": f.RawText(TEXT_MAX, doc="The result, for the applicant."),
-            "references": f.Texts(4 * LIST_MAX, REASON_MAX, rules_max=LIST_MAX),
-            "fees": f.ListOf(
+            "references": Texts(4 * LIST_MAX, REASON_MAX, rules_max=LIST_MAX),
+            "fees": ListOf(
                 _FEE,
                 4 * LIST_MAX,
                 doc="Fees advanced for the applicant.",
@@ -216,7 +218,7 @@ GRID_BODY = f.Obj(
         "name": f.Text(100),
         "level": f.Choice(GRID_LEVELS, required=False, doc="Default: grid."),
         "parent": f.Code(required=False, doc="The enclosing area's code."),
-        "aliases": f.Texts(1000, 100, checked=True, doc="Other names (for address matching)."),
+        "aliases": Texts(1000, 100, checked=True, doc="Other names (for address matching)."),
         "geometry": f.Opaque(
             {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, WGS84."}
         ),
@@ -226,7 +228,7 @@ AGENT_BODY = f.Obj(
     {
         "name": f.Text(100),
         "phone": f.Text(32, pattern=validate.PHONE_RE),
-        "grids": f.CodeList(doc="The grids the agent serves."),
+        "grids": CodeList(doc="The grids the agent serves."),
     }
 )
 TOKEN_BODY = f.Obj(
@@ -242,8 +244,8 @@ _ITEM_FIELDS: dict[str, f.Field] = {
     "category": f.Text(CATEGORY_MAX),
     "item_class": f.Integer(1, 2, required=True),
     "eligible": f.Text(ELIGIBLE_MAX, doc="Who may apply."),
-    "materials": f.Texts(MATERIALS_MAX, MATERIAL_MAX, checked=True, required=True, unique=True),
-    "steps": f.Texts(STEPS_MAX, STEP_MAX, checked=True, required=True, unique=True, min_items=1),
+    "materials": Texts(MATERIALS_MAX, MATERIAL_MAX, checked=True, required=True, unique=True),
+    "steps": Texts(STEPS_MAX, STEP_MAX, checked=True, required=True, unique=True, min_items=1),
     "time_limit_days": f.Integer(0, TIME_LIMIT_MAX, required=True, doc="Working days."),
     "fee": f.Text(FEE_MAX),
     "level": f.Choice(tuple(lv.value for lv in Level)),
@@ -288,14 +290,14 @@ def merge_codes(*maps: dict[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]
 # -- query parameters (checked through these too) ------------------------------------------
 
 LIST_QUERY = (
-    f.Query("status", {"type": "string", "enum": [s.value for s in Status]}, "Only this state."),
-    f.Query("overdue", {"type": "string", "enum": ["true", "false"]}, "Only overdue orders."),
-    f.Query("agent_id", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Only this agent's."),
-    f.Query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Page: ids after this."),
-    f.Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size (100)."),
+    Query("status", {"type": "string", "enum": [s.value for s in Status]}, "Only this state."),
+    Query("overdue", {"type": "string", "enum": ["true", "false"]}, "Only overdue orders."),
+    Query("agent_id", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Only this agent's."),
+    Query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Page: ids after this."),
+    Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size (100)."),
 )
 """The filters of ``GET /v1/admin/orders``."""
 
-ALL_QUERY = f.Query(
+ALL_QUERY = Query(
     "all", {"type": "string", "enum": ["true", "false"]}, "true: retired items too (admins)."
 )

@@ -9,6 +9,8 @@ import pytest
 
 from dispatcher.core import fields as f
 from dispatcher.core import validate
+from dispatcher.core.list_fields import Texts
+from dispatcher.core.query import Query
 from dispatcher.exceptions import RequestError
 from dispatcher.flows.filing import ORDER_BODY, parse_order_request
 
@@ -18,7 +20,7 @@ BODY = f.Obj(
         "name": f.Text(5, required=False),
         "n": f.Integer(1, 3),
         "at": f.Obj({"lat": f.Number(-90, 90)}, required=False),
-        "tags": f.Texts(2, 4, checked=True),
+        "tags": Texts(2, 4, checked=True),
         "kind": f.Choice(("a", "b"), required=False),
         "ok": f.Boolean(),
     },
@@ -114,8 +116,8 @@ def test_the_order_body_is_the_filing_check() -> None:
 
 
 def test_query_parameters_are_checked_by_their_declaration() -> None:
-    limit = f.Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size.")
-    state = f.Query("state", {"type": "string", "enum": ["a", "b"]}, "State.")
+    limit = Query("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "Page size.")
+    state = Query("state", {"type": "string", "enum": ["a", "b"]}, "State.")
     assert limit.check({"limit": "20"}) == 20 and limit.check({}) is None
     assert state.check({"state": "b"}) == "b"
     for params in ({"limit": "501"}, {"limit": "-1"}, {"limit": "٣"}, {"limit": "x"}):
