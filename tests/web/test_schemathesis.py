@@ -39,8 +39,8 @@ from tests.servers import ProcessServer, intake_token, roster
 SEED = 1515
 # Per operation and mode: ~33 operations x 2 modes x 6 = ~360 cases.  A deeper run, locally:
 # SCHEMATHESIS_EXAMPLES=50 pytest tests/web/test_schemathesis.py
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
-STATEFUL_EXAMPLES = 15
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "4"))
+STATEFUL_EXAMPLES = 10
 METRICS_TOKEN = "bbm_test-metrics-token"
 BASE_CHECKS = [
     not_a_server_error,
