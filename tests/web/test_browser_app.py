@@ -7,6 +7,7 @@ import dataclasses
 import re
 import time
 
+import asyncpg
 from playwright.async_api import expect
 
 from clients import ApiClient
@@ -64,20 +65,33 @@ async def test_two_agents_race_and_exactly_one_wins(crew: CrewFactory, pages: Pa
         ]
         for button in buttons:
             await expect(button).to_be_enabled()
-        # Both clicks must be sent before either answer comes back, or the loser's card may be
-        # withdrawn before its click lands: click from inside each page (no actionability waits,
-        # which take long on a loaded machine), both at once.
-        await asyncio.gather(*(b.evaluate("el => el.click()") for b in buttons))
-        answers = []
-        for page in (one, two):
-            answer = card(page, order["id"]).locator(".answer")
-            await expect(answer).to_have_text(re.compile("^(已抢到|已被抢)$"))
-            answers.append(await answer.inner_text())
-        assert sorted(answers) == ["已抢到", "已被抢"]
-        winner = c.agents["g1"][answers.index("已抢到")]
+        # The winner hears `won` only after Postgres commits, and the loser's card is withdrawn
+        # right after that: hold the commit back (a row lock) until the loser's answer shows,
+        # so the race is decided by Redis with both claims in, however loaded the machine.
+        db = await asyncpg.connect(c.server.settings.database_url)
+        try:
+            lock = db.transaction()
+            await lock.start()
+            await db.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", order["id"])
+            await asyncio.gather(*(b.evaluate("el => el.click()") for b in buttons))
+            answers = [card(p, order["id"]).locator(".answer") for p in (one, two)]
+            loser_i = None
+            deadline = time.monotonic() + 4  # well inside Postgres's 5 s command timeout
+            while loser_i is None and time.monotonic() < deadline:
+                for i, answer in enumerate(answers):
+                    if await answer.count() and await answer.inner_text() == "已被抢":
+                        loser_i = i
+                await asyncio.sleep(0.05)
+            await lock.rollback()
+        finally:
+            await db.close()
+        assert loser_i is not None, "neither agent was told 已被抢 while the winner was recording"
+        winner_i = 1 - loser_i
+        await expect(answers[winner_i]).to_have_text("已抢到")
+        winner = c.agents["g1"][winner_i]
         assert (await c.server.ctx.store.get_order(order["id"])).claimed_by == winner["id"]
+        loser = (one, two)[loser_i]
         # The loser's card goes once the answer has been shown.
-        loser = (one, two)[answers.index("已被抢")]
         await expect(card(loser, order["id"])).to_have_count(0)
         # Grabbed elsewhere (here over HTTP) while shown: the card goes without a click.
         async with ApiClient(c.url, c.intake) as api:
