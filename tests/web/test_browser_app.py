@@ -133,7 +133,7 @@ async def test_the_app_reconnects_after_a_restart(settings: Settings, pages: Pag
         await expect(
             card(page, meanwhile["id"]).get_by_role("button", name="抢单", exact=True)
         ).to_be_enabled()
-    pages.assert_clean()
+        pages.assert_clean()  # before the server stops (pages poll it)
 
 
 async def test_the_agent_handles_an_order_from_the_app(crew: CrewFactory, pages: Pages) -> None:
@@ -220,7 +220,7 @@ async def test_offers_grey_out_at_the_held_limit(settings: Settings, pages: Page
         await expect(page.locator("#held")).to_have_text("在办 0/1")
         await expect(offer.get_by_role("button", name="抢单", exact=True)).to_be_enabled()
         await expect(page.locator(".toast", has_text="已为您更换代办员")).to_have_count(1)
-    pages.assert_clean()
+        pages.assert_clean()  # before the server stops (pages poll it)
 
 
 async def test_the_app_opens_offline_and_reconnects_when_the_network_returns(

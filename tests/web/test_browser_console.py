@@ -121,4 +121,4 @@ async def test_the_console_shows_new_orders_and_assigns_escalated_ones(
         await page.locator("#catalog-table tr", has_text="HJ-001").click()
         await expect(page.locator("#item-name")).to_have_value("户口迁移（迁入）")
         await pages.screenshots(page, "console-catalog")
-    pages.assert_clean()
+        pages.assert_clean()  # before the server stops (pages poll it)

@@ -95,7 +95,7 @@ async def test_an_operator_plays_an_agent_replying_by_sms_from_the_console(
             "(d => { d.scrollTop = d.scrollHeight; })(document.getElementById('detail'))"
         )
         await pages.screenshots(page, "console-sms-log")
-    pages.assert_clean()
+        pages.assert_clean()  # before the server stops (pages poll it)
 
 
 async def _sent(dsn: str | None, order_id: int, n: int) -> list[asyncpg.Record] | None:
