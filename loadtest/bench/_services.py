@@ -64,9 +64,17 @@ class BenchServer(ServerProcess):
             # Bench agents never finish an order; the default limit (5 held) would refuse them.
             "BANGBAN_MAX_HELD": "1000",
             "BANGBAN_DATA_DIR": str(data_dir),
+            # One intake token files the whole county's load and each bench agent claims far
+            # more than a person would: the limits stay on (their cost counts) but this high
+            # they never refuse.  BANGBAN_* settings from the environment win over these.
+            "BANGBAN_FILING_RATE": "100000000",
+            "BANGBAN_CLAIM_RATE": "100000000",
             **(extra_env or {}),
         }
-        super().__init__(ServerProcess.environment(overrides, inherit_settings=True), log)
+        env = ServerProcess.environment(overrides, inherit_settings=True)
+        env.update(BenchServer.passed_settings())
+        env.update(extra_env or {})
+        super().__init__(env, log)
         self.admin_token = admin_token
 
     @staticmethod
