@@ -68,6 +68,8 @@ class Context:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process drains (:mod:`dispatcher.live.drain`): no new connections, claims
     in flight finish, sockets close with 1012."""
+    offering: set[asyncio.Task[None]] = field(default_factory=set)
+    """Filed orders being offered after their 201 (:mod:`dispatcher.flows.filing`)."""
     settling: dict[str, asyncio.Task[ClaimOutcome]] = field(default_factory=dict)
     """Claims answered ``pending`` (by answer field), finding out what Postgres recorded
     (:mod:`dispatcher.flows.claims`)."""

@@ -92,6 +92,10 @@ async def resync(ctx: Context) -> None:
                 tracker.outbox.push(Payload.of(StatusChange(current.to_wire(ctx.clock()))))
 
 
+OFFER_WAIT_S = 2.0
+"""At shutdown, how long the offers of orders already answered 201 may take."""
+
+
 async def _stop(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel the background tasks and wait for them to end.
 
@@ -236,8 +240,11 @@ async def running(
         yield ctx
     finally:
         metrics.unwatch_gc()
+        if ctx is not None and ctx.offering:  # filed orders' offers, after their 201s
+            await asyncio.wait(set(ctx.offering), timeout=OFFER_WAIT_S)
         await _stop(tasks)
         if ctx is not None:
+            await _stop(list(ctx.offering))  # (not offered yet: the reconciler offers them)
             await _stop(list(ctx.settling.values()))  # claims finding out what was recorded
         if ctx is not None:
             await fairplay.final_flush(ctx)  # claim timings not yet written

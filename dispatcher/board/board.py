@@ -7,82 +7,29 @@ its own besides the connection pool.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from dispatcher.board import held_scripts as hs
 from dispatcher.board import scripts as rs
-from dispatcher.board.connect import Client, cluster_client, is_cluster
+from dispatcher.board.connect import (
+    Client,
+    cluster_client,
+    evalsha,
+    healing_options,
+    is_cluster,
+    run_pipeline,
+)
+from dispatcher.board.events import change_event
 from dispatcher.board.held import HeldOrders
 from dispatcher.core.orders import Order, Status
 from dispatcher.core.workflow import NEVER, next_deadline, state_of
 from dispatcher.exceptions import RedisUnavailableError
-
-
-def change_event(
-    order: Order,
-    *,
-    reason: str | None = None,
-    event: Mapping[str, Any] | None = None,
-    notify: Iterable[int] = (),
-    held: Mapping[int, int] | None = None,
-) -> bytes:
-    """The pub/sub payload announcing ``order``'s new state to every server process.
-
-    ``reason``: why agents shown the order must drop it (``withdrawn``); ``event``: the trail
-    entry of the change, for the applicant's ``status`` frame; ``notify``: agents to send the
-    order to as an ``update`` (its agent, before and after); ``held``: agent id → how many
-    orders it holds now; ``excluded``: agents an open order is not offered to.
-    """
-    at = time.time_ns() // 1_000_000
-    payload = {
-        "order": order.to_wire(at),
-        "reason": reason,
-        "at": at,
-        "event": None if event is None else dict(event),
-        "excluded": sorted(order.excluded),
-        "notify": sorted(set(notify)),
-        "held": [[agent, count] for agent, count in (held or {}).items()],
-    }
-    packed: bytes = msgpack.packb(payload)
-    return packed
-
-
-def healing_options() -> dict[str, Any]:
-    """Connection options that make a pool heal after Redis restarts or drops connections.
-
-    A pooled connection opened before a restart fails its next command (the socket is dead):
-    that command is retried on a new connection, with a short backoff, up to 3 times.  Only
-    connection errors (refused, reset, closed, ``LOADING``) are retried, not timeouts: a
-    timeout on a blackholed network would only be repeated.  Every command we send is safe to
-    repeat: the scripts are idempotent for a repeat of the same call (SYNC never goes
-    backwards, CLAIM and RESERVE recognise their own request, SET_HELD and RELEASE_HOLD set
-    what they set), schedules and sets are idempotent, a lock or a compare-and-set repeated
-    only finds itself done and gives up, and a repeated PUBLISH is a duplicate frame, which
-    the protocol allows.  A connection idle for more than ``HEALTH_CHECK_S`` is pinged (and
-    re-opened) before use.  A script Redis forgot (a restart, SCRIPT FLUSH) is loaded again
-    by redis-py: on NOSCRIPT for a single call, and before every pipeline that runs one.
-    """
-    return {
-        "retry": Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES),
-        "retry_on_error": [RedisConnectionError],
-        "health_check_interval": HEALTH_CHECK_S,
-    }
-
-
-RETRIES = 3
-RETRY_BASE_S = 0.02
-RETRY_CAP_S = 0.25
-HEALTH_CHECK_S = 2
 
 
 class Board(HeldOrders):
@@ -177,19 +124,25 @@ class Board(HeldOrders):
         *,
         lead: bool = False,
         at_limit: bool = False,
+        reserve: int | None = None,
     ) -> list[str]:
         """Run CLAIM_MANY for (agent id, answer field, grids) claims on one order, in order:
         for each, a final answer, ``'busy'``, or ``''`` (undecided: only CLAIM may decide it).
         With ``lead`` the first claim is decided as CLAIM decides it (its agent reserved a
-        place, or is ``at_limit``): ``'hold'`` and ``'limit_reached'`` are its answers too."""
+        place, or is ``at_limit``): ``'hold'`` and ``'limit_reached'`` are its answers too.
+        With ``reserve`` (the limit; a single server only) the first claim's place is
+        reserved in the script, as :meth:`claim_reserving` does, and one more item follows
+        the answers: the place (``'ok'``, ``'already'`` or ``''``)."""
         first = ("L" if at_limit else "1") if lead else ""
+        keys = [self.keys.order(order_id), self.keys.answers(order_id)]
+        if lead and reserve is not None:
+            first = f"R{reserve}"
+            keys.append(self.keys.held(claims[0][0]))
         args: list[Any] = [now, self.hold_ms, self.closed_ttl_ms, first]
         for agent_id, answer_field, grids in claims:
             args += [agent_id, answer_field, len(grids), *grids]
         try:
-            out = await self._claim_many(
-                keys=[self.keys.order(order_id), self.keys.answers(order_id)], args=args
-            )
+            out = await self._claim_many(keys=keys, args=args)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return [answer.decode() for answer in out]
@@ -231,23 +184,41 @@ class Board(HeldOrders):
         event: Mapping[str, Any] | None = None,
         notify: Iterable[int] = (),
         held: Mapping[int, int] | None = None,
-    ) -> None:
+        holder: tuple[int, int] | None = None,
+        if_newer: bool = False,
+    ) -> int | None:
         """Sync ``order`` into Redis, keep the schedules right, and publish the change (see
         :func:`change_event` for the rest of the arguments).
 
-        One round trip (a pipeline; the schedules are global keys, so not in the script); on
-        a cluster three: the script, the schedules (a pipeline across slots), the publish.
+        ``holder``: (agent id, since ms) when the agent just won the order: its place becomes
+        a holding (SET_HELD) and the event carries its new held count, which is returned.
+        ``if_newer``: publish only if Redis did not have this version yet (a filing's offer,
+        announced after the 201: a claim may have synced the order from Postgres first, and
+        announced its win).
+
+        One round trip on a single server (a pipeline; the scripts by EVALSHA; the schedules
+        are global keys, so not in the script; SET_HELD publishes when there is a holder); on
+        a cluster three or four: the script, SET_HELD, the schedules (a pipeline across
+        slots), the publish.
         """
         deadline = next_deadline(state_of(order))
-        key = self.keys.order(order.id)
+        keys = [self.keys.order(order.id), self.keys.answers(order.id)]
+        sync_args = self._sync_args(order, answer_field, answer)
+        count: int | None = None
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                sync = self._sync(
-                    keys=[key, self.keys.answers(order.id)],
-                    args=self._sync_args(order, answer_field, answer),
-                    client=None if self.cluster else pipe,
-                )
-                await sync
+            written = True
+            if self.cluster:
+                written = bool(await self._sync(keys=keys, args=sync_args))
+                if holder is not None:
+                    count = await self.set_held(holder[0], order.id, holder[1], now=holder[1])
+                    held = {**(held or {}), holder[0]: count}
+            payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
+            channel = self.keys.of(rs.EVENTS_CHANNEL)
+
+            def fill(pipe: Any) -> None:
+                if not self.cluster:
+                    extra = [channel, payload] if if_newer else []
+                    evalsha(pipe, self._sync, keys, [*sync_args, *extra])
                 if order.status is Status.OFFERED and order.next_step_at is not None:
                     pipe.zadd(self.keys.of(rs.WIDEN_DUE), {str(order.id): order.next_step_at})
                 else:
@@ -256,14 +227,28 @@ class Board(HeldOrders):
                     pipe.zadd(self.keys.of(rs.CLOCK_DUE), {str(order.id): deadline[1]})
                 else:
                     pipe.zrem(self.keys.of(rs.CLOCK_DUE), str(order.id))
-                payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
-                if not self.cluster:
-                    pipe.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
-                await pipe.execute()
-            if self.cluster:  # (a pipeline of a cluster runs commands of keys only)
-                await self.redis.publish(self.keys.of(rs.EVENTS_CHANNEL), payload)
+                if self.cluster:
+                    return  # (a pipeline of a cluster runs commands of keys only)
+                if holder is None:
+                    if not if_newer:  # (else SYNC publishes)
+                        pipe.publish(channel, payload)
+                else:
+                    agent, since = holder
+                    evalsha(
+                        pipe,
+                        self._set_held,
+                        [self.keys.held(agent), self.keys.of(rs.HOLDERS)],
+                        [order.id, f"h:{since}", "0", since, agent, channel, payload],
+                    )
+
+            results = await run_pipeline(self.redis, fill, (self._sync, self._set_held))
+            if self.cluster and (written or not if_newer):
+                await self.redis.publish(channel, payload)
+            elif holder is not None:
+                count = int(results[-1])
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
+        return count
 
     async def config(self) -> dict[str, str] | None:
         """``CONFIG GET`` of what the start-up checks read; None when CONFIG is refused."""

@@ -10,11 +10,17 @@ Redis 7's SPUBLISH, is not used).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from dispatcher.exceptions import ConfigError
 
@@ -51,3 +57,58 @@ def cluster_client(url: str, **options: Any) -> RedisCluster:
         password=parts.password or None,
         **options,
     )
+
+
+def healing_options() -> dict[str, Any]:
+    """Connection options that make a pool heal after Redis restarts or drops connections.
+
+    A pooled connection opened before a restart fails its next command (the socket is dead):
+    that command is retried on a new connection, with a short backoff, up to 3 times.  Only
+    connection errors (refused, reset, closed, ``LOADING``) are retried, not timeouts: a
+    timeout on a blackholed network would only be repeated.  Every command we send is safe to
+    repeat: the scripts are idempotent for a repeat of the same call (SYNC never goes
+    backwards, CLAIM and RESERVE recognise their own request, SET_HELD and RELEASE_HOLD set
+    what they set), schedules and sets are idempotent, a lock or a compare-and-set repeated
+    only finds itself done and gives up, and a repeated PUBLISH is a duplicate frame, which
+    the protocol allows.  A connection idle for more than ``HEALTH_CHECK_S`` is pinged (and
+    re-opened) before use.  A script Redis forgot (a restart, SCRIPT FLUSH) is loaded again
+    on NOSCRIPT: by redis-py for a single call, by :func:`run_pipeline` for a pipeline.
+    """
+    return {
+        "retry": Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES),
+        "retry_on_error": [RedisConnectionError],
+        "health_check_interval": HEALTH_CHECK_S,
+    }
+
+
+RETRIES = 3
+RETRY_BASE_S = 0.02
+RETRY_CAP_S = 0.25
+HEALTH_CHECK_S = 2
+
+
+def evalsha(pipe: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """Queue ``script`` on ``pipe`` by its SHA alone (see :func:`run_pipeline`)."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+async def run_pipeline(
+    client: Any, fill: Callable[[Any], None], scripts: Sequence[AsyncScript]
+) -> list[Any]:
+    """Run a pipeline (``fill`` queues its commands) whose scripts go by EVALSHA alone.
+
+    redis-py would ask ``SCRIPT EXISTS`` before every pipeline that runs a script: one more
+    round trip and command each time, for the rare case that Redis forgot them.  Here Redis
+    answers NOSCRIPT in that case; the ``scripts`` are loaded and the whole pipeline runs
+    again (every command we pipeline is safe to repeat: :func:`healing_options`)."""
+    for attempt in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            fill(pipe)
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                if attempt:
+                    raise
+        for script in scripts:
+            await client.script_load(script.script)
+    raise AssertionError("unreachable")

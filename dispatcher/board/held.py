@@ -10,6 +10,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from dispatcher.board import scripts as rs
+from dispatcher.board.connect import evalsha, run_pipeline
 from dispatcher.exceptions import RedisUnavailableError
 
 
@@ -21,6 +22,8 @@ class HeldOrders:
     cluster: bool
     hold_ms: int
     _reserve: Any
+    _claim: Any
+    closed_ttl_ms: int
     _set_held: Any
     _reconcile_held: Any
 
@@ -34,6 +37,34 @@ class HeldOrders:
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return out.decode()
+
+    async def claim_reserving(
+        self,
+        order_id: int,
+        agent_id: int,
+        answer_field: str,
+        grids: Sequence[str],
+        now: int,
+        limit: int,
+    ) -> tuple[str, str]:
+        """CLAIM with the agent's place reserved in the same script (a single server only:
+        the agent's key and the order's are one script's).  Returns (CLAIM's outcome, the
+        place: ``'ok'`` reserved, then call :meth:`set_held` either way; ``'already'``; ``''``
+        nothing reserved)."""
+        try:
+            order, answers, held = (
+                self.keys.order(order_id),
+                self.keys.answers(order_id),
+                self.keys.held(agent_id),
+            )
+            flag = f"R{limit}"
+            out = await self._claim(
+                keys=[order, answers, held],
+                args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
+            )
+        except RedisError as exc:
+            raise RedisUnavailableError(f"redis: {exc}") from exc
+        return out[0].decode(), out[1].decode() if len(out) > 1 else ""
 
     async def set_held(
         self,
@@ -57,15 +88,14 @@ class HeldOrders:
                 if since is not None:
                     await self.redis.sadd(self.keys.of(rs.HOLDERS), str(agent_id))
                 return int(count)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                await self._set_held(
-                    keys=[self.keys.held(agent_id)],
-                    args=[order_id, value, "1" if only_pending else "0", now],
-                    client=pipe,
-                )
+            args = [order_id, value, "1" if only_pending else "0", now]
+
+            def fill(pipe: Any) -> None:
+                evalsha(pipe, self._set_held, [self.keys.held(agent_id)], args)
                 if since is not None:
                     pipe.sadd(self.keys.of(rs.HOLDERS), str(agent_id))
-                count, *_ = await pipe.execute()
+
+            count, *_ = await run_pipeline(self.redis, fill, (self._set_held,))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return int(count)
@@ -98,14 +128,14 @@ class HeldOrders:
                     for agent in agents
                 ]
             else:
-                async with self.redis.pipeline(transaction=False) as pipe:
+
+                def fill(pipe: Any) -> None:
                     for agent in agents:
-                        await self._reconcile_held(
-                            keys=[self.keys.held(agent)],
-                            args=[read_at, now, self.hold_ms, *held.get(agent, ())],
-                            client=pipe,
-                        )
-                    results = await pipe.execute()
+                        keys = [self.keys.held(agent)]
+                        args = [read_at, now, self.hold_ms, *held.get(agent, ())]
+                        evalsha(pipe, self._reconcile_held, keys, args)
+
+                results = await run_pipeline(self.redis, fill, (self._reconcile_held,))
             idle = [str(a) for a, (_, _, left) in zip(agents, results, strict=True) if not left]
             if idle:
                 await self.redis.srem(self.keys.of(rs.HOLDERS), *idle)

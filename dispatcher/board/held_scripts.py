@@ -7,36 +7,50 @@ becomes a holding (SET_HELD) once Postgres recorded the win.  Run by
 :class:`dispatcher.board.held.HeldOrders`.  Each script states its KEYS, ARGV and return.
 """
 
-RESERVE = """
--- Reserve a place among the orders an agent holds, before it claims one.
+TAKE_PLACE = """
+-- take_place(key, order, now, limit, pending_ms): RESERVE's rule, shared with CLAIM and
+-- CLAIM_MANY when they reserve on a single Redis server (the agent's key and the order's
+-- are then in one script, which a cluster would refuse).  Returns 'ok' (a pending place
+-- 'p:<now>' is reserved: the caller must SET_HELD it either way; also when this very call is
+-- repeated, a retry after a lost reply), 'already' (the order is in the hash already: held,
+-- or being claimed by another request of the agent; nothing reserved) or 'full' (nothing
+-- reserved).  Lapsed pendings are dropped; tombstones ('d:') are left for the reconciler.
+local function live(v, now, pending_ms)
+  local kind = string.sub(v, 1, 1)
+  return kind == 'h' or (kind == 'p' and tonumber(string.sub(v, 3)) + pending_ms > now)
+end
+local function take_place(key, order, now, limit, pending_ms)
+  -- now: the ms as the caller sent it (a string: the pending entry repeats it exactly)
+  local cur = redis.call('HGET', key, order)
+  if cur == 'p:' .. now then return 'ok' end  -- this very call, repeated (a lost reply)
+  local t = tonumber(now)
+  if cur and live(cur, t, pending_ms) then return 'already' end
+  local all = redis.call('HGETALL', key)
+  local n = 0
+  for i = 1, #all, 2 do
+    if live(all[i + 1], t, pending_ms) then
+      n = n + 1
+    elseif string.sub(all[i + 1], 1, 1) == 'p' then
+      redis.call('HDEL', key, all[i])
+    end
+  end
+  if n >= limit then return 'full' end
+  redis.call('HSET', key, order, 'p:' .. now)
+  return 'ok'
+end
+"""
+
+RESERVE = (
+    TAKE_PLACE
+    + """
+-- Reserve a place among the orders an agent holds, before it claims one (on a cluster; a
+-- single server reserves inside CLAIM).
 -- KEYS[1] the agent's held hash
 -- ARGV[1] order id, ARGV[2] now (ms), ARGV[3] the limit, ARGV[4] pending lifetime (ms)
--- Returns 'ok' (a pending place is reserved: the caller must SET_HELD it either way; also
--- when this very call is repeated: the entry is 'p:<ARGV[2]>', a retry after a lost reply),
--- 'already' (the order is in the hash already: held, or being claimed by another request of
--- the agent; nothing reserved) or 'full' (nothing reserved).  Lapsed pendings are dropped;
--- tombstones ('d:') are left for the reconciler.
-local function live(v)
-  local kind = string.sub(v, 1, 1)
-  return kind == 'h' or
-         (kind == 'p' and tonumber(string.sub(v, 3)) + tonumber(ARGV[4]) > tonumber(ARGV[2]))
-end
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur == 'p:' .. ARGV[2] then return 'ok' end  -- this very call, repeated (a lost reply)
-if cur and live(cur) then return 'already' end
-local all = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #all, 2 do
-  if live(all[i + 1]) then
-    n = n + 1
-  elseif string.sub(all[i + 1], 1, 1) == 'p' then
-    redis.call('HDEL', KEYS[1], all[i])
-  end
-end
-if n >= tonumber(ARGV[3]) then return 'full' end
-redis.call('HSET', KEYS[1], ARGV[1], 'p:' .. ARGV[2])
-return 'ok'
+-- Returns take_place's answer.
+return take_place(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
+)
 
 SET_HELD = """
 -- Record that an agent holds an order, or no longer does (or no longer reserves a place).
@@ -45,6 +59,10 @@ SET_HELD = """
 -- pending reservation (a claim that was not won), ARGV[4] now (ms)
 -- A holding removed leaves a tombstone 'd:<now>', so that a reconciler that read Postgres
 -- just before cannot bring it back (RECONCILE_HELD clears tombstones older than its read).
+-- With KEYS[2] (single server only: the holders set) ARGV[5] agent id, ARGV[6] channel,
+-- ARGV[7] a change event (msgpack): also SADD the agent to the holders (when it holds the
+-- order) and PUBLISH the event followed by a second msgpack object, [[agent, count]], the
+-- agent's held count (so the event carries the count without another round trip).
 -- Returns how many orders the agent holds now.
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -59,6 +77,10 @@ end
 local n = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
   if string.sub(v, 1, 1) == 'h' then n = n + 1 end
+end
+if KEYS[2] then
+  if ARGV[2] ~= '' then redis.call('SADD', KEYS[2], ARGV[5]) end
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. cmsgpack.pack({{tonumber(ARGV[5]), n}}))
 end
 return n
 """

@@ -45,6 +45,8 @@ Redis arbitrates who may try to record a claim (``holder``); Postgres records th
 
 from __future__ import annotations
 
+from dispatcher.board.held_scripts import TAKE_PLACE
+
 PREFIX = "bb:"
 EVENTS_CHANNEL = "bb:events"
 AUTH_CHANNEL = "bb:auth"
@@ -166,21 +168,35 @@ local function order_fields(key)
 end
 """
 
+_RESERVING = """
+-- A place among the agent's held orders, reserved by the claim itself (single server only):
+-- flag 'R<limit>' instead of '0'/'1', and KEYS[3] the agent's held hash.
+local function place_for(flag, order_key, held_key, now, hold_ms)
+  local order = string.match(order_key, '{o:(%d+)}')
+  return take_place(held_key, order, now, tonumber(string.sub(flag, 2)), hold_ms)
+end
+"""
+
 CLAIM = (
     _CLAIM_RULE
+    + TAKE_PLACE
+    + _RESERVING
     + """
 -- Decide a claim atomically.
 -- KEYS[1] order hash, KEYS[2] answers hash
 -- ARGV[1] agent id, ARGV[2] answer field ("<agent>:<request_id>"), ARGV[3] now (ms),
 -- ARGV[4] hold lifetime (ms): a holder older than this is presumed dead and may be replaced,
--- ARGV[5] answer lifetime (ms), ARGV[6] '1' when the agent holds as many orders as allowed,
+-- ARGV[5] answer lifetime (ms), ARGV[6] '1' when the agent holds as many orders as allowed
+-- (its place was reserved by RESERVE: '0' when not at its limit), or 'R<limit>' to reserve
+-- the place here, in KEYS[3] the agent's held hash (a single server: see _RESERVING),
 -- ARGV[7..] the agent's grid codes
 -- Returns {outcome}: 'hold' (caller must now record the claim in Postgres), 'busy',
 -- 'limit_reached' (the order is open to the agent but it is at its limit), or a final answer
 -- 'won' | 'taken' | 'not_offered' | 'unknown_order'.  Final answers except 'unknown_order'
 -- and the 'not_offered' of an open order are remembered under ARGV[2], so a repeated
 -- request gets the same answer; 'limit_reached' is not (after handing an order on, the
--- agent may retry the same request and win).
+-- agent may retry the same request and win).  With 'R<limit>', 'hold' comes with the place:
+-- {'hold', 'ok'} (reserved here: SET_HELD it either way) or {'hold', 'already'}.
 local prev = redis.call('HGET', KEYS[2], ARGV[2])
 if prev then return {prev} end
 local o = order_fields(KEYS[1])
@@ -192,8 +208,13 @@ if answer == 'busy' then return {'busy'} end
 if answer == 'outside' then return {'not_offered'} end
 if answer == 'open' then
   if ARGV[6] == '1' then return {'limit_reached'} end
+  local place = ''
+  if string.sub(ARGV[6], 1, 1) == 'R' then
+    place = place_for(ARGV[6], KEYS[1], KEYS[3], ARGV[3], tonumber(ARGV[4]))
+    if place == 'full' then return {'limit_reached'} end
+  end
   redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3], 'holder_req', ARGV[2])
-  return {'hold'}
+  return {'hold', place}
 end
 redis.call('HSET', KEYS[2], ARGV[2], answer)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -203,13 +224,18 @@ return {answer}
 
 CLAIM_MANY = (
     _CLAIM_RULE
+    + TAKE_PLACE
+    + _RESERVING
     + """
 -- Decide many claims on one order at once, in order, as CLAIM would one after another; only
 -- the first may take the hold (only it reserved a place).  For claims that arrived together.
 -- KEYS[1] order hash, KEYS[2] answers hash
 -- ARGV[1] now (ms), ARGV[2] hold lifetime (ms), ARGV[3] answer lifetime (ms), ARGV[4] the
--- first claim: '1' may take the hold, 'L' its agent is at its limit, '' as the others; then
--- for each claim: agent id, answer field, n, and the agent's n grid codes
+-- first claim: '1' may take the hold, 'L' its agent is at its limit, 'R<limit>' may take the
+-- hold if a place is free in KEYS[3], the first agent's held hash (reserved here: a single
+-- server), '' as the others; then for each claim: agent id, answer field, n, and the agent's
+-- n grid codes.  With 'R<limit>' one more answer follows the claims' own: the place, as
+-- CLAIM returns it with 'hold' ('ok', 'already', or '' when nothing was reserved).
 -- Returns one answer per claim: a remembered answer, a final answer (remembered as CLAIM
 -- remembers it), 'busy', for the first also 'hold', 'limit_reached' or 'unknown_order' as
 -- CLAIM answers them, or '' where only CLAIM can decide (the order is open to the agent and
@@ -217,7 +243,8 @@ CLAIM_MANY = (
 -- claim).
 local o = order_fields(KEYS[1])
 local now, hold_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, remembered = {}, false
+local out, remembered, place = {}, false, ''
+local reserving = string.sub(ARGV[4], 1, 1) == 'R'
 local i = 5
 while i <= #ARGV do
   local agent, field, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -231,11 +258,15 @@ while i <= #ARGV do
     else
       answer = rule(o, agent, grids, now, hold_ms, field)
       if answer == 'open' then
-        if #out == 0 and ARGV[4] == '1' then
+        if #out == 0 and reserving then
+          place = place_for(ARGV[4], KEYS[1], KEYS[3], ARGV[1], hold_ms)
+        end
+        if #out == 0 and (ARGV[4] == '1' or (reserving and place ~= 'full')) then
           redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1], 'holder_req', field)
           o[5], o[6], o[8] = agent, ARGV[1], field
           answer = 'hold'
-        elseif #out == 0 and ARGV[4] == 'L' then
+        elseif #out == 0 and (ARGV[4] == 'L' or reserving) then
+          if place == 'full' then place = '' end
           answer = 'limit_reached'
         else
           answer = ''
@@ -251,6 +282,7 @@ while i <= #ARGV do
   out[#out + 1] = answer
 end
 if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+if reserving then out[#out + 1] = place end
 return out
 """
 )
@@ -262,7 +294,9 @@ SYNC = """
 -- ARGV[5] claimed_by ('' none),
 -- ARGV[6] lifetime (ms) of the keys once the order is closed,
 -- ARGV[7] answer field to remember ('' none), ARGV[8] the answer,
--- ARGV[9] excluded (",7,9,": agents who released the order; '' none)
+-- ARGV[9] excluded (",7,9,": agents who released the order; '' none),
+-- ARGV[10] a channel and ARGV[11] a change event (optional): published only when written
+-- (a filing's offer, announced after its 201, must not follow a claim that synced first)
 -- Returns 1 when written, 0 when Redis already had this version or a newer one.
 -- A closed order (not offered/widened) loses its holder and expires after ARGV[6]: claims
 -- for it then fall back to Postgres.
@@ -283,6 +317,7 @@ if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
+if ARGV[10] and written == 1 then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
 return written
 """
 

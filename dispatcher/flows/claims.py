@@ -7,9 +7,11 @@
    other agent who was shown the order gets ``withdrawn``.
 
 An agent holds at most ``BANGBAN_MAX_HELD`` orders.  The agent's count lives under its own
-key (another cluster slot than the order's), so before step 1 the claim reserves a place there
-(RESERVE, atomic on the agent's key); the place becomes a holding once Postgres recorded the
-win, and is given back otherwise.  An agent with no place left still runs CLAIM, told so: it
+key (another cluster slot than the order's).  On a single Redis server CLAIM reserves a place
+there itself when it gives the hold (one script, both keys); on a cluster the claim first
+reserves it (RESERVE, atomic on the agent's key).  The place becomes a holding once Postgres
+recorded the win (in the same round trip that announces the win), and is given back
+otherwise.  An agent with no place left still runs CLAIM, told so: it
 answers ``limit_reached`` only where the claim could have been won (never ``taken`` turned
 into ``limit_reached``), and ``won`` to the agent that already holds the order.
 
@@ -36,13 +38,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.board import scripts as rs
 from dispatcher.context import Context
-from dispatcher.core.lifecycle import trail_entry
 from dispatcher.core.limits import Windows
-from dispatcher.core.orders import ClaimOutcome, Order, decide_claim, withdrawn_reason
+from dispatcher.core.orders import ClaimOutcome, decide_claim, withdrawn_reason
 from dispatcher.core.roster import Agent
 from dispatcher.exceptions import (
     RedisUnavailableError,
@@ -50,6 +52,7 @@ from dispatcher.exceptions import (
     StoreUnavailableError,
 )
 from dispatcher.flows.claim_cache import Claimant, Flight
+from dispatcher.flows.claim_truth import ambiguous, announce_win
 
 log = logging.getLogger("bangban.claims")
 
@@ -152,21 +155,36 @@ async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> Claim
     return ClaimOutcome.UNAVAILABLE if answer == rs.BUSY else ClaimOutcome(answer)
 
 
+@dataclass(slots=True)
+class _Place:
+    """How the claim stands among its agent's held orders (``BANGBAN_MAX_HELD``)."""
+
+    reserve: int | None
+    """The limit, when CLAIM reserves the place itself (a single Redis server); None when
+    RESERVE ran first (a cluster: the agent's key is in another slot)."""
+    full: bool = False
+    """RESERVE found no place left (CLAIM answers ``limit_reached`` where it could win)."""
+    reserved: bool = False
+    """A place was reserved for this claim: it becomes a holding, or is given back."""
+
+
 async def _contend(
     ctx: Context, agent: Agent, order_id: int, field: str, flight: Flight | None = None
 ) -> ClaimOutcome:
     """The claim in full: reserve a place, CLAIM (with ``flight``'s riders), record a hold in
-    Postgres, give the place back unless won."""
+    Postgres, give the place back unless won.  On a single Redis server the place is reserved
+    by CLAIM itself, and only when it gives the hold (one round trip, not three)."""
     now = ctx.clock()
-    place = await ctx.board.reserve(agent.id, order_id, now, ctx.settings.max_held)
+    limit = ctx.settings.max_held
+    spot = _Place(None if ctx.board.cluster else limit)
+    if ctx.board.cluster:
+        place = await ctx.board.reserve(agent.id, order_id, now, limit)
+        spot.full, spot.reserved = place == "full", place == "ok"
     recorded = False
     try:
-        full = place == "full"
-        outcome, recorded = await _decide(
-            ctx, agent, order_id, field, now, full, flight, reserved=place == "ok"
-        )
+        outcome, recorded = await _decide(ctx, agent, order_id, field, now, flight, spot)
     finally:
-        if place == "ok" and not recorded:
+        if spot.reserved and not recorded:
             # Give the place back; if Redis fails here the reservation lapses by itself.
             with contextlib.suppress(RedisUnavailableError):
                 await ctx.board.set_held(agent.id, order_id, None, now=now, only_pending=True)
@@ -175,36 +193,53 @@ async def _contend(
     return outcome
 
 
+async def _claim_once(
+    ctx: Context, agent: Agent, order_id: int, field: str, now: int, spot: _Place
+) -> str:
+    """One CLAIM, reserving the place in it when ``spot`` says so."""
+    if spot.reserve is None:
+        return await ctx.board.claim(
+            order_id, agent.id, field, agent.grids, now, at_limit=spot.full
+        )
+    result, place = await ctx.board.claim_reserving(
+        order_id, agent.id, field, agent.grids, now, spot.reserve
+    )
+    spot.reserved = spot.reserved or place == "ok"
+    return result
+
+
 async def _decide(
     ctx: Context,
     agent: Agent,
     order_id: int,
     field: str,
     now: int,
-    full: bool,
     flight: Flight | None,
-    *,
-    reserved: bool = False,
+    spot: _Place,
 ) -> tuple[ClaimOutcome, bool]:
     """The claim's outcome, and whether this call recorded a new win in Postgres (or, for
     a write whose answer was lost, took over the reserved place: see :func:`_ambiguous`)."""
     riders = flight.board() if flight is not None else []
     if flight is not None and riders:
         claims = [(agent.id, field, agent.grids), *riders]
-        answers = await ctx.board.claim_many(order_id, claims, now, lead=True, at_limit=full)
+        answers = await ctx.board.claim_many(
+            order_id, claims, now, lead=True, at_limit=spot.full, reserve=spot.reserve
+        )
+        if spot.reserve is not None and answers:
+            spot.reserved = spot.reserved or answers.pop() == "ok"
         if len(answers) != len(claims):
             raise RedisUnavailableError("CLAIM_MANY answered the wrong number of claims")
         result = answers[0]
         flight.answer(answers[1:])
     else:
-        result = await ctx.board.claim(order_id, agent.id, field, agent.grids, now, at_limit=full)
+        result = await _claim_once(ctx, agent, order_id, field, now, spot)
     if result == ClaimOutcome.UNKNOWN_ORDER:
         # Redis may have lost or expired the order: Postgres remembers.
         stored = await ctx.store.get_order(order_id)
         if stored is None:
             return ClaimOutcome.UNKNOWN_ORDER, False
         await ctx.board.sync(stored)
-        result = await ctx.board.claim(order_id, agent.id, field, agent.grids, now, at_limit=full)
+        result = await _claim_once(ctx, agent, order_id, field, now, spot)
     if result in (rs.HOLD, ClaimOutcome.TAKEN, ClaimOutcome.WON):
         # No other claim can get a hold now: claims waiting here go to CLAIM_MANY (`taken`).
         ctx.hub.claimed.note_closed(order_id)
@@ -217,7 +252,8 @@ async def _decide(
         won = await ctx.store.claim_order(order_id, agent.id, now)
     except StoreAmbiguousError as exc:
         log.warning("claim write lost its answer order_id=%s error=%s", order_id, exc)
-        return await _ambiguous(ctx, agent, order_id, field, now, exc.backend, reserved), True
+        outcome = await ambiguous(ctx, agent, order_id, field, now, exc.backend, spot.reserved)
+        return outcome, True
     except StoreUnavailableError:
         # Nothing recorded: let others try.  If Redis is down too, the hold simply expires.
         ctx.hub.claimed.forget(order_id)
@@ -227,7 +263,7 @@ async def _decide(
             pass
         raise
     if won is not None:
-        await _won(ctx, agent, won, field, now)
+        await announce_win(ctx, agent, won, field, now)
         return ClaimOutcome.WON, True
 
     # Postgres says the order is no longer open to this agent: Redis was behind (lost data, a
@@ -236,7 +272,7 @@ async def _decide(
     current = await ctx.store.get_order(order_id)
     if current is None:
         return ClaimOutcome.UNKNOWN_ORDER, False
-    outcome = decide_claim(current, agent.id, agent.grids, at_limit=full)
+    outcome = decide_claim(current, agent.id, agent.grids, at_limit=spot.full)
     answer = "" if outcome is ClaimOutcome.LIMIT_REACHED else outcome.value
     await ctx.board.announce(
         current,
@@ -245,130 +281,6 @@ async def _decide(
         answer=answer,
     )
     return outcome, False
-
-
-async def _won(ctx: Context, agent: Agent, won: Order, field: str, now: int) -> None:
-    """Postgres recorded ``agent`` as the winner: hold it, tell everyone."""
-    log.debug("claim won order_id=%s agent_id=%s", won.id, agent.id)
-    try:
-        held = await ctx.board.set_held(agent.id, won.id, now, now=now)
-        await ctx.board.announce(
-            won,
-            reason=withdrawn_reason(won),
-            answer_field=field,
-            answer=ClaimOutcome.WON,
-            event=trail_entry("claimed", now),
-            held={agent.id: held},
-        )
-    except RedisUnavailableError:
-        # The win is durable; the repairs (or the reconciler) bring Redis and the other
-        # agents up to date.
-        log.warning("claim announce failed order_id=%s; repaired later", won.id)
-        ctx.repairs.note(won.id)
-
-
-# --- the truth after an ambiguous write ------------------------------------------------------
-
-SETTLE_WAIT_S = 1.0
-"""How long a claim whose write lost its answer tries to find out before answering
-``pending`` (on top of the write's own timeout)."""
-SETTLE_GIVE_UP_S = 600.0
-"""How long a ``pending`` claim keeps trying to find out in the background; after that the
-client's retry with the same ``request_id`` finds out (docs/PROTOCOL.md)."""
-
-
-async def _ambiguous(
-    ctx: Context,
-    agent: Agent,
-    order_id: int,
-    field: str,
-    now: int,
-    backend: int,
-    reserved: bool,
-) -> ClaimOutcome:
-    """The claim's write was sent and its answer lost (a timeout, a lost connection): it may
-    have committed, or may still.  Find out what Postgres recorded and answer that: ``won``
-    if the claim committed; ``taken``, ``not_offered`` or ``unavailable`` (nothing recorded:
-    retry) if it did not.  If Postgres does not answer within :data:`SETTLE_WAIT_S`, answer
-    ``pending`` and go on finding out in the background (:attr:`Context.settling`); the
-    agent's socket gets the final answer as another ``claim_result``.
-
-    The hold stays in Redis meanwhile (it lapses after ``HOLD_MS``; Postgres never records a
-    second winner whatever Redis says), and so does the reserved place, which the resolution
-    turns into a holding or gives back."""
-    ctx.metrics.postgres_errors.inc()
-    deadline = time.monotonic() + SETTLE_WAIT_S
-    while True:
-        try:
-            return await _resolve(ctx, agent, order_id, field, now, backend, reserved)
-        except StoreUnavailableError:
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.1)
-    task = asyncio.create_task(
-        _settle_later(ctx, agent, order_id, field, now, backend, reserved),
-        name=f"settle-claim-{order_id}",
-    )
-    ctx.settling[field] = task
-    task.add_done_callback(lambda _t: ctx.settling.pop(field, None))
-    return ClaimOutcome.PENDING
-
-
-async def _resolve(
-    ctx: Context,
-    agent: Agent,
-    order_id: int,
-    field: str,
-    now: int,
-    backend: int,
-    reserved: bool,
-) -> ClaimOutcome:
-    """Once the backend that ran the write has ended, read what it recorded and act on it.
-    Raises StoreUnavailableError while Postgres cannot tell."""
-    await ctx.store.settle_backend(backend)
-    current = await ctx.store.get_order(order_id)
-    if current is None:
-        return ClaimOutcome.UNKNOWN_ORDER
-    if current.claimed_by == agent.id and not current.is_open:
-        log.warning("claim found recorded after all order_id=%s agent_id=%s", order_id, agent.id)
-        await _won(ctx, agent, current, field, now)
-        return ClaimOutcome.WON
-    # Not recorded: let others try, give the place back, and say what is true now.
-    ctx.hub.claimed.forget(order_id)
-    with contextlib.suppress(RedisUnavailableError):
-        await ctx.board.release_hold(order_id, agent.id, now)
-        if reserved:
-            await ctx.board.set_held(agent.id, order_id, None, now=now, only_pending=True)
-    outcome = decide_claim(current, agent.id, agent.grids)
-    if outcome in (ClaimOutcome.TAKEN, ClaimOutcome.NOT_OFFERED):
-        return outcome
-    return ClaimOutcome.UNAVAILABLE  # open to the agent, nothing recorded: retry
-
-
-async def _settle_later(
-    ctx: Context,
-    agent: Agent,
-    order_id: int,
-    field: str,
-    now: int,
-    backend: int,
-    reserved: bool,
-) -> ClaimOutcome:
-    delay = 0.1
-    give_up = time.monotonic() + SETTLE_GIVE_UP_S
-    while True:
-        try:
-            outcome = await _resolve(ctx, agent, order_id, field, now, backend, reserved)
-        except StoreUnavailableError:
-            if time.monotonic() >= give_up:
-                log.error("claim still pending order_id=%s: left to retries", order_id)
-                return ClaimOutcome.PENDING
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-            continue
-        ctx.metrics.claims.labels(outcome.value).inc()
-        log.info("pending claim settled order_id=%s outcome=%s", order_id, outcome.value)
-        return outcome
 
 
 async def claim_with_final(

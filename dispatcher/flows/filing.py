@@ -5,9 +5,10 @@ An order naming a catalogue ``item`` must name a live one (422 ``unknown_item``,
 copied onto the order, so later edits of the catalogue do not change orders already filed.
 
 The order is in Postgres (with its tracking token and `filed` event) before the caller hears
-201.  Offering it (Redis state, widening schedule, pub/sub) follows; if Redis is down at that
-moment the order is still filed and offered as soon as Redis answers again
-(:mod:`dispatcher.flows.repairs`).
+201.  Offering it (Redis state, widening schedule, pub/sub) follows in a task of its own, so
+the 201 does not wait for it (:attr:`Context.offering`; a draining process waits for them);
+if Redis is down at that moment the order is still filed and offered as soon as Redis
+answers again (:mod:`dispatcher.flows.repairs`).
 
 Filing is idempotent per ``Idempotency-Key`` (migration 0008, ``filing_keys``), and an insert
 whose answer was lost is looked up by its key once Postgres answers: 201 if it was recorded,
@@ -21,7 +22,7 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dispatcher import auth
@@ -141,10 +142,11 @@ async def _insert(
     filer: Principal,
     routing: dict[str, Any],
     key: FilingKey,
-) -> Order:
+) -> tuple[Order, bool]:
     """Insert the order (with its filing ``key``) and a fresh short code (the agents' SMS
     reply), drawing again while the code is live on another order (longer after a few tries:
-    the space is crowded)."""
+    the space is crowded).  Also says whether the grid was at its open-order cap
+    (``BANGBAN_GRID_OPEN_CAP``, counted in the insert)."""
     for attempt in range(CODE_ATTEMPTS):
         code = sms.new_code(_rng, sms.CODE_LENGTH + attempt // 3)
         try:
@@ -156,6 +158,7 @@ async def _insert(
                 routing=routing,
                 short_code=code,
                 key=key,
+                open_cap=ctx.settings.grid_open_cap,
             )
         except StoreConflictError as exc:
             if exc.constraint != "orders_short_code_live" or attempt + 1 == CODE_ATTEMPTS:
@@ -227,8 +230,6 @@ async def file_order(
             return prior
     item = await where.catalogue_item(ctx, request)
     grid, routing = await where.route(ctx, request)
-    cap = ctx.settings.grid_open_cap
-    capped = cap > 0 and await ctx.store.count_open(grid, cap) >= cap
     token = auth.new_token(TokenKind.TRACKING)
     draft = new_order(
         order_id=0,
@@ -243,16 +244,11 @@ async def file_order(
         required=() if item is None else item.materials,
         time_limit_days=None if item is None else item.time_limit_days,
     )
-    if capped:
-        # The grid has as many open orders as it may: this one goes to the operators (it is
-        # due to escalate now) and is never offered, so a flood cannot bury the agents.
-        draft = replace(draft, escalate_at=draft.created_at)
-        routing = {**routing, "capped": cap}
     # Every filing carries a key (one of ours when the client gave none), so that a lost
     # answer can be looked up.
     filing_key = FilingKey(filer.actor, key or f"server:{uuid.uuid4().hex}", fingerprint)
     try:
-        order = await _insert(ctx, draft, request, token, filer, routing, filing_key)
+        order, capped = await _insert(ctx, draft, request, token, filer, routing, filing_key)
     except StoreConflictError as exc:
         if key is None or exc.constraint != "filing_keys_pkey":
             raise
@@ -269,21 +265,35 @@ async def file_order(
         if found is False:
             raise StoreUnavailableError("postgres: the filing was not recorded; retry") from exc
         order = found  # recorded after all, with our tracking token
+        capped = order.escalate_at == order.created_at  # (see OrderStore.insert_order)
         log.warning("filing found recorded after all order_id=%s", order.id)
     ctx.metrics.orders_filed.inc()
     log.debug("order filed order_id=%s grid=%s", order.id, grid)
     if capped:
+        # The grid has as many open orders as it may: this one goes to the operators (it was
+        # recorded due to escalate now) and is never offered, so a flood cannot bury agents.
         ctx.metrics.orders_capped.inc()
         log.warning("grid at its open-order cap grid=%s order_id=%s escalated", grid, order.id)
         await deadlines.handle(ctx, [order.id])
         return Filed((await ctx.store.get_order(order.id)) or order, token)
 
+    offer = asyncio.create_task(_offer(ctx, order), name=f"offer-{order.id}")
+    ctx.offering.add(offer)  # (the 201 does not wait for the offer)
+    offer.add_done_callback(ctx.offering.discard)
+    return Filed(order, token)
+
+
+async def _offer(ctx: Context, order: Order) -> None:
+    """Offer a filed order: into Redis and published, unless a claim got there first (it
+    synced the order from Postgres itself).  If Redis is down, the repairs offer it later."""
     try:
-        await ctx.board.announce(order)
+        await ctx.board.announce(order, if_newer=True)
     except RedisUnavailableError as exc:
         log.warning("order filed but not yet offered order_id=%s error=%s", order.id, exc)
         ctx.repairs.note(order.id)
-    return Filed(order, token)
+    except Exception:  # never lost: the repairs (and the reconciler) offer it
+        log.exception("offering a filed order failed order_id=%s", order.id)
+        ctx.repairs.note(order.id)
 
 
 async def _replay(ctx: Context, filer: Principal, key: str, fingerprint: str) -> Filed | None:

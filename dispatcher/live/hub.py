@@ -36,6 +36,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from dispatcher.board.events import read_event
 from dispatcher.board.scripts import AUTH_CHANNEL, EVENTS_CHANNEL
 from dispatcher.flows.claim_cache import ClaimedOrders
 from dispatcher.live import wire
@@ -290,7 +291,7 @@ class Hub:
                     if msg is not None and msg.get("type") == "message":
                         heard = time.monotonic()
                         try:
-                            event = msgpack.unpackb(msg["data"], raw=False)
+                            event = read_event(msg["data"])
                             channel = msg.get("channel")
                             if channel in (self.auth_channel, self.auth_channel.encode()):
                                 self.revoked(event.get("token_id"), event.get("agent_id"))

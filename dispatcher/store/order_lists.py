@@ -112,17 +112,6 @@ class OrderLists:
             )
         return [r["id"] for r in rows]
 
-    async def count_open(self, grid: str, at_most: int) -> int:
-        """How many orders of ``grid`` are open (offered, widened), counting up to ``at_most``."""
-        with translated():
-            found: int = await self.pool.fetchval(
-                "SELECT count(*) FROM (SELECT 1 FROM orders WHERE grid = $1"
-                " AND status IN ('offered', 'widened') LIMIT $2) open",
-                grid,
-                at_most,
-            )
-        return found
-
     async def open_orders_for(
         self, grids: Sequence[str], agent_id: int | None = None
     ) -> list[Order]:

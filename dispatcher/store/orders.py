@@ -120,10 +120,17 @@ class OrderStore:
         routing: dict[str, Any] | None = None,
         short_code: str | None = None,
         key: FilingKey | None = None,
-    ) -> Order:
+        open_cap: int = 0,
+    ) -> tuple[Order, bool]:
         """Record a new order (``order.id`` is ignored: Postgres assigns it), its tracking
         token, its `filed` event, its texter's trigger and its filing ``key``, in one
         statement.
+
+        ``open_cap`` (``BANGBAN_GRID_OPEN_CAP``, 0: none): when the grid already has that many
+        open orders, the order is recorded due to escalate at once (``escalate_at`` =
+        ``created_at``) with ``"capped": open_cap`` in its routing, for the caller to hand to
+        the operators.  Counted in the same statement: no round trip of its own.  Returns the
+        order and whether it was capped.
 
         Raises StoreConflictError: constraint ``orders_short_code_live`` when ``short_code``
         is live on another order (draw another), ``filing_keys_pkey`` when the key was used
@@ -131,20 +138,34 @@ class OrderStore:
         row = await write_row(
             self.pool,
             f"""
-            WITH o AS (
+            WITH c AS (
+                SELECT $23::int > 0 AND (
+                    SELECT count(*) FROM (
+                        SELECT 1 FROM orders WHERE grid = $1
+                        AND status IN ('offered', 'widened') LIMIT $23
+                    ) open
+                ) >= $23 AS capped
+            ), o AS (
                 INSERT INTO orders (status, grid, item, text, item_class, applicant_name,
                                     applicant_phone, created_at, widen_at, scope, routing,
                                     schedule, step, reach_grids, next_step_at, offered_at,
                                     escalate_at, item_name, required, time_limit_days,
                                     short_code)
-                VALUES ('offered', $1, $2, $3, $4, $5, $6, $7, $8, 'grid', $11::jsonb,
-                        $12, 0, $13, $14, $7, $15, $16, $17, $18, $22)
+                SELECT 'offered', $1::text, $2::text, $3::text, $4::smallint, $5::text,
+                       $6::text, $7::timestamptz, $8::timestamptz, 'grid',
+                       CASE WHEN c.capped
+                            THEN coalesce($11::jsonb, '{{}}') || jsonb_build_object('capped', $23)
+                            ELSE $11::jsonb END,
+                       $12::text, 0, $13::text[], $14::timestamptz, $7::timestamptz,
+                       CASE WHEN c.capped THEN $7::timestamptz ELSE $15::timestamptz END,
+                       $16::text, $17::text[], $18::smallint, $22::text
+                FROM c
                 RETURNING *
             ), t AS (
                 INSERT INTO tokens (digest, kind, order_id) SELECT $9, 'tracking', id FROM o
             ), e AS (
                 INSERT INTO order_events (order_id, at, kind, actor, details)
-                SELECT id, $7, 'filed', $10, jsonb_build_object('routing', $11::jsonb)
+                SELECT id, $7, 'filed', $10, jsonb_build_object('routing', routing)
                 FROM o
             ), s AS (
                 INSERT INTO sms_triggers (order_id, kind, step, offered_at, grids, at)
@@ -153,7 +174,7 @@ class OrderStore:
                 INSERT INTO filing_keys (filer, key, fingerprint, order_id)
                 SELECT $19, $20, $21, id FROM o WHERE $20::text IS NOT NULL
             )
-            SELECT {ORDER_COLS} FROM o
+            SELECT {ORDER_COLS}, (SELECT capped FROM c) AS capped FROM o
             """,
             order.grid,
             order.item,
@@ -177,9 +198,10 @@ class OrderStore:
             None if key is None else key.key,
             None if key is None else key.fingerprint,
             short_code,
+            open_cap,
         )
         assert row is not None
-        return order_from_row(row)
+        return order_from_row(row), bool(row["capped"])
 
     async def order_routing(self, order_id: int) -> dict[str, Any] | None:
         with translated():

@@ -47,12 +47,13 @@ async def _order(store: Store) -> Order:
         created_at=NOW,
         schedule=default_schedule(600),
     )
-    return await store.insert_order(
+    order, _capped = await store.insert_order(
         draft,
         applicant={"name": "张三", "phone": "13700000000"},
         tracking_digest=secrets.token_bytes(32),
         actor="test",
     )
+    return order
 
 
 async def test_concurrent_claims_record_exactly_one_winner(store: Store) -> None:
