@@ -121,6 +121,8 @@ rate_key, presence_key = _PLAIN.rate, _PLAIN.presence
 # Outcomes of CLAIM that are not final answers.
 HOLD = "hold"  # you hold the order: record it in Postgres, then FINISH_CLAIM or RELEASE_HOLD
 BUSY = "busy"  # your own other request holds it right now: answer `unavailable`
+HELD = "held"  # another agent's claim holds it right now: `taken` (remembered so), told once
+# the holder's outcome is heard, so that the winner hears `won` first
 
 _CLAIM_RULE = """
 -- The claim rule: the Lua twin of orders.decide_claim, shared by CLAIM and CLAIM_MANY.
@@ -128,7 +130,8 @@ _CLAIM_RULE = """
 -- now, hold_ms: numbers; field: the claim's answer field ("<agent>:<request_id>").  A repeat
 -- of the very request that holds the order (a retry after a lost reply) finds it 'open'
 -- again, so that CLAIM is safe to repeat.
--- Returns a final answer 'won' | 'taken' | 'not_offered', 'busy'
+-- Returns a final answer 'won' | 'taken' | 'not_offered', 'held' (another agent's claim is
+-- being recorded right now: 'taken', which the caller tells after the winner's 'won'), 'busy'
 -- (the agent's own other request holds the order right now), 'outside' (the order is open, but
 -- not to this agent as far as Redis knows: answered 'not_offered' and never remembered, since
 -- Redis may be behind Postgres, which the caller asks), or 'open' (the order is open to
@@ -158,7 +161,7 @@ local function rule(o, agent, grids, now, hold_ms, field)
       if field ~= '' and o[8] == field then return 'open' end
       return 'busy'
     end
-    return 'taken'
+    return 'held'  -- 'taken' (remembered so), told once the holder's outcome is heard
   end
   return 'open'
 end
@@ -192,7 +195,8 @@ CLAIM = (
 -- ARGV[7..] the agent's grid codes
 -- Returns {outcome}: 'hold' (caller must now record the claim in Postgres), 'busy',
 -- 'limit_reached' (the order is open to the agent but it is at its limit), or a final answer
--- 'won' | 'taken' | 'not_offered' | 'unknown_order'.  Final answers except 'unknown_order'
+-- 'won' | 'taken' | 'held' (remembered as 'taken') | 'not_offered' | 'unknown_order'.  Final
+-- answers except 'unknown_order'
 -- and the 'not_offered' of an open order are remembered under ARGV[2], so a repeated
 -- request gets the same answer; 'limit_reached' is not (after handing an order on, the
 -- agent may retry the same request and win).  With 'R<limit>', 'hold' comes with the place:
@@ -216,7 +220,7 @@ if answer == 'open' then
   redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3], 'holder_req', ARGV[2])
   return {'hold', place}
 end
-redis.call('HSET', KEYS[2], ARGV[2], answer)
+redis.call('HSET', KEYS[2], ARGV[2], answer == 'held' and 'taken' or answer)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {answer}
 """
@@ -274,7 +278,7 @@ while i <= #ARGV do
       elseif answer == 'outside' then
         answer = 'not_offered'
       elseif answer ~= 'busy' then
-        redis.call('HSET', KEYS[2], field, answer)
+        redis.call('HSET', KEYS[2], field, answer == 'held' and 'taken' or answer)
         remembered = true
       end
     end

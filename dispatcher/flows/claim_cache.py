@@ -132,6 +132,7 @@ class ClaimedOrders:
         self._flights: dict[int, Flight] = {}
         self._gathering: dict[int, _Batch] = {}
         self._running: dict[int, asyncio.Future[None]] = {}
+        self._hearing: dict[int, asyncio.Future[None]] = {}  # claims waiting for an outcome
         self.batches = 0
         """CLAIM_MANY calls made without a leader (for tests and profiling)."""
         self.settled = 0
@@ -141,6 +142,9 @@ class ClaimedOrders:
 
     def learn(self, order_id: int, status: str, version: int) -> None:
         """An order's state as a change event tells it (events may arrive out of order)."""
+        hearing = self._hearing.pop(order_id, None)
+        if hearing is not None and not hearing.done():
+            hearing.set_result(None)
         if status not in OPEN_STATUSES:
             self.note_closed(order_id, version)
         elif self._closed.get(order_id, -1) <= version:  # not older than what we know
@@ -159,6 +163,20 @@ class ClaimedOrders:
             self._closed[order_id] = version
         elif version > known:
             self._closed[order_id] = version
+
+    async def outcome_heard(self, order_id: int, timeout: float) -> None:
+        """Wait until a change event of ``order_id`` is heard (a claim being recorded for
+        another agent ended: won, or released), at most ``timeout`` seconds."""
+        if self._closed.get(order_id, 0) > 0:
+            return  # heard closed already
+        hearing = self._hearing.get(order_id)
+        if hearing is None:
+            hearing = self._hearing[order_id] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(hearing), timeout)
+        except TimeoutError:
+            if self._hearing.get(order_id) is hearing:
+                del self._hearing[order_id]
 
     def forget(self, order_id: int) -> None:
         self._closed.pop(order_id, None)

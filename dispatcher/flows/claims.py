@@ -140,7 +140,7 @@ async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> Claim
             answer = await ride  # (this claim's own future: cancelling it harms no other)
             if not answer:  # the leader did not take the hold (or failed): on our own
                 return await _contend(ctx, agent, order_id, field)
-            return ClaimOutcome.UNAVAILABLE if answer == rs.BUSY else ClaimOutcome(answer)
+            return await _told(ctx, order_id, answer)
         await asyncio.wait([flight.done])  # the leader's CLAIM may show the order held
         if not known.is_closed(order_id):
             return await _contend(ctx, agent, order_id, field)
@@ -152,7 +152,25 @@ async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> Claim
     if not answer:
         known.forget(order_id)  # open after all (released meanwhile), or unknown to Redis
         return await _contend(ctx, agent, order_id, field)
-    return ClaimOutcome.UNAVAILABLE if answer == rs.BUSY else ClaimOutcome(answer)
+    return await _told(ctx, order_id, answer)
+
+
+HELD_WAIT_S = 0.5
+"""How long a claim that lost to a claim being recorded waits to hear the winner's outcome
+before it answers ``taken`` anyway (the winner's process may have failed to announce)."""
+
+
+async def _told(ctx: Context, order_id: int, answer: str) -> ClaimOutcome:
+    """A final answer of CLAIM or CLAIM_MANY, as the claimant hears it.  ``held`` (another
+    agent's claim is being recorded) is ``taken``, told once this process has heard the order
+    closed (or open again), so that the winner hears ``won`` before the losers hear ``taken``,
+    on every process."""
+    if answer == rs.BUSY:
+        return ClaimOutcome.UNAVAILABLE
+    if answer == rs.HELD:
+        await ctx.hub.claimed.outcome_heard(order_id, HELD_WAIT_S)
+        return ClaimOutcome.TAKEN
+    return ClaimOutcome(answer)
 
 
 @dataclass(slots=True)
@@ -240,13 +258,11 @@ async def _decide(
             return ClaimOutcome.UNKNOWN_ORDER, False
         await ctx.board.sync(stored)
         result = await _claim_once(ctx, agent, order_id, field, now, spot)
-    if result in (rs.HOLD, ClaimOutcome.TAKEN, ClaimOutcome.WON):
+    if result in (rs.HOLD, rs.HELD, ClaimOutcome.TAKEN, ClaimOutcome.WON):
         # No other claim can get a hold now: claims waiting here go to CLAIM_MANY (`taken`).
         ctx.hub.claimed.note_closed(order_id)
-    if result == rs.BUSY:
-        return ClaimOutcome.UNAVAILABLE, False
     if result != rs.HOLD:
-        return ClaimOutcome(result), False
+        return await _told(ctx, order_id, result), False
 
     try:
         won = await ctx.store.claim_order(order_id, agent.id, now)

@@ -19,6 +19,7 @@ import pytest
 from clients import AgentClient
 from dispatcher.board import scripts as rs
 from dispatcher.board.board import Board
+from dispatcher.board.events import read_event
 from dispatcher.core.orders import Order, Scope, Status, widen_deadline
 from dispatcher.embedded import EmbeddedRedis
 from dispatcher.settings import Settings
@@ -97,12 +98,13 @@ def _order() -> Order:
 
 async def test_claim_repeated_by_its_own_request_holds_again(board: Board) -> None:
     """The reply of a CLAIM that took the hold was lost: its retry (same request) holds again,
-    where another request of the same agent is told ``busy`` and other agents ``taken``."""
+    where another request of the same agent is told ``busy`` and other agents ``held`` (that
+    is ``taken``, told once the winner's outcome is heard)."""
     await board.sync(_order())
     assert await board.claim(1, 7, "7:s:a", ["g1"], T0) == rs.HOLD
     assert await board.claim(1, 7, "7:s:a", ["g1"], T0 + 5) == rs.HOLD
     assert await board.claim(1, 7, "7:s:b", ["g1"], T0 + 5) == rs.BUSY
-    assert await board.claim(1, 8, "8:s:a", ["g1"], T0 + 5) == "taken"
+    assert await board.claim(1, 8, "8:s:a", ["g1"], T0 + 5) == rs.HELD
     many = await board.claim_many(1, [(7, "7:s:c", ["g1"]), (7, "7:s:a", ["g1"])], T0 + 6)
     assert many == [rs.BUSY, ""]  # the holding request, riding, is left to CLAIM
 
@@ -110,8 +112,9 @@ async def test_claim_repeated_by_its_own_request_holds_again(board: Board) -> No
 async def test_claim_many_lead_repeated_holds_again(board: Board) -> None:
     await board.sync(_order())
     claims = [(7, "7:s:a", ["g1"]), (8, "8:s:a", ["g1"])]
-    assert await board.claim_many(1, claims, T0, lead=True) == [rs.HOLD, "taken"]
-    assert await board.claim_many(1, claims, T0 + 5, lead=True) == [rs.HOLD, "taken"]
+    assert await board.claim_many(1, claims, T0, lead=True) == [rs.HOLD, rs.HELD]
+    assert await board.claim_many(1, claims, T0 + 5, lead=True) == [rs.HOLD, "taken"]  # (as
+    # remembered the first time)
 
 
 async def test_reserve_repeated_is_the_same_reservation(board: Board) -> None:
@@ -136,3 +139,29 @@ async def test_a_pooled_connection_killed_by_redis_is_retried(board: Board) -> N
     assert await board.claim(1, 7, "7:s:a", ["g1"], T0) == rs.HOLD
     await board.announce(_order(), reason=None)
     assert await board.held_count(7) == 0
+
+
+async def test_the_win_reserves_and_announces_again_after_redis_forgot_the_scripts(
+    board: Board,
+) -> None:
+    """The claim reserves its place inside CLAIM and the win's holding rides in the announce
+    (pipelined by EVALSHA alone, never SCRIPT EXISTS): after SCRIPT FLUSH both load the
+    scripts again, and the published event carries the agent's held count."""
+    await board.sync(_order())
+    await board.redis.script_flush()
+    assert await board.claim_reserving(1, 7, "7:s:w", ["g1"], T0, 5) == (rs.HOLD, "ok")
+    pubsub = board.redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(board.keys.events)
+    try:
+        await board.redis.script_flush()
+        won = dataclasses.replace(_order(), status=Status.CLAIMED, claimed_by=7, version=2)
+        assert await board.announce(won, reason="claimed", holder=(7, T0 + 1)) == 1
+        assert await board.held_count(7) == 1
+        message = None
+        while message is None:
+            message = await pubsub.get_message(timeout=5)
+        event = read_event(message["data"])
+        assert event["order"]["status"] == "claimed"
+        assert event["held"] == [[7, 1]]
+    finally:
+        await pubsub.aclose()

@@ -80,7 +80,8 @@ async def test_unknown_order(board: Board) -> None:
 async def test_one_hold_at_a_time(board: Board) -> None:
     await board.sync(order())
     assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD
-    assert await board.claim(1, 8, "8:a", ["g1"], T0 + 1) == "taken"
+    assert await board.claim(1, 8, "8:a", ["g1"], T0 + 1) == rs.HELD  # `taken`, told later
+    assert await board.claim(1, 8, "8:a", ["g1"], T0 + 2) == "taken"  # as remembered
     assert await board.claim(1, 7, "7:b", ["g1"], T0 + 2) == rs.BUSY
 
 
@@ -231,9 +232,9 @@ async def test_claim_many_decides_riders_after_the_leader(board: Board) -> None:
         T0,
         lead=True,
     )
-    assert answers == [rs.HOLD, "taken", "not_offered", rs.BUSY]
+    assert answers == [rs.HOLD, rs.HELD, "not_offered", rs.BUSY]
     assert await board.redis.hget(rs.order_key(1), "holder") == b"7"
-    # Remembered as CLAIM remembers (busy is not: the claim may be retried).
+    # Remembered as CLAIM remembers (held as taken; busy is not: the claim may be retried).
     assert await board.claim(1, 8, "8:a", ["g1"], T0 + HOLD + 1) == "taken"
     # (not_offered for an open order is not remembered: Redis may be behind, Postgres decides)
     assert await board.claim(1, 9, "9:a", ["g2"], T0 + HOLD + 1) == "not_offered"
