@@ -53,7 +53,7 @@ Decide = Callable[[list[Claimant]], Awaitable[list[str]]]
 class Flight:
     """A claim of one order running in full here, and the claims riding along with it."""
 
-    __slots__ = ("boarded", "done", "limit", "waiting")
+    __slots__ = ("boarded", "done", "holding", "limit", "waiting")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -62,6 +62,8 @@ class Flight:
         """Set once the order is noted closed or the leader is done; it never raises."""
         self.waiting: list[tuple[Claimant, asyncio.Future[str]]] | None = []
         self.boarded: list[tuple[Claimant, asyncio.Future[str]]] = []
+        self.holding = False
+        """The leader holds the order: claims that lost to it are told once it is done."""
 
     def ride(self, claim: Claimant) -> asyncio.Future[str] | None:
         """Have ``claim`` decided in the leader's call: a future of its answer (``''``:
@@ -142,9 +144,9 @@ class ClaimedOrders:
 
     def learn(self, order_id: int, status: str, version: int) -> None:
         """An order's state as a change event tells it (events may arrive out of order)."""
-        hearing = self._hearing.pop(order_id, None)
-        if hearing is not None and not hearing.done():
-            hearing.set_result(None)
+        flight = self._flights.get(order_id)
+        if flight is None or not flight.holding:  # (else the leader tells, when done)
+            self._heard(order_id)
         if status not in OPEN_STATUSES:
             self.note_closed(order_id, version)
         elif self._closed.get(order_id, -1) <= version:  # not older than what we know
@@ -164,9 +166,15 @@ class ClaimedOrders:
         elif version > known:
             self._closed[order_id] = version
 
+    def _heard(self, order_id: int) -> None:
+        hearing = self._hearing.pop(order_id, None)
+        if hearing is not None and not hearing.done():
+            hearing.set_result(None)
+
     async def outcome_heard(self, order_id: int, timeout: float) -> None:
-        """Wait until a change event of ``order_id`` is heard (a claim being recorded for
-        another agent ended: won, or released), at most ``timeout`` seconds."""
+        """Wait until the outcome of the claim that holds ``order_id`` is told: by its leader
+        here once it is done (so after the winner's answer), or for a holder on another
+        process by a change event heard (won, or released); at most ``timeout`` seconds."""
         if self._closed.get(order_id, 0) > 0:
             return  # heard closed already
         hearing = self._hearing.get(order_id)
@@ -202,6 +210,7 @@ class ClaimedOrders:
             if self._flights.get(order_id) is flight:
                 del self._flights[order_id]
             flight.end()
+            self._heard(order_id)  # claims that lost to it: after its own answer
 
     # --- batches -------------------------------------------------------------------------
 

@@ -258,6 +258,8 @@ async def _decide(
             return ClaimOutcome.UNKNOWN_ORDER, False
         await ctx.board.sync(stored)
         result = await _claim_once(ctx, agent, order_id, field, now, spot)
+    if flight is not None:
+        flight.holding = result == rs.HOLD  # losers to it are told once it is done
     if result in (rs.HOLD, rs.HELD, ClaimOutcome.TAKEN, ClaimOutcome.WON):
         # No other claim can get a hold now: claims waiting here go to CLAIM_MANY (`taken`).
         ctx.hub.claimed.note_closed(order_id)

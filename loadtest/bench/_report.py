@@ -130,37 +130,10 @@ def table(results: dict[str, Any]) -> str:
             + f"   {'<=1.2x':<16}{_verdict(ok)}",
             _ratio_row("fan-out / bare fan-out, every agent (p50, p99)", *ratio["per_agent"]),
         ]
-    con = results.get("contention")
-    if con:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(con["results"].items()))
-        lines += [
-            latency_row(
-                "contention",
-                "claim sent -> claim_result, every answer",
-                con["answer_ms"],
-                "p99<=100",
-                con["meets"]["p99"],
-            ),
-            latency_row("contention", "claim sent -> claim_result, the winner", con["won_ms"]),
-            f"{'contention':<11} {'orders with exactly one `won`':<44}{_num(con['orders'])}"
-            f"{_num(con['orders_with_one_winner'])}{'':>24}   {'all':<16}"
-            f"{_verdict(con['meets']['one_winner'])}",
-            latency_row("contention", "POST sent -> the winner's `won`", con["won_arrival_ms"]),
-            latency_row(
-                "contention",
-                "POST sent -> the median loser's `taken`",
-                con["median_taken_arrival_ms"],
-                "won p50 first",
-                con["winner_first"]["meets"],
-            ),
-            *_wrapped(
-                "",
-                f"orders whose `won` came no later than their median `taken`: "
-                f"{con['orders_winner_first']} of {con['orders']}",
-            ),
-            *_wrapped("answers: ", f"{counts} (of {con['answers_expected']} expected)"),
-            *_wrapped("setup: ", con["setup"]),
-        ]
+    for key, label in (("contention", "contention"), ("contention_2p", "contention2")):
+        con = results.get(key)
+        if con:
+            lines += _contention_rows(label, con)
     thr = results.get("throughput") or {}
     if "won" in thr:
         lines += [
@@ -361,3 +334,36 @@ def plot(raw: dict[str, Any], results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _contention_rows(label: str, con: dict[str, Any]) -> list[str]:
+    """The rows of a contention scenario (one process, or ``contention_2p``)."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(con["results"].items()))
+    return [
+        latency_row(
+            label,
+            "claim sent -> claim_result, every answer",
+            con["answer_ms"],
+            "p99<=100",
+            con["meets"]["p99"],
+        ),
+        latency_row(label, "claim sent -> claim_result, the winner", con["won_ms"]),
+        f"{label:<11} {'orders with exactly one `won`':<44}{_num(con['orders'])}"
+        f"{_num(con['orders_with_one_winner'])}{'':>24}   {'all':<16}"
+        f"{_verdict(con['meets']['one_winner'])}",
+        latency_row(label, "POST sent -> the winner's `won`", con["won_arrival_ms"]),
+        latency_row(
+            label,
+            "POST sent -> the median loser's `taken`",
+            con["median_taken_arrival_ms"],
+            "won p50 first",
+            con["winner_first"]["meets"],
+        ),
+        *_wrapped(
+            "",
+            f"orders whose `won` came no later than their median `taken`: "
+            f"{con['orders_winner_first']} of {con['orders']}",
+        ),
+        *_wrapped("answers: ", f"{counts} (of {con['answers_expected']} expected)"),
+        *_wrapped("setup: ", con["setup"]),
+    ]

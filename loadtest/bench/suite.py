@@ -89,7 +89,15 @@ from loadtest.bench._services import (
 )
 from loadtest.bench.bare import agent_token
 
-SCENARIOS = ("fanout", "ceiling", "contention", "throughput", "bare_fanout", "bare")
+SCENARIOS = (
+    "fanout",
+    "ceiling",
+    "contention",
+    "contention_2p",
+    "throughput",
+    "bare_fanout",
+    "bare",
+)
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FAN_GRID = "BENCH-FAN"
 BARE_FAN_GRID = "BARE-FAN"
@@ -306,10 +314,15 @@ async def run_fanout(
 
 
 async def _connect_all(
-    pool: AgentPool, port: int, agents: list[tuple[str, int]], deflate: bool, what: str
+    pool: AgentPool,
+    port: int | list[int],
+    agents: list[tuple[str, int]],
+    deflate: bool,
+    what: str,
 ) -> int:
-    """Connect ``agents`` to the server on ``port`` and say how it went; return how many
-    connected.  Raises BenchError when none could."""
+    """Connect ``agents`` to the server on ``port`` (several: round-robin over those server
+    processes) and say how it went; return how many connected.  Raises BenchError when none
+    could."""
     conn = await pool.connect("127.0.0.1", port, agents, deflate=deflate)
     n: int = conn["connected"]
     log(f"{n} {what} connected in {conn['seconds']:.1f} s")
@@ -417,6 +430,41 @@ async def run_contention(
     raw: dict[str, Any] = {"claim_all": [ms(a[1]) for a in answers], "claim_by_result": {}}
     for _, seconds, outcome in answers:
         raw["claim_by_result"].setdefault(outcome, []).append(ms(seconds))
+    return result, raw
+
+
+async def _contention_2p(
+    backends: Backends,
+    server: BenchServer,
+    pool: AgentPool,
+    http: HttpConnection,
+    agents: list[tuple[str, int]],
+    opts: Options,
+    meter: CpuMeter,
+    tmp: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``contention`` with the same agents spread over two ``bangban serve`` processes (one
+    Redis, one Postgres; orders filed on the first)."""
+    await pool.disconnect()
+    log("starting bangban serve #2 for contention over two processes")
+    async with BenchServer(
+        backends, server.admin_token, tmp / "data-c2", tmp / "server-c2.log"
+    ) as second:
+        assert server.pid is not None and second.pid is not None
+        n = await _connect_all(pool, [server.port, second.port], agents, opts.deflate, "agents")
+        log(f"contention over 2 processes: {opts.contention_orders} orders, {n} claimants each")
+        meter.roots["server"] = [server.pid, second.pid]
+        before = meter.snapshot()
+        try:
+            result, raw = await run_contention(pool, http, n, opts)
+        finally:
+            result_cpu = CpuMeter.usage(before, meter.snapshot())
+            meter.roots["server"] = [server.pid]
+        result["cpu_percent"] = result_cpu
+        result["processes"] = 2
+        result["setup"] += "; the agents round-robin over 2 server processes"
+        second.check_alive()
+        server.check_alive()
     return result, raw
 
 
@@ -619,7 +667,7 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
         http = HttpConnection("127.0.0.1", server.port, intake)
         stack.push_async_callback(http.close)
 
-        fan_needed = {"fanout", "contention"} & set(opts.scenarios)
+        fan_needed = {"fanout", "contention", "contention_2p"} & set(opts.scenarios)
         template: dict[str, Any] = {}
         if fan_needed:
             log(f"seeding {opts.agents} agents")
@@ -642,6 +690,11 @@ async def run(opts: Options, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]
                 results["contention"]["cpu_percent"] = CpuMeter.usage(before, meter.snapshot())
                 raw.update(part)
                 server.check_alive()
+            if "contention_2p" in opts.scenarios:
+                results["contention_2p"], part = await _contention_2p(
+                    backends, server, pool, http, agents, opts, meter, tmp
+                )
+                raw.update({f"{k}_2p": v for k, v in part.items()})
             await pool.disconnect()
         if "ceiling" in opts.scenarios:
             if not template:
