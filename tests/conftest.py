@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -37,6 +38,19 @@ class Services:
     redis_url: str
     database_url: str
     tmp: Path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``make test`` runs ``pytest -n auto``: two workers, each with embedded servers of its own
+    (most of the suite waits on sockets and timers, so two share two cores well).  At most
+    two: each worker holds its own Redis, Postgres, servers and browser.  One when
+    ``REDIS_URL`` / ``DATABASE_URL`` are set: the workers would flush one Redis and share one
+    database."""
+    env = Settings.from_env()
+    if env.redis_url or env.database_url:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")
