@@ -36,8 +36,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/bangban serve --demo --host $(HOST) --port $(PORT) --sms-port $(SMS_PORT)
 
+# Two workers (tests/conftest.py: pytest_xdist_auto_num_workers; one with REDIS_URL or
+# DATABASE_URL set); worksteal, so that the few long tests do not leave a worker idle at the end.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 # The browser tests (tests/test_browser_*.py) drive Debian's Chromium and need a CJK font.
 # Installed here when missing and running as root (as CI does); otherwise a message, and those

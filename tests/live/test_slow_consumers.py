@@ -53,6 +53,15 @@ def _server(settings: Settings) -> InProcessServer:
     return srv
 
 
+async def _connected(srv: InProcessServer, n: int) -> None:
+    """Wait until ``n`` agents are registered: the server answers 101 before it reads the
+    token and registers the connection, so a stalled client's handshake is not enough."""
+    deadline = time.monotonic() + 10
+    while len(srv.ctx.hub.agents) < n:
+        assert time.monotonic() < deadline, f"{len(srv.ctx.hub.agents)} of {n} agents connected"
+        await asyncio.sleep(0.02)
+
+
 def _dropped(srv: InProcessServer) -> float:
     return srv.ctx.metrics.dropped_slow._value.get()
 
@@ -72,6 +81,7 @@ async def test_clients_that_stop_reading_are_dropped_within_the_bound(settings: 
         stalled = [await _stalled_client(srv.port, a["token"]) for a in agents[:STALLED]]
         reader = await AgentClient.connect(srv.url, agents[STALLED]["token"])
         try:
+            await _connected(srv, STALLED + 1)
             assert len(srv.ctx.hub.agents) == STALLED + 1
             filed: list[int] = []
             text = "请帮我办理" * 390  # ~6 KiB per offer in UTF-8
@@ -114,6 +124,7 @@ async def test_an_overflow_while_a_write_is_blocked_drops_at_once(settings: Sett
         tm = await team(srv.url, settings.admin_token or "", {"g1": 1})
         sock = await _stalled_client(srv.port, tm.agents["g1"][0]["token"])
         try:
+            await _connected(srv, 1)
             for _ in range(100):
                 await asyncio.gather(*(file(tm, text="请帮我办理" * 390) for _ in range(BURST)))
                 if not srv.ctx.hub.agents:

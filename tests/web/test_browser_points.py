@@ -140,8 +140,15 @@ async def test_an_operator_runs_a_month_and_a_quarter_from_the_console(
     # 回访: no sample yet; draw all of November, record a call contradicting 满意.
     pages.allow(r"404 .*/v1/admin/followups|status of 404")  # the page asks, "no sample" yet
     await page.get_by_role("link", name="回访").click()
+    # The view loads the browser's last month on its own when first shown, and the query loads
+    # again: each answer puts up a fresh sample form.  Wait for the first, then fill only the
+    # form the query put up (a late first answer used to replace it between the two fills).
+    sample = page.locator("#followups-sample")
+    await expect(sample).not_to_be_empty()
+    await sample.evaluate("box => { for (const el of box.children) el.dataset.stale = '1'; }")
     await page.locator("#followups-month").fill("2026-11")
     await page.locator("#followups-query").get_by_role("button", name="查询").click()
+    await expect(page.locator("#followups-sample > form:not([data-stale])")).to_be_visible()
     await page.get_by_label("抽样比例").fill("1")
     await page.get_by_label("随机种子").fill("4611686018427387903")  # 2^62 - 1, beyond a JS number
     await page.get_by_role("button", name="抽取回访样本").click()

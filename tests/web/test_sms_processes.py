@@ -84,8 +84,9 @@ async def test_kill_9_of_the_sending_process_loses_no_text(
         # The gateway sits on the first texts for longer than a kill takes, but less than the
         # server's timeout: the sender is mid-send when it dies.
         # (and then fails them, so that only a send after the kill can fill the inboxes).
-        gw.script(*[{"delay": 4.0, "status": 503}] * 3)
-        env = sms_env(gw, BANGBAN_SMS_TIMEOUT="5")  # b claims them again when a's lease lapses
+        # A short timeout: b claims them again when a's lease (2 x timeout + 2 s) lapses.
+        gw.script(*[{"delay": 1.5, "status": 503}] * 3)
+        env = sms_env(gw, BANGBAN_SMS_TIMEOUT="2")
         a = ProcessServer(settings, log=tmp_path / "a.log", extra_env=env)
         await a.start()
         try:
