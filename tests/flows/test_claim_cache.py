@@ -213,8 +213,11 @@ async def test_cheap_answers_agree_with_the_full_claim(server: InProcessServer, 
 
 
 async def test_riders_are_decided_right_after_the_leader(server: InProcessServer, t: Team) -> None:
-    """Claims arriving while the first runs in full ride in its CLAIM: one winner, the rest
-    answered as CLAIM would answer them one after another, none reserving a place."""
+    """Claims arriving while the first runs in full ride in its CLAIM (or, arriving once it
+    was sent, are decided after it): one winner, the rest answered as CLAIM would answer them
+    one after another, none reserving a place.  The leader's own second request hears
+    `unavailable` while the first is being recorded, or `won` once it is (the agent holds
+    the order): which, depends on when it arrives."""
     a, b, c = [await _agent(server, t.agent("g1", i)["token"]) for i in range(3)]
     other = await _agent(server, t.agent("g2")["token"])
     order = await file(t)
@@ -225,7 +228,8 @@ async def test_riders_are_decided_right_after_the_leader(server: InProcessServer
         _claim(server, a, order["id"], "a2"),  # its own first request holds the order
         _claim(server, c, order["id"], "c1"),
     )
-    assert got == ["won", "taken", "not_offered", "unavailable", "taken"]
+    assert got[:3] == ["won", "taken", "not_offered"] and got[4] == "taken"
+    assert got[3] in ("unavailable", "won")
     for agent in (b, c, other):
         assert await server.ctx.board.held_count(agent.id) == 0
         assert not await server.ctx.board.redis.exists(server.ctx.board.keys.held(agent.id))
