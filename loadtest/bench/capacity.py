@@ -34,7 +34,8 @@ totals, multiples of ``--grids``).  At each step:
 
 A step passes when offer p99 ≤ ``--p99-ms``, every expected offer arrived, the filer kept its
 rate (at least 95 % of the due filings sent, answered 201), and every agent connected.  The run
-stops at the first step that does not pass.  Figures go to stdout and ``--out`` (JSON).
+stops at the first step that does not pass (with ``--keep-going``, only at one whose agents
+failed to connect).  Figures go to stdout and ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Options:
     out: Path | None
     max_seconds: float
     processes: int = 1
+    keep_going: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -124,6 +126,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="clients offer permessage-deflate (browsers do; the server accepts it only with "
         "BANGBAN_WS_DEFLATE=true)",
     )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="go on after a step that misses the latency criterion (a busy machine); a step "
+        "whose agents fail to connect still ends the run",
+    )
     p.add_argument("--out", default=str(RESULTS / "capacity.json"), help="JSON ('' for none)")
     p.add_argument("--max-seconds", type=float, default=1800.0, help="give up after this")
     a = p.parse_args(argv)
@@ -139,6 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     return Options(
         steps, a.grids, a.rate, a.duration, a.warmup, a.settle, a.p99_ms, workers, a.filers,
         a.compression == "deflate", Path(a.out) if a.out else None, a.max_seconds, a.processes,
+        a.keep_going,
     )  # fmt: skip
 
 
@@ -428,7 +437,8 @@ async def run(opts: Options, tmp: Path) -> dict[str, Any]:
 
             if not step["passes"]:
                 step["stopped_because"] = "server: " + LOAD_CRITERION
-                break
+                if not opts.keep_going:
+                    break
         await pool.disconnect()
         result["server_log"] = servers[0].log_summary()
         if len(servers) > 1:
@@ -453,6 +463,7 @@ def blame(over: str | None, failures: Sequence[str]) -> str:
 
 def summarise(steps: list[dict[str, Any]], opts: Options) -> dict[str, Any]:
     passing = [s["agents"] for s in steps if s.get("passes")]
+    failed = [s for s in steps if not s.get("passes")]
     base = steps[0]
     growth = [
         (s["idle"]["RssAnon"] - base["idle"]["RssAnon"]) / (s["agents"] - base["agents"])
@@ -460,7 +471,7 @@ def summarise(steps: list[dict[str, Any]], opts: Options) -> dict[str, Any]:
         if s["agents"] > base["agents"]
     ]
     fit = slope([(s["agents"], s["idle"]["RssAnon"]) for s in steps])
-    last = steps[-1]
+    last = failed[0] if failed else steps[-1]
     return {
         "largest_passing_agents": max(passing, default=0),
         "stopped_by": None if last.get("passes") else last["target"],
