@@ -5,6 +5,7 @@ connection lets go of its handshake once it is open."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -77,3 +78,26 @@ async def test_an_open_connection_keeps_no_handshake_and_no_asyncio_queue(
             assert isinstance(protocol, LeanWebSocketProtocol)
             assert isinstance(protocol.queue, Inbox) and isinstance(protocol.writable, Flag)
             assert not hasattr(protocol, "request") and not hasattr(protocol, "response")
+
+
+def server_tasks() -> int:
+    """Tasks of the server in this loop (uvicorn's and ours; not the test's clients')."""
+    names = (f"{os.sep}uvicorn{os.sep}", f"{os.sep}dispatcher{os.sep}")
+    codes = (getattr(t.get_coro(), "cr_code", None) for t in asyncio.all_tasks())
+    return sum(
+        1 for code in codes if code is not None and any(n in code.co_filename for n in names)
+    )
+
+
+async def test_an_idle_agent_connection_holds_one_task_uvicorns(crew: CrewFactory) -> None:
+    """No task per connection waits for a drain (or for frames to write): the drain calls
+    each connection back instead (tests/live/test_drain.py has the drain itself)."""
+    async with crew({"g1": 1}) as c:
+        token = c.agent()["token"]
+        async with AgentClient.connect(c.url, token):
+            await asyncio.sleep(0.2)  # the writer of welcome and snapshot has finished
+            before = server_tasks()
+            async with AgentClient.connect(c.url, token), AgentClient.connect(c.url, token):
+                await asyncio.sleep(0.2)
+                assert server_tasks() - before == 2  # uvicorn's run_asgi, one each
+                assert len(c.server.ctx.on_drain) == 3
