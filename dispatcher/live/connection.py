@@ -23,15 +23,43 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 
-class Inbox:
-    """A FIFO with ``put_nowait``, ``get`` and ``empty``, as :class:`asyncio.Queue` has them
-    (unbounded), holding no more than its items and the futures of readers waiting."""
+class _Waiters:
+    """The futures of coroutines waiting for something to change, made only while one waits."""
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._items: list[Any] = []
         self._waiters: list[asyncio.Future[None]] | None = None
+
+    async def _sleep(self) -> None:
+        """Until :meth:`_wake_all` (the caller re-checks what it waits for)."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        waiters = self._waiters
+        waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class Inbox(_Waiters):
+    """A FIFO with ``put_nowait``, ``get``, ``empty`` and ``qsize``, as :class:`asyncio.Queue`
+    has them (unbounded), holding no more than its items and the futures of readers waiting."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: list[Any] = []
 
     def empty(self) -> bool:
         return not self._items
@@ -41,24 +69,23 @@ class Inbox:
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
-        _wake(self._waiters)
-        self._waiters = None
+        self._wake_all()
 
     async def get(self) -> Any:
         """The oldest item, waiting for one if there is none (cancellation leaves it)."""
         while not self._items:
-            await _wait(self, "_waiters")
+            await self._sleep()
         return self._items.pop(0)
 
 
-class Flag:
+class Flag(_Waiters):
     """``set``, ``clear``, ``is_set`` and ``wait``, as :class:`asyncio.Event` has them."""
 
-    __slots__ = ("_set", "_waiters")
+    __slots__ = ("_set",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._set = False
-        self._waiters: list[asyncio.Future[None]] | None = None
 
     def is_set(self) -> bool:
         return self._set
@@ -66,37 +93,15 @@ class Flag:
     def set(self) -> None:
         if not self._set:
             self._set = True
-            _wake(self._waiters)
-            self._waiters = None
+            self._wake_all()
 
     def clear(self) -> None:
         self._set = False
 
     async def wait(self) -> bool:
         while not self._set:
-            await _wait(self, "_waiters")
+            await self._sleep()
         return True
-
-
-def _wake(waiters: list[asyncio.Future[None]] | None) -> None:
-    for waiter in waiters or ():
-        if not waiter.done():
-            waiter.set_result(None)
-
-
-async def _wait(owner: Inbox | Flag, slot: str) -> None:
-    """Wait until ``owner`` wakes its waiters (they re-check what they wait for)."""
-    waiter = asyncio.get_running_loop().create_future()
-    waiters: list[asyncio.Future[None]] | None = getattr(owner, slot)
-    if waiters is None:
-        waiters = []
-        setattr(owner, slot, waiters)
-    waiters.append(waiter)
-    try:
-        await waiter
-    finally:
-        if waiter in waiters:
-            waiters.remove(waiter)
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
