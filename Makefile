@@ -21,7 +21,8 @@ help:
 	@echo "make chaos     faults under load against two server processes (CHAOS_WINDOW=6 s, CHAOS_RUNS=3)"
 	@echo "make bench     fan-out / contention / throughput benchmark, us and a bare same-stack server"
 	@echo "               (writes loadtest/results/bench.json; BENCH_ARGS='--processes 1,2,4' for more)"
-	@echo "make capacity  agents one process holds at p99 offer <= 100 ms; memory per connection"
+	@echo "make capacity  agents one machine holds at p99 offer <= 100 ms; memory per connection"
+	@echo "               (CAPACITY_ARGS='--steps 20000,50000 --processes 3' for more than one server process)"
 	@echo "make loadtest  locust scenario SCENARIO=$(SCENARIO) USERS=$(USERS) DURATION=$(DURATION) on a server of its own, then the consistency check"
 	@echo "make clean     delete .venv and .bangban (the demo's data, tokens and embedded servers' files)"
 	@echo "make browser   install Debian's chromium and a CJK font for the browser tests (as root; make test does it)"
@@ -77,7 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench $(BENCH_ARGS)
 
 capacity: $(STAMP)
-	$(BIN)/python -m loadtest.bench.capacity
+	$(BIN)/python -m loadtest.bench.capacity $(CAPACITY_ARGS)
 
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtest.locust $(SCENARIO) --users $(USERS) --duration $(DURATION)

@@ -126,19 +126,22 @@ def uvicorn_config(
     app: ASGIApp, settings: Settings, host: str, port: int, *, graceful: int = 5
 ) -> uvicorn.Config:
     """How ``bangban serve`` runs the app (the tests' in-process servers run it the same way):
-    websockets-sansio, httptools, the loop the caller runs (uvloop for ``serve``)."""
+    websockets-sansio (:mod:`dispatcher.live.connection`), httptools, the loop the caller runs
+    (uvloop for ``serve``)."""
     import uvicorn
+
+    from dispatcher.live.connection import LeanWebSocketProtocol
 
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=LeanWebSocketProtocol,  # websockets-sansio, keeping less per connection
         loop="none",
         http="httptools",
         ws_max_size=65536,
         ws_per_message_deflate=settings.ws_deflate,
-        ws_ping_interval=20,
+        ws_ping_interval=settings.ws_ping_interval or None,
         ws_ping_timeout=20,
         lifespan="on",
         log_level="warning",

@@ -70,6 +70,10 @@ class Context:
     in flight finish, sockets close with 1012."""
     offering: set[asyncio.Task[None]] = field(default_factory=set)
     """Filed orders being offered after their 201 (:mod:`dispatcher.flows.filing`)."""
+    on_drain: set[Callable[[], None]] = field(default_factory=set)
+    """Called once each when the process drains: what every open websocket then does (a
+    callback each, not a task each waiting on ``draining``: a task per idle connection is
+    about 1 KiB)."""
     settling: dict[str, asyncio.Task[ClaimOutcome]] = field(default_factory=dict)
     """Claims answered ``pending`` (by answer field), finding out what Postgres recorded
     (:mod:`dispatcher.flows.claims`)."""

@@ -94,6 +94,8 @@ class Settings:
     """``BANGBAN_WS_DEFLATE``: accept permessage-deflate on websockets.  Off by default:
     frames are a few hundred bytes, and a compressing connection keeps zlib state of tens of
     KiB (browsers ask for it; they work uncompressed when the server declines)."""
+    ws_ping_interval: float = 20.0
+    """``BANGBAN_WS_PING_INTERVAL``: seconds between a websocket's keepalive pings (0: none)."""
     gc_freeze_interval: float = 1.0
     """``BANGBAN_GC_FREEZE_INTERVAL``: seconds between rounds that collect what is new and
     freeze the survivors, so that the collector stops re-scanning long-lived connections
@@ -203,6 +205,8 @@ class Settings:
             raise ConfigError("BANGBAN_TRACKING_TTL must be > 0 and at most ten years (seconds)")
         if not 0 < self.send_timeout <= 3600:
             raise ConfigError("BANGBAN_SEND_TIMEOUT must be > 0 and at most 3600 seconds")
+        if self.ws_ping_interval != 0 and not 1 <= self.ws_ping_interval <= 3600:
+            raise ConfigError("BANGBAN_WS_PING_INTERVAL must be 0 (no pings) or 1..3600 seconds")
         if self.pg_pool_size < 2:
             raise ConfigError("BANGBAN_PG_POOL must be at least 2")
         if self.widen_schedule is not None:
@@ -337,6 +341,7 @@ class Settings:
             catalog_path=Path(env["BANGBAN_CATALOG"]) if env.get("BANGBAN_CATALOG") else None,
             calendar_path=Path(env["BANGBAN_CALENDAR"]) if env.get("BANGBAN_CALENDAR") else None,
             ws_deflate=flag("BANGBAN_WS_DEFLATE", base.ws_deflate),
+            ws_ping_interval=num("BANGBAN_WS_PING_INTERVAL", base.ws_ping_interval),
             gc_freeze_interval=num("BANGBAN_GC_FREEZE_INTERVAL", base.gc_freeze_interval),
             gc_full_every=num("BANGBAN_GC_FULL_EVERY", base.gc_full_every),
             followup_share=dec("BANGBAN_FOLLOWUP_SHARE", base.followup_share),

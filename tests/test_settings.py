@@ -52,11 +52,14 @@ def test_connection_settings_from_the_environment() -> None:
             "BANGBAN_WS_DEFLATE": "yes",
             "BANGBAN_GC_FREEZE_INTERVAL": "0",
             "BANGBAN_GC_FULL_EVERY": "3600",
+            "BANGBAN_WS_PING_INTERVAL": "0",
         }
     )
     assert (s.ws_deflate, s.gc_freeze_interval, s.gc_full_every) == (True, 0.0, 3600.0)
+    assert s.ws_ping_interval == 0
     d = Settings.from_env({})
     assert (d.ws_deflate, d.gc_freeze_interval, d.gc_full_every) == (False, 1.0, 21600.0)
+    assert d.ws_ping_interval == 20
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,8 @@ def test_connection_settings_from_the_environment() -> None:
         {"BANGBAN_GC_FREEZE_INTERVAL": "0.01"},
         {"BANGBAN_GC_FREEZE_INTERVAL": "-1"},
         {"BANGBAN_GC_FULL_EVERY": "0.5"},  # more often than the rounds it is one of
+        {"BANGBAN_WS_PING_INTERVAL": "0.5"},
+        {"BANGBAN_WS_PING_INTERVAL": "-1"},
     ],
 )
 def test_bad_connection_settings_are_refused(env: dict[str, str]) -> None:

@@ -28,6 +28,8 @@ async def drain(ctx: Context, timeout: float = DRAIN_S) -> bool:
     """Drain this process (see the module docstring).  Returns True when every socket
     closed within ``timeout``."""
     ctx.draining.set()
+    for closer in list(ctx.on_drain):  # a socket registering from now on sees draining set
+        closer()
     agents, trackers = len(ctx.hub.agents), sum(len(t) for t in ctx.hub.trackers.values())
     log.warning("draining agents=%d trackers=%d", agents, trackers)
     deadline = time.monotonic() + timeout

@@ -170,17 +170,42 @@ def _final_answer(
     return send
 
 
-async def _close_on_drain(
-    ctx: Context, socket: AsgiSocket, writer: Writer, lanes: Lanes | None = None
-) -> None:
-    """When the process drains: let the claims in flight finish and their answers be
-    written, then close with 1012 so that the client reconnects (to another process)."""
-    await ctx.draining.wait()
-    if lanes is not None:
-        await lanes.drain()
-    await writer.flush()
-    with contextlib.suppress(Exception):  # the peer may be gone already
-        await socket.close(CLOSE_RESTART, "service restart; reconnect")
+class _CloseOnDrain:
+    """When the process drains: let the connection's claims in flight finish and their answers
+    be written, then close with 1012 so that the client reconnects (to another process).
+
+    Registered in ``ctx.on_drain`` while the connection is open (:meth:`open`, :meth:`done`);
+    the task exists only once the drain has begun, and :meth:`done` cancels it."""
+
+    __slots__ = ("ctx", "lanes", "socket", "task", "writer")
+
+    def __init__(
+        self, ctx: Context, socket: AsgiSocket, writer: Writer, lanes: Lanes | None = None
+    ) -> None:
+        self.ctx, self.socket, self.writer, self.lanes = ctx, socket, writer, lanes
+        self.task: asyncio.Task[None] | None = None
+
+    def open(self) -> _CloseOnDrain:
+        self.ctx.on_drain.add(self)
+        if self.ctx.draining.is_set():  # drained before we registered: close now
+            self()
+        return self
+
+    def __call__(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        if self.lanes is not None:
+            await self.lanes.drain()
+        await self.writer.flush()
+        with contextlib.suppress(Exception):  # the peer may be gone already
+            await self.socket.close(CLOSE_RESTART, "service restart; reconnect")
+
+    def done(self) -> None:
+        self.ctx.on_drain.discard(self)
+        if self.task is not None:
+            self.task.cancel()
 
 
 def _claim_work(
@@ -241,7 +266,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
         outbox.release()
         log.debug("agent connected agent_id=%s grids=%s", agent.id, ",".join(agent.grids))
         lanes = Lanes()
-        closer = asyncio.create_task(_close_on_drain(ctx, socket, writer, lanes))
+        closer = _CloseOnDrain(ctx, socket, writer, lanes).open()
         try:
             async with contextlib.aclosing(_frames(socket, outbox)) as frames:
                 async for frame in frames:
@@ -252,7 +277,7 @@ async def agent_ws(ctx: Context, socket: AsgiSocket) -> None:
                         pong = wire.Pong(frame.request_id, ctx.clock())
                         outbox.push(Payload.of(pong), first=True)
         finally:
-            closer.cancel()
+            closer.done()
             await lanes.drain()  # claims in flight finish (their answers may still be sent)
     finally:
         ctx.hub.remove_agent(link)
@@ -288,7 +313,7 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
         # The order as it is, with the step that made it so.
         outbox.push(Payload.of(wire.StatusChange(order.to_wire(ctx.clock()), last)), first=True)
         outbox.release()
-        closer = asyncio.create_task(_close_on_drain(ctx, socket, writer))
+        closer = _CloseOnDrain(ctx, socket, writer).open()
         try:
             async with contextlib.aclosing(_frames(socket, outbox)) as frames:
                 async for frame in frames:
@@ -303,7 +328,7 @@ async def tracking_ws(ctx: Context, socket: AsgiSocket, raw_order_id: str) -> No
                         )
                         _error(outbox, refusal)
         finally:
-            closer.cancel()
+            closer.done()
 
     finally:
         ctx.hub.remove_tracker(link)

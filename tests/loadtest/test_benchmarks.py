@@ -145,3 +145,27 @@ def test_capacity_refuses_bad_steps(steps: str) -> None:
 def test_capacity_defaults_parse() -> None:
     opts = parse_args([])
     assert opts.steps[-1] >= 10_000 and opts.rate == 50 and opts.p99_ms == 100
+
+
+def test_capacity_plans_workers_and_names_the_limit_a_step_passes() -> None:
+    from loadtest.bench.capacity import Limits, blame
+
+    assert parse_args([]).workers is None  # auto
+    assert parse_args(["--workers", "3", "--processes", "2"]).workers == 3
+    for bad in (["--workers", "0"], ["--workers", "x"], ["--processes", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+    here = Limits(open_files=20_000, local_ports=28_232)
+    assert here.workers_for(400) == 2 and here.workers_for(50_000) == 3
+    assert here.exceeded(19_600, 1, 2) is None
+    server = here.exceeded(20_000, 1, 2)
+    assert server is not None and server.startswith("server open-file limit")
+    client = here.exceeded(50_000, 3, 2)
+    assert client is not None and client.startswith("client open-file limit")
+    assert here.exceeded(50_000, 3, 3) is None
+    ports = Limits(open_files=100_000, local_ports=28_232).exceeded(30_000, 1, 2)
+    assert ports is not None and ports.startswith("local ports")
+    # A failed connect is put down to the limit the step passes, else to the server.
+    assert blame(server, ["ConnectionError('connection lost before welcome')"]) == server
+    assert blame(None, ["OSError(24, 'Too many open files')"]).startswith("client open-file")
+    assert blame(None, ["TimeoutError()"]).startswith("server")

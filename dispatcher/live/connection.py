@@ -1,0 +1,121 @@
+"""The protocol uvicorn runs for each websocket: its websockets-sansio one, with less kept.
+
+Tens of thousands of agent connections sit idle for hours, so what each one keeps counts
+(issue 16: ≤ 20 KiB per idle connection, uvicorn's own share was over 10 KiB).
+:class:`LeanWebSocketProtocol` is uvicorn's ``WebSocketsSansIOProtocol`` with three things
+changed, none of them in what goes over the wire:
+
+- The queue of events for the app (``websocket.connect``, ``.receive``, ``.disconnect``) is an
+  :class:`Inbox` instead of an :class:`asyncio.Queue`: uvicorn uses only ``put_nowait``,
+  ``get`` and ``empty``, and a Queue allocates four deques of 760 bytes each.
+- The "transport is writable" flag is a :class:`Flag` instead of an :class:`asyncio.Event`
+  (one deque more).
+- The handshake's request and response (their headers parsed into dicts of lists) are let go
+  once the response is written: uvicorn reads them only until then, and the app has the
+  request in its ASGI scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+
+class _Waiters:
+    """The futures of coroutines waiting for something to change, made only while one waits."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    async def _sleep(self) -> None:
+        """Until :meth:`_wake_all` (the caller re-checks what it waits for)."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        waiters = self._waiters
+        waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class Inbox(_Waiters):
+    """A FIFO with ``put_nowait``, ``get``, ``empty`` and ``qsize``, as :class:`asyncio.Queue`
+    has them (unbounded), holding no more than its items and the futures of readers waiting."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: list[Any] = []
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        self._wake_all()
+
+    async def get(self) -> Any:
+        """The oldest item, waiting for one if there is none (cancellation leaves it)."""
+        while not self._items:
+            await self._sleep()
+        return self._items.pop(0)
+
+
+class Flag(_Waiters):
+    """``set``, ``clear``, ``is_set`` and ``wait``, as :class:`asyncio.Event` has them."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._wake_all()
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        while not self._set:
+            await self._sleep()
+        return True
+
+
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol keeping less per connection (module docstring);
+    ``uvicorn.Config(ws=LeanWebSocketProtocol)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    def start_keepalive(self) -> None:
+        # Called right after the handshake response is written; nothing reads them after.
+        self.__dict__.pop("request", None)
+        self.__dict__.pop("response", None)
+        super().start_keepalive()

@@ -1,0 +1,103 @@
+"""The websocket protocol uvicorn runs per connection keeps less (dispatcher.live.connection):
+its inbox and writable flag behave as the asyncio.Queue and asyncio.Event they replace, and a
+connection lets go of its handshake once it is open."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from clients import AgentClient
+from dispatcher.live.connection import Flag, Inbox, LeanWebSocketProtocol
+from tests.steps import CrewFactory
+
+
+async def test_the_inbox_is_a_fifo_whose_get_waits() -> None:
+    inbox = Inbox()
+    assert inbox.empty()
+    inbox.put_nowait(1)
+    inbox.put_nowait(2)
+    assert inbox.qsize() == 2 and not inbox.empty()
+    assert [await inbox.get(), await inbox.get()] == [1, 2]
+    reader = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    inbox.put_nowait("later")
+    assert await asyncio.wait_for(reader, 1) == "later"
+
+
+async def test_a_cancelled_get_leaves_the_next_item_to_the_next_reader() -> None:
+    inbox = Inbox()
+    first = asyncio.create_task(inbox.get())
+    second = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    inbox.put_nowait("x")
+    assert await asyncio.wait_for(second, 1) == "x"
+    assert inbox.empty()
+
+
+async def test_two_readers_each_get_one_item() -> None:
+    inbox = Inbox()
+    readers = [asyncio.create_task(inbox.get()) for _ in range(2)]
+    await asyncio.sleep(0)
+    inbox.put_nowait("a")
+    inbox.put_nowait("b")
+    assert sorted(await asyncio.wait_for(asyncio.gather(*readers), 1)) == ["a", "b"]
+
+
+async def test_the_flag_holds_waiters_until_set() -> None:
+    flag = Flag()
+    assert not flag.is_set()
+    waiter = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    flag.set()
+    assert await asyncio.wait_for(waiter, 1) is True
+    assert flag.is_set() and await flag.wait()
+    flag.clear()
+    cancelled = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    flag.set()  # no waiter left: nothing to wake, nothing raised
+    assert flag.is_set()
+
+
+async def test_an_open_connection_keeps_no_handshake_and_no_asyncio_queue(
+    crew: CrewFactory,
+) -> None:
+    async with crew({"g1": 1}) as c:
+        async with AgentClient.connect(c.url, c.agent()["token"]):
+            (protocol,) = c.server.server.server_state.connections
+            assert isinstance(protocol, LeanWebSocketProtocol)
+            assert isinstance(protocol.queue, Inbox) and isinstance(protocol.writable, Flag)
+            assert not hasattr(protocol, "request") and not hasattr(protocol, "response")
+
+
+def server_tasks() -> int:
+    """Tasks of the server in this loop (uvicorn's and ours; not the test's clients')."""
+    names = (f"{os.sep}uvicorn{os.sep}", f"{os.sep}dispatcher{os.sep}")
+    codes = (getattr(t.get_coro(), "cr_code", None) for t in asyncio.all_tasks())
+    return sum(
+        1 for code in codes if code is not None and any(n in code.co_filename for n in names)
+    )
+
+
+async def test_an_idle_agent_connection_holds_one_task_uvicorns(crew: CrewFactory) -> None:
+    """No task per connection waits for a drain (or for frames to write): the drain calls
+    each connection back instead (tests/live/test_drain.py has the drain itself)."""
+    async with crew({"g1": 1}) as c:
+        token = c.agent()["token"]
+        async with AgentClient.connect(c.url, token):
+            await asyncio.sleep(0.2)  # the writer of welcome and snapshot has finished
+            before = server_tasks()
+            async with AgentClient.connect(c.url, token), AgentClient.connect(c.url, token):
+                await asyncio.sleep(0.2)
+                assert server_tasks() - before == 2  # uvicorn's run_asgi, one each
+                assert len(c.server.ctx.on_drain) == 3
