@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from dispatcher.live.connection import LeanWebSocketProtocol
 from dispatcher.live.outbox import Outbox
 from dispatcher.metrics import Metrics
 
@@ -34,12 +35,21 @@ CLOSE_TRY_AGAIN = 1013
 class AsgiSocket:
     """The few websocket operations the endpoints use, over the ASGI callables."""
 
-    __slots__ = ("_receive", "_send", "scope")
+    __slots__ = ("_now", "_receive", "_send", "scope")
 
     def __init__(self, scope: Message, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._receive = receive
         self._send = send
+        protocol = getattr(send, "__self__", None)  # uvicorn hands the protocol's own send
+        self._now: Callable[[bytes | str], bool] | None = (
+            protocol.write_now if isinstance(protocol, LeanWebSocketProtocol) else None
+        )
+
+    def write_now(self, data: bytes | str) -> bool:
+        """Write a frame without awaiting when the socket takes it at once (see
+        :meth:`LeanWebSocketProtocol.write_now`); False: :meth:`send` it."""
+        return self._now is not None and self._now(data)
 
     def param(self, name: str) -> str | None:
         """A query parameter (the first of that name), or None."""
@@ -148,17 +158,45 @@ class Writer:
         await asyncio.shield(self._flushed)
 
     def wake(self) -> None:
-        """Frames are waiting: start the task unless it runs (it then takes them too)."""
+        """Frames are waiting: write them now if the socket takes them at once, else start
+        the task unless it runs (it then takes them too)."""
         if self._task is None and not self.closed:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            rest = self._write_now()
+            if rest is not None:
+                self._task = asyncio.get_running_loop().create_task(self._drain(rest))
         elif self._writing and self._outbox.overflowed and not self.closed:
             # We run, so the writer is suspended, and in a write only when it is blocked.
             self._abort("too slow; reconnect")
 
-    async def _drain(self) -> None:
+    def _write_now(self) -> list[bytes | str] | None:
+        """The frames queued, written without a task while the socket takes them at once (no
+        write blocked: nothing for the time bound to watch).  Returns None when all were
+        written (or the peer is gone), else the frames the task must send: all of them, or
+        those left when the transport stopped taking more."""
+        outbox = self._outbox
+        if outbox.kicked is not None or outbox.overflowed:
+            return []
+        frames = outbox.drain()
+        try:
+            for i, data in enumerate(frames):
+                if not self._socket.write_now(data):
+                    return frames[i:]
+        except Exception:  # the peer went away; the reader sees the disconnect and cleans up
+            self.closed = True
+        return None
+
+    async def _drain(self, first: list[bytes | str] | None = None) -> None:
         outbox = self._outbox
         loop = asyncio.get_running_loop()
         try:
+            if first:
+                self._writing = True
+                self._progress = loop.time()
+                self._watch = loop.call_at(self._progress + self.send_timeout, self._check)
+                for data in first:
+                    await self._socket.send(data)
+                    self._progress = loop.time()
+                self._writing = False
             while not self.closed:
                 if outbox.kicked is not None:
                     self.closed = True

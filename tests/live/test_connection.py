@@ -10,6 +10,7 @@ import os
 import pytest
 
 from clients import AgentClient
+from dispatcher.live import wire
 from dispatcher.live.connection import Flag, Inbox, LeanWebSocketProtocol
 from tests.steps import CrewFactory
 
@@ -101,3 +102,21 @@ async def test_an_idle_agent_connection_holds_one_task_uvicorns(crew: CrewFactor
                 await asyncio.sleep(0.2)
                 assert server_tasks() - before == 2  # uvicorn's run_asgi, one each
                 assert len(c.server.ctx.on_drain) == 3
+
+
+async def test_frames_to_a_reading_agent_are_written_without_a_writer_task(
+    crew: CrewFactory,
+) -> None:
+    """A frame pushed to an agent whose socket takes it at once is written in the push, not
+    by a writer task woken for it (a fan-out to 1,000 agents wakes no task at all)."""
+    async with crew({"g1": 1}) as c:
+        async with AgentClient.connect(c.url, c.agent()["token"]) as agent:
+            (link,) = c.server.ctx.hub.agents
+            await asyncio.sleep(0.2)  # welcome and snapshot written
+            before = server_tasks()
+            c.server.ctx.hub.set_held(link.agent_id, 3)  # pushes a `held` frame
+            assert server_tasks() == before  # no writer task started
+            assert link.outbox.drain() == []  # written already, not queued
+            frame = await agent.recv(timeout=5)
+            while not (isinstance(frame, wire.Held) and frame.held == 3):  # (after welcome's)
+                frame = await agent.recv(timeout=5)
