@@ -1,13 +1,17 @@
 """What this process knows about claims: orders no claim can hold any more, claims in flight.
 
 Under contention a thousand agents claim one order within milliseconds and all but one lose.
-Run in full (RESERVE, CLAIM, giving the place back), each loser costs three Redis round trips.
+Run in full, each loser costs a Redis round trip of its own (on a cluster three: RESERVE,
+CLAIM, giving the place back).
 :class:`ClaimedOrders` lets :mod:`dispatcher.flows.claims` spend them only on claims that may win:
 
 - **Flights.**  While one claim for an order runs in full here (the *leader*), further claims
   for it do not.  Those that arrive before its CLAIM is sent *ride* along: they are decided
   right after it, in the same call (CLAIM_MANY).  Those that arrive later wait until the
   order is noted closed (or the leader is done).
+- **Winner first.**  A claim that loses to the leader's hold (CLAIM says ``held``) is told
+  ``taken`` once the leader is done, so after the winner's own answer; a hold of another
+  process is waited for until its change event is heard (:meth:`ClaimedOrders.outcome_heard`).
 - **Closed orders.**  The orders this process has heard are not open to a new hold: from its
   own claims (``hold``, ``won``, ``taken``) and from every change event the hub receives (an
   event that shows the order open again drops it).  A claim for such an order needs no
