@@ -13,9 +13,11 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 
 from clients import AgentClient
 from dispatcher.flows.claims import HELD_WAIT_S
+from dispatcher.settings import Settings
 from tests.servers import InProcessServer
 from tests.steps import file, team
 
@@ -59,3 +61,32 @@ async def test_losers_hear_taken_only_after_the_winner_is_recorded(
         for a in agents:
             await a.__aexit__(None, None, None)
         await direct.close()
+
+
+async def test_a_loser_on_another_process_hears_taken_after_the_winner_is_recorded(
+    settings: Settings,
+) -> None:
+    """The winner holds the order on one process; a loser on another is told ``taken`` once
+    that process hears the win (the change event), not while the winner's commit waits."""
+    async with InProcessServer(settings) as here, InProcessServer(settings) as there:
+        t = await team(here.url, settings.admin_token or "", {"g1": 2})
+        order = await file(t)
+        direct = await asyncpg.connect(settings.database_url)
+        try:
+            async with (
+                AgentClient.connect(here.url, t.agent("g1", 0)["token"]) as winner,
+                AgentClient.connect(there.url, t.agent("g1", 1)["token"]) as loser,
+            ):
+                tx = direct.transaction()
+                await tx.start()
+                await direct.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", order["id"])
+                won_rid = await winner.send_claim(order["id"])
+                await asyncio.sleep(0.1)  # held on `here`, its commit waiting on the lock
+                lost_rid = await loser.send_claim(order["id"])
+                with pytest.raises(TimeoutError):
+                    await loser.wait_claim(lost_rid, timeout=HELD_WAIT_S * 0.6)
+                await tx.commit()
+                assert (await winner.wait_claim(won_rid)).result == "won"
+                assert (await loser.wait_claim(lost_rid)).result == "taken"
+        finally:
+            await direct.close()
