@@ -308,10 +308,17 @@ def test_option_parsing() -> None:
 # --- against an existing server: a namespace of its own, no silent leftovers -------------
 
 
-def _runner(url: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "loadtest.locust", "contention", "--host", url, *args]
+def _runner(server: InProcessServer, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "loadtest.locust", "contention", "--host", server.url, *args]
     cmd += ["--users", "6", "--duration", "3s", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The consistency check afterwards reads REDIS_URL / DATABASE_URL: the server's own (with
+    # the URLs set for the suite, its database is a private one on that Postgres).
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": server.settings.redis_url,
+        "DATABASE_URL": server.settings.database_url,
+    }
     return subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False
     )
@@ -322,7 +329,7 @@ async def test_a_run_against_an_existing_server_refuses_without_allow_leftovers(
 ) -> None:
     token = server.settings.admin_token
     assert token
-    refused = await asyncio.to_thread(_runner, server.url, tmp_path, "--admin-token", token)
+    refused = await asyncio.to_thread(_runner, server, tmp_path, "--admin-token", token)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "has no delete in its admin API" in refused.stderr
     assert "1 grids (codes lt" in refused.stderr and "5 agents named lt" in refused.stderr
@@ -331,7 +338,7 @@ async def test_a_run_against_an_existing_server_refuses_without_allow_leftovers(
         assert (await admin.list_grids())["grids"] == []
 
     ran = await asyncio.to_thread(
-        _runner, server.url, tmp_path, "--admin-token", token, "--allow-leftovers"
+        _runner, server, tmp_path, "--admin-token", token, "--allow-leftovers"
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     prefix = re.search(r"grids \(codes (lt[0-9a-f]{6}-)\*\)", ran.stdout)
