@@ -101,18 +101,21 @@ async def _offers(
         return  # released and offered afresh since: that offering has triggers of its own
     grids = _reach(ctx, trigger, order)
     before = set(trigger.prev_grids)
-    agents = [
-        a
-        for a in await batch.agents(grids)
-        if a.id not in order.excluded and not before.intersection(a.grids)
+    # Ids and grids first: when widened, a rung reaches every agent of the county, and most
+    # have the app open (they get no text), so only those left are read in full.
+    ids = [
+        agent_id
+        for agent_id, agent_grids in await batch.reachable(grids)
+        if agent_id not in order.excluded and not before.intersection(agent_grids)
     ]
-    if agents and settings.sms_offers == "offline":
+    if ids and settings.sms_offers == "offline":
         # Redis down: presence unknown.  Raising keeps the trigger pending until it answers
         # (texting everyone instead could flood the agents who have the app open).
-        online = await presence.connected(ctx, [a.id for a in agents])
-        agents = [a for a in agents if a.id not in online]
-    if not agents:
+        online = await presence.connected(ctx, ids)
+        ids = [a for a in ids if a not in online]
+    if not ids:
         return
+    agents = await batch.agents_by_id(ids)
     now = ctx.clock()
     offset = offset_minutes(ctx)
     per_agent, total = await batch.offers_since(sms.day_start(now, offset))

@@ -72,12 +72,21 @@ class Expansion:
             return None
         return order_from_row(row), row["short_code"], row["applicant_phone"]
 
-    async def agents(self, grids: Sequence[str] | None) -> list[Agent]:
-        """Active agents of any of ``grids`` (None: all active agents), by id."""
+    async def reachable(self, grids: Sequence[str] | None) -> list[tuple[int, list[str]]]:
+        """(id, grids) of the active agents of any of ``grids`` (None: all), by id."""
         rows = await self.conn.fetch(
-            "SELECT id, name, phone, grids, active FROM agents WHERE active"
+            "SELECT id, grids FROM agents WHERE active"
             " AND ($1::text[] IS NULL OR grids && $1::text[]) ORDER BY id",
             None if grids is None else list(grids),
+        )
+        return [(r["id"], r["grids"]) for r in rows]
+
+    async def agents_by_id(self, ids: Sequence[int]) -> list[Agent]:
+        """The active agents among ``ids``, by id."""
+        rows = await self.conn.fetch(
+            "SELECT id, name, phone, grids, active FROM agents"
+            " WHERE active AND id = ANY($1::bigint[]) ORDER BY id",
+            list(ids),
         )
         return [agent_from_row(r) for r in rows]
 
