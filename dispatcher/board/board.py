@@ -27,12 +27,13 @@ from dispatcher.board.connect import (
 )
 from dispatcher.board.events import change_event
 from dispatcher.board.held import HeldOrders
+from dispatcher.board.watermark import Watermark
 from dispatcher.core.orders import Order, Status
 from dispatcher.core.workflow import NEVER, next_deadline, state_of
 from dispatcher.exceptions import RedisUnavailableError
 
 
-class Board(HeldOrders):
+class Board(HeldOrders, Watermark):
     """Redis operations for orders.  Every method may raise ``RedisUnavailableError``."""
 
     def __init__(
@@ -105,16 +106,49 @@ class Board(HeldOrders):
         at_limit: bool = False,
     ) -> str:
         """Run CLAIM: ``'hold'``, ``'busy'``, ``'limit_reached'`` or a final answer."""
-        flag = "1" if at_limit else "0"
+        out = await self._run_claim(order_id, agent_id, answer_field, grids, now, at_limit)
+        return out[0]
+
+    async def claim_reserving(
+        self,
+        order_id: int,
+        agent_id: int,
+        answer_field: str,
+        grids: Sequence[str],
+        now: int,
+        limit: int,
+    ) -> tuple[str, str]:
+        """CLAIM with the agent's place reserved in the same script (a single server only:
+        the agent's key and the order's are one script's).  Returns (CLAIM's outcome, the
+        place: ``'ok'`` reserved, then call :meth:`set_held` either way; ``'already'``; ``''``
+        nothing reserved)."""
+        out = await self._run_claim(order_id, agent_id, answer_field, grids, now, limit)
+        return out[0], out[1] if len(out) > 1 else ""
+
+    async def _run_claim(
+        self,
+        order_id: int,
+        agent_id: int,
+        answer_field: str,
+        grids: Sequence[str],
+        now: int,
+        limit: bool | int,
+    ) -> list[str]:
+        """CLAIM with ``limit`` as its flag: at the limit or not (a bool: RESERVE ran), or
+        the limit to reserve against in the agent's held hash (an int)."""
+        keys = [self.keys.order(order_id), self.keys.answers(order_id)]
+        if isinstance(limit, bool):
+            flag = "1" if limit else "0"
+        else:
+            flag = f"R{limit}"
+            keys.append(self.keys.held(agent_id))
+        args: list[Any] = [agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag]
+        args += grids
         try:
-            out = await self._claim(
-                keys=[self.keys.order(order_id), self.keys.answers(order_id)],
-                args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
-            )
+            out = await self._claim(keys=keys, args=args)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
-        result: bytes = out[0]
-        return result.decode()
+        return [part.decode() for part in out]
 
     async def claim_many(
         self,
@@ -356,25 +390,3 @@ class Board(HeldOrders):
             return bool(await self.redis.set(self.keys.of(name), token, nx=True, px=ttl_ms))
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
-
-    # --- the reconciler's watermark (added for dispatcher/flows/reconciler.py) --------------------
-
-    async def reconcile_mark(self) -> str | None:
-        """The reconciler's watermark as stored, or None when Redis has none."""
-        try:
-            raw: bytes | None = await self.redis.get(self.keys.of(rs.RECONCILE_MARK))
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return None if raw is None else raw.decode()
-
-    async def swap_reconcile_mark(self, read: str | None, new: str) -> bool:
-        """Store ``new`` as the watermark if Redis still holds ``read`` (None: none at all).
-        Returns False, writing nothing, when it holds something else now."""
-        try:
-            swapped = await self._swap(
-                keys=[self.keys.of(rs.RECONCILE_MARK)], args=[read or "", new]
-            )
-
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return bool(swapped)

@@ -22,8 +22,6 @@ class HeldOrders:
     cluster: bool
     hold_ms: int
     _reserve: Any
-    _claim: Any
-    closed_ttl_ms: int
     _set_held: Any
     _reconcile_held: Any
 
@@ -37,34 +35,6 @@ class HeldOrders:
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return out.decode()
-
-    async def claim_reserving(
-        self,
-        order_id: int,
-        agent_id: int,
-        answer_field: str,
-        grids: Sequence[str],
-        now: int,
-        limit: int,
-    ) -> tuple[str, str]:
-        """CLAIM with the agent's place reserved in the same script (a single server only:
-        the agent's key and the order's are one script's).  Returns (CLAIM's outcome, the
-        place: ``'ok'`` reserved, then call :meth:`set_held` either way; ``'already'``; ``''``
-        nothing reserved)."""
-        try:
-            order, answers, held = (
-                self.keys.order(order_id),
-                self.keys.answers(order_id),
-                self.keys.held(agent_id),
-            )
-            flag = f"R{limit}"
-            out = await self._claim(
-                keys=[order, answers, held],
-                args=[agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag, *grids],
-            )
-        except RedisError as exc:
-            raise RedisUnavailableError(f"redis: {exc}") from exc
-        return out[0].decode(), out[1].decode() if len(out) > 1 else ""
 
     async def set_held(
         self,

@@ -175,6 +175,11 @@ class ClaimedOrders:
         if hearing is not None and not hearing.done():
             hearing.set_result(None)
 
+    def _heard_by(self, order_id: int, hearing: asyncio.Future[None]) -> None:
+        """The wait's timer: told or not, the waiters go on."""
+        if self._hearing.get(order_id) is hearing:
+            self._heard(order_id)
+
     async def outcome_heard(self, order_id: int, timeout: float) -> None:
         """Wait until the outcome of the claim that holds ``order_id`` is told: by its leader
         here once it is done (so after the winner's answer), or for a holder on another
@@ -183,12 +188,11 @@ class ClaimedOrders:
             return  # heard closed already
         hearing = self._hearing.get(order_id)
         if hearing is None:
-            hearing = self._hearing[order_id] = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(hearing), timeout)
-        except TimeoutError:
-            if self._hearing.get(order_id) is hearing:
-                del self._hearing[order_id]
+            # One future and one timer per order, however many claims wait on it.
+            loop = asyncio.get_running_loop()
+            hearing = self._hearing[order_id] = loop.create_future()
+            loop.call_later(timeout, self._heard_by, order_id, hearing)
+        await asyncio.shield(hearing)  # (a waiter cancelled leaves the others waiting)
 
     def forget(self, order_id: int) -> None:
         self._closed.pop(order_id, None)

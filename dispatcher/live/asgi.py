@@ -186,28 +186,23 @@ class Writer:
         return None
 
     async def _drain(self, first: list[bytes | str] | None = None) -> None:
+        """Write ``first`` (frames :meth:`_write_now` could not), then what the outbox gets."""
         outbox = self._outbox
         loop = asyncio.get_running_loop()
+        frames = first
         try:
-            if first:
-                self._writing = True
-                self._progress = loop.time()
-                self._watch = loop.call_at(self._progress + self.send_timeout, self._check)
-                for data in first:
-                    await self._socket.send(data)
-                    self._progress = loop.time()
-                self._writing = False
             while not self.closed:
-                if outbox.kicked is not None:
-                    self.closed = True
-                    await self._socket.close(*outbox.kicked)
-                    return
-                if outbox.overflowed:
-                    await self._drop("too slow; reconnect")
-                    return
-                frames = outbox.drain()
                 if not frames:
-                    return  # no await since the check: a push now starts a new task
+                    if outbox.kicked is not None:
+                        self.closed = True
+                        await self._socket.close(*outbox.kicked)
+                        return
+                    if outbox.overflowed:
+                        await self._drop("too slow; reconnect")
+                        return
+                    frames = outbox.drain()
+                    if not frames:
+                        return  # no await since the check: a push now starts a new task
                 self._writing = True
                 self._progress = loop.time()
                 if self._watch is None:
@@ -215,6 +210,7 @@ class Writer:
                 for data in frames:
                     await self._socket.send(data)
                     self._progress = loop.time()
+                frames = None
                 self._writing = False
         except Exception:  # the peer went away; the reader sees the disconnect and cleans up
             self.closed = True

@@ -56,7 +56,13 @@ class BenchServer(ServerProcess):
         log: Path,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        # One intake token files the whole county's load and each bench agent claims far
+        # more than a person would: the limits stay on (their cost counts) but this high they
+        # never refuse.  BANGBAN_* settings from the environment win over these two.
+        limits = {"BANGBAN_FILING_RATE": "100000000", "BANGBAN_CLAIM_RATE": "100000000"}
         overrides = {
+            **limits,
+            **BenchServer.passed_settings(),
             "REDIS_URL": backends.redis_url,
             "DATABASE_URL": backends.database_url,
             "BANGBAN_ADMIN_TOKEN": admin_token,
@@ -64,17 +70,9 @@ class BenchServer(ServerProcess):
             # Bench agents never finish an order; the default limit (5 held) would refuse them.
             "BANGBAN_MAX_HELD": "1000",
             "BANGBAN_DATA_DIR": str(data_dir),
-            # One intake token files the whole county's load and each bench agent claims far
-            # more than a person would: the limits stay on (their cost counts) but this high
-            # they never refuse.  BANGBAN_* settings from the environment win over these.
-            "BANGBAN_FILING_RATE": "100000000",
-            "BANGBAN_CLAIM_RATE": "100000000",
             **(extra_env or {}),
         }
-        env = ServerProcess.environment(overrides, inherit_settings=True)
-        env.update(BenchServer.passed_settings())
-        env.update(extra_env or {})
-        super().__init__(env, log)
+        super().__init__(ServerProcess.environment(overrides, inherit_settings=True), log)
         self.admin_token = admin_token
 
     @staticmethod
