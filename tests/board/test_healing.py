@@ -58,8 +58,14 @@ async def test_every_request_succeeds_right_after_redis_restarts(
 
             results = await asyncio.gather(*(connect_and_claim(i) for i in range(AGENTS)))
             assert results == ["won"] * AGENTS
+            # The health check is ok within a second: the pub/sub listener resubscribes with
+            # a backoff capped at 0.5 s (the claims above may finish sooner than that).
             async with httpx.AsyncClient() as http:
+                deadline = asyncio.get_running_loop().time() + 1.0
                 r = await http.get(srv.url + "/v1/healthz", timeout=10)
+                while r.status_code != 200 and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.05)
+                    r = await http.get(srv.url + "/v1/healthz", timeout=10)
             assert r.status_code == 200, r.text
             # Filing announces through Redis too: offered at once to a connected agent.
             async with AgentClient.connect(srv.url, t.agent("g1", 0)["token"]) as agent:
