@@ -51,6 +51,12 @@ class AsgiSocket:
         :meth:`LeanWebSocketProtocol.write_now`); False: :meth:`send` it."""
         return self._now is not None and self._now(data)
 
+    @property
+    def direct_writer(self) -> Callable[[bytes | str], bool] | None:
+        """:meth:`write_now` itself, for an outbox to call without this layer (None when the
+        server is not uvicorn with :class:`LeanWebSocketProtocol`)."""
+        return self._now
+
     def param(self, name: str) -> str | None:
         """A query parameter (the first of that name), or None."""
         raw: bytes = self.scope.get("query_string", b"")
@@ -146,6 +152,7 @@ class Writer:
         self._flushed: asyncio.Future[None] | None = None
         self.closed = False
         outbox.wake = self.wake
+        outbox.direct = socket.direct_writer
 
     async def flushed(self) -> None:
         """Wait until every frame queued so far has been handed to the transport (which
@@ -163,6 +170,7 @@ class Writer:
         if self._task is None and not self.closed:
             rest = self._write_now()
             if rest is not None:
+                self._outbox.direct = None  # frames wait: the next ones queue behind them
                 self._task = asyncio.get_running_loop().create_task(self._drain(rest))
         elif self._writing and self._outbox.overflowed and not self.closed:
             # We run, so the writer is suspended, and in a write only when it is blocked.
@@ -183,6 +191,7 @@ class Writer:
                     return frames[i:]
         except Exception:  # the peer went away; the reader sees the disconnect and cleans up
             self.closed = True
+            outbox.direct = None
         return None
 
     async def _drain(self, first: list[bytes | str] | None = None) -> None:
@@ -217,6 +226,8 @@ class Writer:
         finally:
             self._writing = False
             self._task = None
+            if not self.closed:
+                self._outbox.direct = self._socket.direct_writer
             if self._flushed is not None:
                 if not self._flushed.done():
                     self._flushed.set_result(None)
@@ -239,6 +250,7 @@ class Writer:
 
     def _count(self, reason: str) -> None:
         self.closed = True
+        self._outbox.direct = None
         log.warning("connection dropped: client too slow to read reason=%r", reason)
         self._metrics.dropped_slow.inc()
 
@@ -270,6 +282,7 @@ class Writer:
     async def stop(self) -> None:
         """No more writing (the connection is ending); waits for a write in progress."""
         self.closed = True
+        self._outbox.direct = None
         task = self._task
         if task is not None:
             task.cancel()

@@ -23,9 +23,11 @@ writes a thousand frames in one pass instead of waking a thousand writer tasks
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import OPEN
 
 
 class _Waiters:
@@ -109,6 +111,35 @@ class Flag(_Waiters):
         return True
 
 
+def frame_bytes(data: bytes | str) -> bytes:
+    """``data`` as one unmasked, unfragmented, uncompressed data frame (binary for bytes, text
+    for str): what websockets' ``send_binary``/``send_text`` then ``data_to_send`` give a
+    server connection without extensions (RFC 6455 section 5.2)."""
+    if isinstance(data, str):
+        payload, head = data.encode(), 0x81
+    else:
+        payload, head = data, 0x82
+    n = len(payload)
+    if n < 126:
+        return bytes((head, n)) + payload
+    if n < 0x10000:
+        return struct.pack("!BBH", head, 126, n) + payload
+    return struct.pack("!BBQ", head, 127, n) + payload
+
+
+_last_frame: tuple[bytes | str | None, bytes] = (None, b"")
+"""The last data :meth:`LeanWebSocketProtocol.write_now` framed, and its frame: a fan-out
+writes one frame object to a thousand connections in a row, so it is framed once (``is``, and
+the data is held here, so its identity cannot be reused while it is)."""
+
+
+def _remember_frame(data: bytes | str) -> bytes:
+    global _last_frame
+    frame = frame_bytes(data)
+    _last_frame = (data, frame)
+    return frame
+
+
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol keeping less per connection (module docstring);
     ``uvicorn.Config(ws=LeanWebSocketProtocol)``."""
@@ -132,11 +163,21 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             or self.transport.is_closing()
         ):
             return False
-        if isinstance(data, bytes):
-            self.conn.send_binary(data)
+        conn = self.conn
+        if conn.extensions or conn.writes or conn.state is not OPEN:
+            # permessage-deflate (the frame differs per connection), bytes websockets has not
+            # handed over yet, or a state in which websockets must raise: its own path.
+            if isinstance(data, bytes):
+                conn.send_binary(data)
+            else:
+                conn.send_text(data.encode())
+            self.transport.write(b"".join(conn.data_to_send()))
+            return True
+        cached = _last_frame
+        if cached[0] is data:
+            self.transport.write(cached[1])
         else:
-            self.conn.send_text(data.encode())
-        self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.write(_remember_frame(data))
         return True
 
     def start_keepalive(self) -> None:

@@ -57,6 +57,7 @@ class Outbox:
         "_held",
         "_queue",
         "byte_limit",
+        "direct",
         "encoding",
         "kicked",
         "limit",
@@ -77,14 +78,26 @@ class Outbox:
         self.kicked: tuple[int, str] | None = None
         """Close the connection with this (code, reason): its token was revoked."""
         self.wake: Callable[[], None] = _nobody
+        self.direct: Callable[[bytes | str], bool] | None = None
+        """Set by the writer while it is idle: writes one frame to the socket now if the socket
+        takes it at once (True), so that a frame with nothing queued before it skips the queue
+        (a fan-out pushes one frame to a thousand outboxes in a row).  None: queue it."""
         self._queue: list[bytes | str] = []
         self._held: list[bytes | str] | None = []
 
     def push(self, payload: Payload, *, first: bool = False) -> None:
         data = payload.encoded(self.encoding)
+        direct = self.direct
+        if direct is not None and not self._queue and (first or self._held is None):
+            try:
+                if direct(data):
+                    return
+            except Exception:  # the peer went away: queue it, and the writer finds out
+                self.direct = None
         target = self._queue if first or self._held is None else self._held
         if len(target) >= self.limit or self.queued + len(data) > self.byte_limit:
             self.overflowed = True
+            self.direct = None
             self.wake()
             return
         target.append(data)
@@ -95,6 +108,7 @@ class Outbox:
     def kick(self, code: int, reason: str) -> None:
         """Have the writer close the connection with ``code`` (e.g. 4401), frames or not."""
         self.kicked = (code, reason)
+        self.direct = None
         self.wake()
 
     def release(self) -> None:

@@ -8,10 +8,12 @@ import asyncio
 import os
 
 import pytest
+from websockets.protocol import OPEN, Protocol
+from websockets.protocol import Side as WsSide
 
 from clients import AgentClient
 from dispatcher.live import wire
-from dispatcher.live.connection import Flag, Inbox, LeanWebSocketProtocol
+from dispatcher.live.connection import Flag, Inbox, LeanWebSocketProtocol, frame_bytes
 from tests.steps import CrewFactory
 
 
@@ -120,3 +122,20 @@ async def test_frames_to_a_reading_agent_are_written_without_a_writer_task(
             frame = await agent.recv(timeout=5)
             while not (isinstance(frame, wire.Held) and frame.held == 3):  # (after welcome's)
                 frame = await agent.recv(timeout=5)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+@pytest.mark.parametrize("kind", ["binary", "text"])
+def test_a_frame_is_framed_as_websockets_frames_it(size: int, kind: str) -> None:
+    """write_now frames a data frame itself (once per fan-out); the bytes are the ones
+    websockets' own send_binary/send_text would write on a server connection, at every
+    length encoding (7 bit, 16 bit, 64 bit)."""
+    conn = Protocol(WsSide.SERVER, state=OPEN)
+    data: bytes | str
+    if kind == "binary":
+        data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+        conn.send_binary(data)
+    else:
+        data = ("帮" * size)[: size // 3] + "x" * (size - 3 * (size // 3))
+        conn.send_text(data.encode())
+    assert frame_bytes(data) == b"".join(conn.data_to_send())
