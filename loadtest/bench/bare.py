@@ -11,7 +11,9 @@ pool configured as :class:`dispatcher.board.board.Board` configures it, msgpack 
 1. ``POST /v1/orders`` (intake token): ONE Postgres statement inserting the order and its
    ``filed`` event; ONE Redis pipeline (``HSET`` the order hash, ``ZADD`` its deadline to the
    schedule, ``PUBLISH`` the filing); the ``offer`` frame, encoded once, written to every
-   connected agent of the order's grid; then the 201 with the order.
+   connected agent of the order's grid; then the 201 with the order.  The order map is
+   Bangban's own (:meth:`dispatcher.core.orders.Order.to_wire` of a freshly filed order), so
+   the frames are as large as Bangban's and the clients do the same work per frame.
 2. A ``claim`` frame: ONE ``EVALSHA`` of the claim script (``HMGET`` + ``HSET``: one winner);
    for the winner ONE conditional ``UPDATE`` of the order with its ``claimed`` event, then
    ``won`` (after the commit), ``PUBLISH`` of the claim, ``withdrawn`` to the grid's other
@@ -44,6 +46,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from dispatcher.core.orders import default_schedule, new_order
 from dispatcher.exceptions import FrameError
 from dispatcher.live import wire
 
@@ -97,6 +100,8 @@ return 'won'
 CHANNEL = "bare:events"
 SCHEDULE = "bare:schedule"
 OFFER_TTL_MS = 15 * 60 * 1000
+SCHEDULE_RUNGS = default_schedule(600.0)
+"""Bangban's default widening ladder (``BANGBAN_WIDEN_AFTER`` 600 s), for the order map."""
 MAX_BODY = 64 * 1024
 
 
@@ -240,7 +245,17 @@ class Bare:
             pipe.zadd(SCHEDULE, {str(oid): created + OFFER_TTL_MS})
             pipe.publish(CHANNEL, wire.pack({"kind": "filed", "order": oid}, "msgpack"))
             await pipe.execute()
-        order = {"id": oid, "grid": grid, "text": text, "status": "open", "created_at": created}
+        # The order map Bangban offers (and answers the 201 with) for a freshly filed order:
+        # the same fields, so the same frame size and the same work for the clients.
+        order = new_order(
+            order_id=oid,
+            grid=grid,
+            item=None,
+            text=text,
+            item_class=None,
+            created_at=created,
+            schedule=SCHEDULE_RUNGS,
+        ).to_wire()
         frame = wire.encode(wire.Offer(order))
         for agent in list(self.grids.get(grid, ())):
             await _send_frame(agent, frame)
