@@ -19,6 +19,7 @@ from dispatcher.board import held_scripts as hs
 from dispatcher.board import scripts as rs
 from dispatcher.board.connect import (
     Client,
+    bounded_writes,
     cluster_client,
     evalsha,
     healing_options,
@@ -80,6 +81,7 @@ class Board(HeldOrders, Watermark):
             socket_connect_timeout=5,
             **healing_options(),
         )
+        pool.connection_class = bounded_writes(pool.connection_class)
         client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
 
         return cls(client, hold_ms=hold_ms, closed_ttl_ms=closed_ttl_ms, namespace=namespace)

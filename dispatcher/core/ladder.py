@@ -8,6 +8,7 @@ here (``grid@0,neighbours@300,all@600``).
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -40,8 +41,12 @@ def default_schedule(widen_after: float) -> Schedule:
     return (Step(Reach.GRID, 0.0), Step(Reach.ALL, widen_after))
 
 
+@functools.lru_cache(maxsize=256)
 def parse_schedule(text: str) -> Schedule:
     """Parse ``grid@0,neighbours@300,all@600``.  Raises ValueError saying what is wrong.
+
+    Every order read from Postgres carries its ladder as this text, and a deployment has a
+    handful of them: the answer (immutable) is remembered.
 
     The ladder starts with ``grid@0``, each step reaches further than the one before at a
     later time, and it ends with ``all`` (so every order is eventually open to everyone).
