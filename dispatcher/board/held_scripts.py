@@ -21,11 +21,14 @@ local function live(v, now, pending_ms)
 end
 local function take_place(key, order, now, limit, pending_ms)
   -- now: the ms as the caller sent it (a string: the pending entry repeats it exactly)
-  local cur = redis.call('HGET', key, order)
+  local all = redis.call('HGETALL', key)  -- (the order's own entry is found in it too)
+  local cur = nil
+  for i = 1, #all, 2 do
+    if all[i] == order then cur = all[i + 1]; break end
+  end
   if cur == 'p:' .. now then return 'ok' end  -- this very call, repeated (a lost reply)
   local t = tonumber(now)
   if cur and live(cur, t, pending_ms) then return 'already' end
-  local all = redis.call('HGETALL', key)
   local n = 0
   for i = 1, #all, 2 do
     if live(all[i + 1], t, pending_ms) then

@@ -302,20 +302,25 @@ SYNC = """
 -- ARGV[10] a channel and ARGV[11] a change event (optional): published only when written
 -- (a filing's offer, announced after its 201, must not follow a claim that synced first)
 -- Returns 1 when written, 0 when Redis already had this version or a newer one.
--- A closed order (not offered/widened) loses its holder and expires after ARGV[6]: claims
--- for it then fall back to Postgres.
-local v = redis.call('HGET', KEYS[1], 'version')
+-- A closed order (not offered/widened) loses its holder (the fields emptied: '' is no
+-- holder to every script) and expires after ARGV[6]: claims for it then fall back to
+-- Postgres.  An order open again after it was closed (released) no longer expires.  An older
+-- version than Redis has changes nothing but the answer remembered.
+local function open(status) return status == 'offered' or status == 'widened' end
+local cur = redis.call('HMGET', KEYS[1], 'version', 'status')
 local written = 0
-if (not v) or tonumber(v) < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
-             'scope', ARGV[4], 'claimed_by', ARGV[5], 'excluded', ARGV[9])
+if (not cur[1]) or tonumber(cur[1]) < tonumber(ARGV[1]) then
   written = 1
-end
-if ARGV[2] ~= 'offered' and ARGV[2] ~= 'widened' then
-  redis.call('HDEL', KEYS[1], 'holder', 'holder_at', 'holder_req')
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-else
-  redis.call('PERSIST', KEYS[1])
+  if open(ARGV[2]) then
+    redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
+               'scope', ARGV[4], 'claimed_by', ARGV[5], 'excluded', ARGV[9])
+    if cur[2] and not open(cur[2]) then redis.call('PERSIST', KEYS[1]) end
+  else
+    redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
+               'scope', ARGV[4], 'claimed_by', ARGV[5], 'excluded', ARGV[9],
+               'holder', '', 'holder_at', '', 'holder_req', '')
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  end
 end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
@@ -364,17 +369,17 @@ return 1
 
 # RATE: count one event in a fixed window, atomically, for every server process.
 # KEYS[1] the rate key   ARGV[1] window (ms)   ARGV[2] limit
-# Returns 0 when the event is within the limit, else the ms until the window ends (the event
-# is then not counted).
+# Returns 0 when the event is within the limit, else the ms until the window ends.  One
+# command when allowed (INCR; the window's first event also sets its expiry): an event
+# refused still counts, which changes nothing, since the window ends at a fixed time and the
+# count is only ever compared with the limit.
 RATE = """
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[2]) then
-  local left = redis.call('PTTL', KEYS[1])
-  if left > 0 then return left end
-  redis.call('DEL', KEYS[1])
-  n = 0
-end
-n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 0 end
+if n <= tonumber(ARGV[2]) then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then return left end
+-- No expiry (lost, or the key was written by hand): this event starts a new window.
+redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])
 return 0
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -122,6 +123,40 @@ async def test_closed_orders_expire_and_open_ones_do_not(board: Board) -> None:
     assert await board.redis.pttl(rs.order_key(1)) == -1
     await board.sync(order(status=Status.CLAIMED, claimed_by=3, version=2))
     assert 0 < await board.redis.pttl(rs.order_key(1)) <= 60_000
+    # Released: open again, and kept again.
+    await board.sync(order(version=3, excluded=frozenset({3})))
+    assert await board.redis.pttl(rs.order_key(1)) == -1
+
+
+async def test_a_late_older_close_neither_expires_the_order_nor_drops_its_holder(
+    board: Board,
+) -> None:
+    """The announce of an older version (a claim, v2) arriving after a newer one (released
+    and claimable again, v3, with a claim being recorded) changes nothing of the order."""
+    await board.sync(order(version=3, excluded=frozenset({3})))
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD
+    assert not await board.sync(order(status=Status.CLAIMED, claimed_by=3, version=2))
+    assert await board.redis.pttl(rs.order_key(1)) == -1
+    assert await board.redis.hget(rs.order_key(1), "holder") == b"7"
+
+
+async def test_a_close_empties_the_holder_and_an_open_sync_runs_two_commands(
+    board: Board,
+) -> None:
+    before = await board.redis.info("commandstats")
+    await board.sync(order())
+    after = await board.redis.info("commandstats")
+    inside = {
+        k: after[k]["calls"] - before.get(k, {"calls": 0})["calls"]
+        for k in after
+        if k not in ("cmdstat_info", "cmdstat_evalsha")
+    }
+    assert {k: v for k, v in inside.items() if v} == {"cmdstat_hmget": 1, "cmdstat_hset": 1}
+    assert await board.claim(1, 7, "7:a", ["g1"], T0) == rs.HOLD
+    await board.sync(order(status=Status.CLAIMED, claimed_by=7, version=2))
+    assert await board.redis.hget(rs.order_key(1), "holder") == b""
+    assert await board.claim(1, 8, "8:a", ["g1"], T0) == "taken"
+    assert await board.release_hold(1, None, T0) is False
 
 
 def test_all_keys_of_an_order_share_a_cluster_slot() -> None:
@@ -262,3 +297,30 @@ async def test_claim_many_on_an_unknown_order(board: Board) -> None:
     assert await board.claim_many(404, many, T0) == ["", ""]
     await board.redis.hset(rs.answers_key(404), "8:a", "taken")
     assert await board.claim_many(404, many, T0) == ["", "taken"]
+
+
+async def test_rate_counts_a_fixed_window_with_one_command_per_allowed_event(
+    board: Board,
+) -> None:
+    """RATE: the limit's events pass, the next ones wait for the window's end (the ms left),
+    the window's end lets them through again, and a counter that lost its expiry starts a
+    new window instead of refusing for ever."""
+    key = board.keys.rate("test:1")
+    assert [await board.rate("test:1", 2, 400) for _ in range(2)] == [0, 0]
+    refused = [await board.rate("test:1", 2, 400) for _ in range(3)]
+    assert all(0 < left <= 400 for left in refused)
+    raw = board.redis
+    before = await raw.info("commandstats")
+    assert await board.rate("test:other", 5, 400) == 0
+    await board.rate("test:other", 5, 400)
+    after = await raw.info("commandstats")
+    calls = {k: after[k]["calls"] - before.get(k, {"calls": 0})["calls"] for k in after}
+    # Two events: two INCR and one PEXPIRE (the window's first); no GET, no SET.
+    assert (calls.get("cmdstat_incr"), calls.get("cmdstat_pexpire")) == (2, 1)
+    assert "cmdstat_get" not in calls or calls["cmdstat_get"] == 0
+    await raw.persist(key)  # a counter at its limit without expiry
+    assert await board.rate("test:1", 2, 400) == 0
+    assert 0 < await raw.pttl(key) <= 400
+    await raw.pexpire(key, 1)
+    await asyncio.sleep(0.05)
+    assert await board.rate("test:1", 2, 400) == 0
