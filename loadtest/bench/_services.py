@@ -58,8 +58,15 @@ class BenchServer(ServerProcess):
     ) -> None:
         # One intake token files the whole county's load and each bench agent claims far
         # more than a person would: the limits stay on (their cost counts) but this high they
-        # never refuse.  BANGBAN_* settings from the environment win over these two.
-        limits = {"BANGBAN_FILING_RATE": "100000000", "BANGBAN_CLAIM_RATE": "100000000"}
+        # never refuse.  The fan-out scenario files into one grid and nobody claims, so past
+        # the open-order cap (1,000 by default) its orders went to the operators unoffered
+        # and the bench waited for ever (`--orders 1500`): that cap too.  BANGBAN_* settings
+        # from the environment win over these.
+        limits = {
+            "BANGBAN_FILING_RATE": "100000000",
+            "BANGBAN_CLAIM_RATE": "100000000",
+            "BANGBAN_GRID_OPEN_CAP": "1000000",
+        }
         overrides = {
             **limits,
             **BenchServer.passed_settings(),
