@@ -25,6 +25,7 @@ from dispatcher.board.connect import (
     healing_options,
     is_cluster,
     run_pipeline,
+    run_script,
 )
 from dispatcher.board.events import change_event
 from dispatcher.board.held import HeldOrders
@@ -147,7 +148,7 @@ class Board(HeldOrders, Watermark):
         args: list[Any] = [agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag]
         args += grids
         try:
-            out = await self._claim(keys=keys, args=args)
+            out = await run_script(self.redis, self._claim, keys, args)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return [part.decode() for part in out]
@@ -178,7 +179,7 @@ class Board(HeldOrders, Watermark):
         for agent_id, answer_field, grids in claims:
             args += [agent_id, answer_field, len(grids), *grids]
         try:
-            out = await self._claim_many(keys=keys, args=args)
+            out = await run_script(self.redis, self._claim_many, keys, args)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return [answer.decode() for answer in out]
@@ -371,7 +372,9 @@ class Board(HeldOrders, Watermark):
         """Count one event against ``name``'s limit in this window, across every process: 0
         when allowed, else the ms until it may try again."""
         try:
-            left = await self._rate(keys=[self.keys.rate(name)], args=[window_ms, limit])
+            left = await run_script(
+                self.redis, self._rate, [self.keys.rate(name)], [window_ms, limit]
+            )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return int(left)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from dispatcher.board import scripts as rs
 from dispatcher.board.board import Board
+from dispatcher.board.connect import run_pipeline
 from dispatcher.core.orders import ClaimOutcome, Order, Scope, Status, decide_claim, widen_deadline
 from tests.conftest import Services
 
@@ -324,3 +327,21 @@ async def test_rate_counts_a_fixed_window_with_one_command_per_allowed_event(
     await raw.pexpire(key, 1)
     await asyncio.sleep(0.05)
     assert await board.rate("test:1", 2, 400) == 0
+
+
+async def test_a_batch_reads_every_reply_and_raises_the_first_error(board: Board) -> None:
+    """run_pipeline on a single server (straight onto a pooled connection): the commands
+    after an error reply still ran, the first error is raised (as redis-py's pipeline raises
+    it), and the connection is in step for the next command."""
+
+    def fill(pipe: Any) -> None:
+        pipe.set("bb:test:k1", "v")
+        pipe.incr("bb:test:k1")  # not a number: an error reply
+        pipe.zadd("bb:test:z", {"7": 5})
+        pipe.set("bb:test:k2", "w")
+
+    with pytest.raises(ResponseError, match="not an integer"):
+        await run_pipeline(board.redis, fill, ())
+    assert await board.redis.get("bb:test:k2") == b"w"
+    assert await board.redis.zscore("bb:test:z", "7") == 5
+    assert await board.rate("test:after", 5, 1_000) == 0  # a script call, same pool
