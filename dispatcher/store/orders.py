@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
 from dispatcher.core import sms
-from dispatcher.core.orders import Order, format_schedule
+from dispatcher.core.orders import Order, Scope, Status, format_schedule
 from dispatcher.store.filing_keys import FilingKey
 from dispatcher.store.pg import ORDER_COLS, dt, order_from_row, translated, write_row
 
@@ -137,7 +138,7 @@ class OrderStore:
         already; StoreAmbiguousError when the answer was lost (find out by the key)."""
         row = await write_row(
             self.pool,
-            f"""
+            """
             WITH c AS (
                 SELECT $23::int > 0 AND (
                     SELECT count(*) FROM (
@@ -154,7 +155,7 @@ class OrderStore:
                 SELECT 'offered', $1::text, $2::text, $3::text, $4::smallint, $5::text,
                        $6::text, $7::timestamptz, $8::timestamptz, 'grid',
                        CASE WHEN c.capped
-                            THEN coalesce($11::jsonb, '{{}}') || jsonb_build_object('capped', $23)
+                            THEN coalesce($11::jsonb, '{}') || jsonb_build_object('capped', $23)
                             ELSE $11::jsonb END,
                        $12::text, 0, $13::text[], $14::timestamptz, $7::timestamptz,
                        CASE WHEN c.capped THEN $7::timestamptz ELSE $15::timestamptz END,
@@ -174,7 +175,7 @@ class OrderStore:
                 INSERT INTO filing_keys (filer, key, fingerprint, order_id)
                 SELECT $19, $20, $21, id FROM o WHERE $20::text IS NOT NULL
             )
-            SELECT {ORDER_COLS}, (SELECT capped FROM c) AS capped FROM o
+            SELECT id, (SELECT capped FROM c) AS capped FROM o
             """,
             order.grid,
             order.item,
@@ -201,7 +202,31 @@ class OrderStore:
             open_cap,
         )
         assert row is not None
-        return order_from_row(row), bool(row["capped"])
+        # Everything else is what was written: the order as recorded is the draft with its id
+        # (not read back: decoding 28 columns cost more than the statement's own parameters).
+        capped = bool(row["capped"])
+        recorded = replace(
+            order,
+            id=row["id"],
+            status=Status.OFFERED,
+            scope=Scope.GRID,
+            step=0,
+            offered_at=order.created_at,
+            escalate_at=order.created_at if capped else order.escalate_at,
+            # (the columns the statement leaves to their defaults)
+            claimed_by=None,
+            claimed_at=None,
+            version=1,
+            excluded=frozenset(),
+            missing=(),
+            supply_by=None,
+            accepted_at=None,
+            due_at=None,
+            replied_at=None,
+            close_at=None,
+            rating=None,
+        )
+        return recorded, capped
 
     async def order_routing(self, order_id: int) -> dict[str, Any] | None:
         with translated():

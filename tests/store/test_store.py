@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -100,3 +101,43 @@ async def test_an_unreachable_server_is_store_unavailable_not_a_driver_error() -
 
 async def test_migrations_are_applied_once(store: Store) -> None:
     assert await store.migrate() == []  # the session fixture applied them all
+
+
+@pytest.mark.parametrize(
+    ("item", "escalate_after", "cap"),
+    [(None, None, 0), ("A1", 3_600.0, 0), ("A1", 3_600.0, 1)],
+    ids=["free text", "catalogue item with a deadline", "at the open-order cap"],
+)
+async def test_the_order_insert_answers_is_the_order_recorded(
+    store: Store, item: str | None, escalate_after: float | None, cap: int
+) -> None:
+    """insert_order builds the recorded order from the draft instead of reading it back:
+    it must be exactly what Postgres now holds, capped or not, whatever the draft said about
+    the fields the insert does not write."""
+    await store.put_grid(geo.Grid(code="g1", name="网格一", level="grid"), [])
+    if cap:
+        await _order(store)  # the grid already has one open order: the next is capped
+    draft = new_order(
+        order_id=0,
+        grid="g1",
+        item=item,
+        text="我要办理低保",
+        item_class=2 if item else None,
+        created_at=NOW + 5,
+        schedule=default_schedule(600),
+        escalate_after_s=escalate_after,
+        item_name="低保申请" if item else None,
+        required=("身份证", "户口本") if item else (),
+        time_limit_days=5 if item else None,
+    )
+    draft = replace(draft, version=7, claimed_by=3, excluded=frozenset({4}), missing=("x",))
+    order, capped = await store.insert_order(
+        draft,
+        applicant={"name": "张三", "phone": "13700000000"},
+        tracking_digest=secrets.token_bytes(32),
+        actor="test",
+        open_cap=cap,
+    )
+    assert capped is bool(cap)
+    assert order == await store.get_order(order.id)
+    assert order.version == 1 and order.claimed_by is None and not order.excluded
