@@ -179,6 +179,20 @@ async def _raw_batch(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]]
     try:
 
         async def once() -> list[Any]:
+            # One timer bounds the whole exchange, not one per write and per reply: the
+            # connection's socket_timeout is lent to it (one caller holds a pooled connection).
+            bound = conn.socket_timeout
+            conn.socket_timeout = None
+            try:
+                async with asyncio.timeout(bound):
+                    return await exchange()
+            except TimeoutError:
+                await conn.disconnect(nowait=True)
+                raise RedisTimeoutError(f"Timeout waiting {bound} s for Redis's replies") from None
+            finally:
+                conn.socket_timeout = bound
+
+        async def exchange() -> list[Any]:
             if len(commands) == 1:
                 await conn.send_command(*commands[0])
             else:

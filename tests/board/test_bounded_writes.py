@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher.board.connect import bounded_writes
+from dispatcher.board.connect import bounded_writes, run_script
 
 
 async def test_a_write_to_a_peer_that_stops_reading_times_out_and_drops_the_connection() -> None:
@@ -54,3 +57,44 @@ def test_every_connection_kind_keeps_its_own_class_under_the_bound() -> None:
         assert issubclass(made, kind)
         assert made.__mro__[2] is kind  # the bound, then the kind itself
         assert bounded_writes(made) is made and bounded_writes(kind) is made
+
+
+async def test_a_script_whose_reply_never_comes_times_out_after_the_retries() -> None:
+    """A Redis that takes the command and never answers (a blackholed network after the
+    write): the call fails with redis-py's TimeoutError after socket_timeout for each of its
+    tries (the connection's retry), never hangs, and every try used a fresh connection."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def answer_hello_then_stay_silent(
+        r: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> None:
+        connections.append(w)
+        await r.readuntil(b"HELLO\r\n$1\r\n3\r\n")
+        w.write(b"+OK\r\n")
+        while await r.read(65536):  # takes every command, answers none
+            pass
+
+    server = await asyncio.start_server(answer_hello_then_stay_silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = aioredis.BlockingConnectionPool(
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=0.2,
+        driver_info=None,
+        retry=Retry(NoBackoff(), 2),
+        retry_on_error=[RedisConnectionError],
+    )
+    client = aioredis.Redis.from_pool(pool)
+    script = client.register_script("return 1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await run_script(client, script, [], [])
+        assert 0.55 < time.monotonic() - started < 5  # three tries of 0.2 s
+        assert len(connections) == 3
+    finally:
+        await client.aclose()
+        for w in connections:
+            w.close()
+        server.close()
+        await server.wait_closed()
