@@ -61,16 +61,78 @@ async def expand(ctx: Context, limit: int = 50) -> int:
     async with ctx.store.expanding(limit) as batch:
         if batch is None or not batch.triggers:
             return 0
+        found = await batch.orders([trigger.order_id for trigger in batch.triggers])
+        audience = await _audience(ctx, batch, found)
         for trigger in batch.triggers:
-            found = await batch.order(trigger.order_id)
-            if found is None:
+            row = found.get(trigger.order_id)
+            if row is None:
                 continue
-            order, code, phone = found
+            order, code, phone = row
             if trigger.kind == "offer":
-                await _offers(ctx, batch, trigger, order, code or str(order.id))
+                await _offers(ctx, batch, trigger, order, code or str(order.id), audience)
             else:
                 _applicant(ctx, batch, trigger, order, phone)
         return len(batch.triggers)
+
+
+class _Audience:
+    """For the batch's offer triggers at once: the active agents each rung newly reaches (one
+    query for the union of their grids) less those connected (one presence call for them
+    all), instead of a query and a call per trigger."""
+
+    def __init__(self, reached: dict[int, list[int]], online: set[int]) -> None:
+        self._reached = reached  # trigger id -> agent ids, by id (before presence)
+        self._online = online
+
+    def wants(self, trigger: sms.Trigger) -> bool:
+        return trigger.id in self._reached
+
+    def reached(self, trigger: sms.Trigger) -> list[int]:
+        """The agents ``trigger`` newly reaches who may get a text, by id (before the caps)."""
+        return [a for a in self._reached[trigger.id] if a not in self._online]
+
+
+def _wants_texts(ctx: Context, trigger: sms.Trigger, order: Order) -> bool:
+    """An offer trigger whose order is still open in the offering that caused it."""
+    if ctx.settings.sms_offers == "off" or not order.is_open:
+        return False
+    # Released and offered afresh since: that offering has triggers of its own.
+    return trigger.offered_at is None or order.offered_at == trigger.offered_at
+
+
+async def _audience(
+    ctx: Context, batch: Expansion, found: dict[int, tuple[Order, str | None, str | None]]
+) -> _Audience:
+    rungs: list[tuple[sms.Trigger, Order, list[str] | None]] = []
+    for trigger in batch.triggers:
+        row = found.get(trigger.order_id)
+        if trigger.kind == "offer" and row is not None and _wants_texts(ctx, trigger, row[0]):
+            rungs.append((trigger, row[0], _reach(ctx, trigger, row[0])))
+    if not rungs:
+        return _Audience({}, set())
+    every = any(grids is None for _, _, grids in rungs)
+    union = None if every else sorted({code for _, _, grids in rungs for code in grids or ()})
+    # Ids and grids first: when widened, a rung reaches every agent of the county, and most
+    # have the app open (they get no text), so only those left are read in full.
+    roster = await batch.reachable(union)
+    reached: dict[int, list[int]] = {}
+    for trigger, order, grids in rungs:
+        wanted = None if grids is None else set(grids)
+        before = set(trigger.prev_grids)
+        reached[trigger.id] = [
+            agent_id
+            for agent_id, agent_grids in roster
+            if (wanted is None or not wanted.isdisjoint(agent_grids))
+            and agent_id not in order.excluded
+            and not before.intersection(agent_grids)
+        ]
+    candidates = sorted({a for ids in reached.values() for a in ids})
+    online: set[int] = set()
+    if candidates and ctx.settings.sms_offers == "offline":
+        # Redis down: presence unknown.  Raising keeps the triggers pending until it answers
+        # (texting everyone instead could flood the agents who have the app open).
+        online = await presence.connected(ctx, candidates)
+    return _Audience(reached, online)
 
 
 def _reach(ctx: Context, trigger: sms.Trigger, order: Order) -> list[str] | None:
@@ -93,26 +155,12 @@ async def _offers(
     trigger: sms.Trigger,
     order: Order,
     code: str,
+    audience: _Audience,
 ) -> None:
     settings = ctx.settings
-    if settings.sms_offers == "off" or not order.is_open:
+    if not audience.wants(trigger):  # (see _wants_texts)
         return
-    if trigger.offered_at is not None and order.offered_at != trigger.offered_at:
-        return  # released and offered afresh since: that offering has triggers of its own
-    grids = _reach(ctx, trigger, order)
-    before = set(trigger.prev_grids)
-    # Ids and grids first: when widened, a rung reaches every agent of the county, and most
-    # have the app open (they get no text), so only those left are read in full.
-    ids = [
-        agent_id
-        for agent_id, agent_grids in await batch.reachable(grids)
-        if agent_id not in order.excluded and not before.intersection(agent_grids)
-    ]
-    if ids and settings.sms_offers == "offline":
-        # Redis down: presence unknown.  Raising keeps the trigger pending until it answers
-        # (texting everyone instead could flood the agents who have the app open).
-        online = await presence.connected(ctx, ids)
-        ids = [a for a in ids if a not in online]
+    ids = audience.reached(trigger)
     if not ids:
         return
     agents = await batch.agents_by_id(ids)

@@ -62,15 +62,17 @@ class Expansion:
         self.messages: list[Outgoing] = []
         self.tokens: list[tuple[bytes, int]] = []
 
-    async def order(self, order_id: int) -> tuple[Order, str | None, str | None] | None:
-        """(order, short code, applicant phone)."""
-        row = await self.conn.fetchrow(
-            f"SELECT {ORDER_COLS}, short_code, applicant_phone FROM orders WHERE id = $1",
-            order_id,
+    async def orders(
+        self, order_ids: Sequence[int]
+    ) -> dict[int, tuple[Order, str | None, str | None]]:
+        """The batch's orders in one query: order id -> (order, short code, applicant
+        phone), for those that exist."""
+        rows = await self.conn.fetch(
+            f"SELECT {ORDER_COLS}, short_code, applicant_phone FROM orders"
+            " WHERE id = ANY($1::bigint[])",
+            sorted(set(order_ids)),
         )
-        if row is None:
-            return None
-        return order_from_row(row), row["short_code"], row["applicant_phone"]
+        return {r["id"]: (order_from_row(r), r["short_code"], r["applicant_phone"]) for r in rows}
 
     async def reachable(self, grids: Sequence[str] | None) -> list[tuple[int, list[str]]]:
         """(id, grids) of the active agents of any of ``grids`` (None: all), by id."""

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from clients import ApiClient
+from clients import AgentClient, ApiClient
 from dispatcher.flows import sms_texts
 from dispatcher.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.servers import InProcessServer
 from tests.steps import file, team
-from tests.web.sms_harness import Clock, GatewayServer, local_ms, outbox, sms_settings, until
+from tests.web.sms_harness import (
+    Clock,
+    GatewayServer,
+    local_ms,
+    outbox,
+    present,
+    sms_settings,
+    until,
+)
 
 DAY = 86_400
 
@@ -102,3 +110,29 @@ async def test_caps_hold_within_one_batch_of_triggers(settings: Settings) -> Non
             assert await sms_texts.expand(srv.ctx) == 3
             notes = [(await outbox(s.database_url, o["id"]))[0]["note"] for o in orders]
             assert notes == [None, None, "agent_daily_cap"]
+
+
+async def test_one_batch_of_offers_reaches_each_rungs_own_offline_agents(
+    settings: Settings,
+) -> None:
+    """Offer triggers of several grids expanded in one transaction (one roster query and
+    one presence call for the batch): each order texts exactly the offline agents of its own
+    grid, and a connected agent gets none."""
+    async with GatewayServer() as gw:
+        s = dataclasses.replace(sms_settings(settings, gw), sms_interval=60)
+        async with InProcessServer(s) as srv:
+            t = await team(srv.url, ADMIN_TOKEN, {"g1": 2, "g2": 2, "g3": 1})
+            online = t.agent("g1", 0)
+            async with AgentClient.connect(srv.url, online["token"]):
+                await until(lambda: present(srv.url), what="presence")
+                one = await file(t, text="网格一")
+                two = await file(t, grid="g2", text="网格二")
+                again = await file(t, text="网格一又一件")
+                assert await sms_texts.expand(srv.ctx) == 3
+            for order, agents in ((one, [t.agent("g1", 1)]), (again, [t.agent("g1", 1)])):
+                rows = await outbox(s.database_url, order["id"])
+                assert sorted(r["agent_id"] for r in rows) == [a["id"] for a in agents]
+            rows = await outbox(s.database_url, two["id"])
+            assert sorted(r["agent_id"] for r in rows) == sorted(
+                [t.agent("g2", 0)["id"], t.agent("g2", 1)["id"]]
+            )
