@@ -217,9 +217,15 @@ async def _serve(
         if demo and settings.admin_token:
             from dispatcher import demo as demo_seed
 
-            state = await asyncio.to_thread(
-                demo_seed.seed, base, settings.admin_token, settings.data_dir / "demo.json"
-            )
+            try:
+                state = await asyncio.to_thread(
+                    demo_seed.seed, base, settings.admin_token, settings.data_dir / "demo.json"
+                )
+            except ConfigError as exc:
+                print(f"bangban: cannot seed the demo: {exc}", file=sys.stderr, flush=True)
+                server.should_exit = True
+                await task
+                raise SystemExit(1) from None
 
             print(f"intake token: {state['intake_token']}", flush=True)
             print(

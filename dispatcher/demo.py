@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from dispatcher.exceptions import ConfigError
 from geo.demo import demo_agents_text, demo_county_text
 
 SHOWN_AGENTS = 5
@@ -42,6 +43,17 @@ def seed(base_url: str, admin_token: str, state_file: Path) -> dict[str, Any]:
             content=demo_agents_text().encode(),
             headers={"Content-Type": "text/csv"},
         )
+        if roster.status_code == 409:
+            # The agents are there and their tokens are not: the database outlived the data
+            # folder's demo.json (a checkout deleted and made again at the same path reuses
+            # a root user's embedded cluster).  Tokens are shown once, so they cannot be had
+            # again: say so instead of failing with a traceback.
+            raise ConfigError(
+                f"the database already holds the demo's agents, but {state_file} (their"
+                " tokens, shown once) is gone: `make clean` starts the demo afresh (it deletes"
+                " the embedded Redis and Postgres data), or point DATABASE_URL at another"
+                " database"
+            )
         roster.raise_for_status()
         intake = http.post("/v1/admin/tokens", json={"kind": "intake", "name": "demo-intake"})
         intake.raise_for_status()

@@ -122,6 +122,15 @@ async def test_serve_demo_on_embedded_servers_then_reuse_the_data(workdir: Path)
         assert second["id"] == order["id"] + 1
     finally:
         assert _stop(proc) == 0
+    # The data kept, the demo's tokens lost (a checkout made again at the same path, as root,
+    # finds the old cluster): a clear refusal saying what to do, not a traceback.
+    (tmp_path / ".bangban" / "demo.json").unlink()
+    lost = await asyncio.to_thread(_bangban, tmp_path, "serve", "--demo", "--port", str(port))
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    assert "bangban: cannot seed the demo: the database already holds the demo's agents" in (
+        lost.stderr
+    )
+    assert "make clean" in lost.stderr and "Traceback" not in lost.stderr
 
 
 async def test_a_second_server_on_the_same_data_folder_is_refused_at_once(workdir: Path) -> None:
