@@ -6,6 +6,11 @@ and one agent's ``{a:<id>}``, so each script touches one slot; the global keys (
 lock, watermark, holders) are used by plain commands only.  Fan-out uses plain pub/sub, which
 a cluster broadcasts to every node (the redis-server shipped here is 6.2: sharded pub/sub,
 Redis 7's SPUBLISH, is not used).
+
+On one server the hot calls (the claim scripts, the rate counter, every pipeline of ours) go
+straight onto a pooled connection (:func:`run_script`, :func:`run_pipeline`): redis-py's
+connection, pool, parser and retry, without its per-command layers; writes are bounded by a
+timer (:func:`bounded_writes`).
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ def healing_options() -> dict[str, Any]:
     only finds itself done and gives up, and a repeated PUBLISH is a duplicate frame, which
     the protocol allows.  A connection idle for more than ``HEALTH_CHECK_S`` is pinged (and
     re-opened) before use.  A script Redis forgot (a restart, SCRIPT FLUSH) is loaded again
-    on NOSCRIPT: by redis-py for a single call, by :func:`run_pipeline` for a pipeline.
+    on NOSCRIPT: by :func:`run_script` (or redis-py, on a cluster) for a single call, by
+    :func:`run_pipeline` for a pipeline.
     """
     return {
         "retry": Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES),
