@@ -16,7 +16,8 @@ timer (:func:`bounded_writes`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -185,18 +186,9 @@ async def _raw_batch(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]]
     try:
 
         async def once() -> list[Any]:
-            # One timer bounds the whole exchange, not one per write and per reply: the
-            # connection's socket_timeout is lent to it (one caller holds a pooled connection).
-            bound = conn.socket_timeout
-            conn.socket_timeout = None
-            try:
-                async with asyncio.timeout(bound):
-                    return await exchange()
-            except TimeoutError:
-                await conn.disconnect(nowait=True)
-                raise RedisTimeoutError(f"Timeout waiting {bound} s for Redis's replies") from None
-            finally:
-                conn.socket_timeout = bound
+            # One timer bounds the whole exchange, not one per write and per reply.
+            async with lent_timeout(conn, "waiting for Redis's replies"):
+                return await exchange()
 
         async def exchange() -> list[Any]:
             if len(commands) == 1:
@@ -225,6 +217,27 @@ async def _raw_batch(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]]
         await pool.release(conn)
 
 
+@contextlib.asynccontextmanager
+async def lent_timeout(conn: AbstractConnection, what: str) -> AsyncIterator[None]:
+    """Bound the block by ``conn``'s ``socket_timeout`` with one timer, redis-py's own
+    timeouts off meanwhile (one caller at a time holds a pooled connection, so the bound can
+    be lent).  On expiry the connection is dropped and redis-py's TimeoutError raised, as
+    redis-py does.  Without a socket_timeout, the block runs unbounded, as in redis-py."""
+    bound = conn.socket_timeout
+    if not bound:
+        yield
+        return
+    conn.socket_timeout = None
+    try:
+        async with asyncio.timeout(bound):
+            yield
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError(f"Timeout {what} ({bound} s)") from None
+    finally:
+        conn.socket_timeout = bound
+
+
 class _BoundedWrites(AbstractConnection):
     """redis-py's connection with each write bounded by ``socket_timeout`` through
     :func:`asyncio.timeout` (a timer) instead of :func:`asyncio.wait_for`, which on Python 3.11
@@ -235,22 +248,9 @@ class _BoundedWrites(AbstractConnection):
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
-        timeout = self.socket_timeout
-        if not timeout:
+        # (A health check's reply, if one is due, is read under the same bound.)
+        async with lent_timeout(self, "writing to socket"):
             await super().send_packed_command(command, check_health)
-            return
-        # One caller at a time holds a pooled connection, so the bound can be lent for the
-        # write: redis-py then writes without wait_for (and a health check's reply, if one is
-        # due, is read under the same bound).
-        self.socket_timeout = None
-        try:
-            async with asyncio.timeout(timeout):
-                await super().send_packed_command(command, check_health)
-        except TimeoutError:
-            await self.disconnect(nowait=True)
-            raise RedisTimeoutError("Timeout writing to socket") from None
-        finally:
-            self.socket_timeout = timeout
 
 
 _BOUNDED: dict[str, type[AbstractConnection]] = {}

@@ -75,23 +75,6 @@ async def expand(ctx: Context, limit: int = 50) -> int:
         return len(batch.triggers)
 
 
-class _Audience:
-    """For the batch's offer triggers at once: the active agents each rung newly reaches (one
-    query for the union of their grids) less those connected (one presence call for them
-    all), instead of a query and a call per trigger."""
-
-    def __init__(self, reached: dict[int, list[int]], online: set[int]) -> None:
-        self._reached = reached  # trigger id -> agent ids, by id (before presence)
-        self._online = online
-
-    def wants(self, trigger: sms.Trigger) -> bool:
-        return trigger.id in self._reached
-
-    def reached(self, trigger: sms.Trigger) -> list[int]:
-        """The agents ``trigger`` newly reaches who may get a text, by id (before the caps)."""
-        return [a for a in self._reached[trigger.id] if a not in self._online]
-
-
 def _wants_texts(ctx: Context, trigger: sms.Trigger, order: Order) -> bool:
     """An offer trigger whose order is still open in the offering that caused it."""
     if ctx.settings.sms_offers == "off" or not order.is_open:
@@ -102,14 +85,18 @@ def _wants_texts(ctx: Context, trigger: sms.Trigger, order: Order) -> bool:
 
 async def _audience(
     ctx: Context, batch: Expansion, found: dict[int, tuple[Order, str | None, str | None]]
-) -> _Audience:
+) -> dict[int, list[int]]:
+    """For the batch's offer triggers at once, trigger id -> the agents its rung newly reaches
+    who may get a text, by id (before the caps): one query for the union of their grids and
+    one presence call for them all, instead of a query and a call per trigger.  Triggers that
+    get no texts (:func:`_wants_texts`) are not in it."""
     rungs: list[tuple[sms.Trigger, Order, list[str] | None]] = []
     for trigger in batch.triggers:
         row = found.get(trigger.order_id)
         if trigger.kind == "offer" and row is not None and _wants_texts(ctx, trigger, row[0]):
             rungs.append((trigger, row[0], _reach(ctx, trigger, row[0])))
     if not rungs:
-        return _Audience({}, set())
+        return {}
     every = any(grids is None for _, _, grids in rungs)
     union = None if every else sorted({code for _, _, grids in rungs for code in grids or ()})
     # Ids and grids first: when widened, a rung reaches every agent of the county, and most
@@ -132,7 +119,7 @@ async def _audience(
         # Redis down: presence unknown.  Raising keeps the triggers pending until it answers
         # (texting everyone instead could flood the agents who have the app open).
         online = await presence.connected(ctx, candidates)
-    return _Audience(reached, online)
+    return {t: [a for a in ids if a not in online] for t, ids in reached.items()}
 
 
 def _reach(ctx: Context, trigger: sms.Trigger, order: Order) -> list[str] | None:
@@ -155,13 +142,11 @@ async def _offers(
     trigger: sms.Trigger,
     order: Order,
     code: str,
-    audience: _Audience,
+    audience: dict[int, list[int]],
 ) -> None:
     settings = ctx.settings
-    if not audience.wants(trigger):  # (see _wants_texts)
-        return
-    ids = audience.reached(trigger)
-    if not ids:
+    ids = audience.get(trigger.id)
+    if not ids:  # (no texts for it: see _wants_texts; or nobody left to text)
         return
     agents = await batch.agents_by_id(ids)
     now = ctx.clock()

@@ -126,6 +126,7 @@ class Writer:
     """
 
     __slots__ = (
+        "_closed",
         "_flushed",
         "_metrics",
         "_outbox",
@@ -134,7 +135,6 @@ class Writer:
         "_task",
         "_watch",
         "_writing",
-        "closed",
         "send_timeout",
     )
 
@@ -150,9 +150,21 @@ class Writer:
         self._progress = 0.0
         self._writing = False
         self._flushed: asyncio.Future[None] | None = None
-        self.closed = False
+        self._closed = False
         outbox.wake = self.wake
         outbox.direct = socket.direct_writer
+
+    @property
+    def closed(self) -> bool:
+        """No more writing: the peer is gone or the connection is being dropped.  The outbox
+        then stops writing straight to the socket too."""
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._closed = value
+        if value:
+            self._outbox.direct = None
 
     async def flushed(self) -> None:
         """Wait until every frame queued so far has been handed to the transport (which
@@ -191,7 +203,6 @@ class Writer:
                     return frames[i:]
         except Exception:  # the peer went away; the reader sees the disconnect and cleans up
             self.closed = True
-            outbox.direct = None
         return None
 
     async def _drain(self, first: list[bytes | str] | None = None) -> None:
@@ -250,7 +261,6 @@ class Writer:
 
     def _count(self, reason: str) -> None:
         self.closed = True
-        self._outbox.direct = None
         log.warning("connection dropped: client too slow to read reason=%r", reason)
         self._metrics.dropped_slow.inc()
 
@@ -282,7 +292,6 @@ class Writer:
     async def stop(self) -> None:
         """No more writing (the connection is ending); waits for a write in progress."""
         self.closed = True
-        self._outbox.direct = None
         task = self._task
         if task is not None:
             task.cancel()
