@@ -15,7 +15,7 @@ from dispatcher.auth import Authenticator
 from dispatcher.board.board import Board
 from dispatcher.board.presence import Presence
 from dispatcher.core.lifecycle import Policy
-from dispatcher.core.limits import Windows
+from dispatcher.core.limits import Shares, Windows
 from dispatcher.core.orders import ClaimOutcome, Reach
 from dispatcher.core.workdays import load_calendar
 from dispatcher.flows.repairs import Repairs
@@ -65,6 +65,7 @@ class Context:
     presence: Presence | None = None
     """Who is connected to any process (:mod:`dispatcher.flows.presence`); set by the app."""
     repairs: Repairs = field(default_factory=Repairs)
+    """Orders whose announce failed, for :mod:`dispatcher.flows.repairs`."""
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the process drains (:mod:`dispatcher.live.drain`): no new connections, claims
     in flight finish, sockets close with 1012."""
@@ -77,12 +78,13 @@ class Context:
     settling: dict[str, asyncio.Task[ClaimOutcome]] = field(default_factory=dict)
     """Claims answered ``pending`` (by answer field), finding out what Postgres recorded
     (:mod:`dispatcher.flows.claims`)."""
-    """Orders whose announce failed, for :mod:`dispatcher.flows.repairs`."""
     full_reconcile_due: bool = True
-    limits: dict[str, Windows] = field(default_factory=dict)
-    """This process's abuse limits by name (:mod:`dispatcher.core.limits`), made on first use."""
     """This process has not yet finished a full reconcile (:mod:`dispatcher.flows.reconciler`):
     its first pass re-reads every open order, whatever the watermark says."""
+    limits: dict[str, Windows] = field(default_factory=dict)
+    """This process's abuse limits by name (:mod:`dispatcher.core.limits`), made on first use."""
+    shares: Shares = field(default_factory=Shares)
+    """This process's shares of the limits counted in Redis for every process (filings)."""
 
     async def grid_exists(self, code: str) -> bool:
         if code in self.grids:

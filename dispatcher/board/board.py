@@ -368,16 +368,18 @@ class Board(HeldOrders, Watermark):
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
-    async def rate(self, name: str, limit: int, window_ms: int) -> int:
-        """Count one event against ``name``'s limit in this window, across every process: 0
-        when allowed, else the ms until it may try again."""
+    async def rate(self, name: str, limit: int, window_ms: int, want: int = 1) -> tuple[int, int]:
+        """Take a share of up to ``want`` events of ``name``'s limit in this window, across
+        every process (RATE): (granted, ms left in the window).  Granted 0: refused, try again
+        after the ms left; else the events this process may count itself until then (the ms
+        left is 0 for a share of one, used at once)."""
         try:
-            left = await run_script(
-                self.redis, self._rate, [self.keys.rate(name)], [window_ms, limit]
+            granted, left = await run_script(
+                self.redis, self._rate, [self.keys.rate(name)], [window_ms, limit, want]
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
-        return int(left)
+        return int(granted), int(left)
 
     async def versions(self, order_ids: Sequence[int]) -> list[tuple[int | None, bool]]:
         """For each order: (version Redis has or None, whether a hold is set)."""

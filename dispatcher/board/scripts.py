@@ -367,19 +367,31 @@ return 1
 """
 
 
-# RATE: count one event in a fixed window, atomically, for every server process.
-# KEYS[1] the rate key   ARGV[1] window (ms)   ARGV[2] limit
-# Returns 0 when the event is within the limit, else the ms until the window ends.  One
-# command when allowed (INCR; the window's first event also sets its expiry): an event
-# refused still counts, which changes nothing, since the window ends at a fixed time and the
-# count is only ever compared with the limit.
+# RATE: take a share of a fixed window's limit, atomically, for every server process.
+# KEYS[1] the rate key   ARGV[1] window (ms)   ARGV[2] limit   ARGV[3] the share wanted (>= 1)
+# Returns {granted, ms left in the window}: granted 0 (refused) or 1..wanted, the events this
+# process may count itself until the window ends (a share of one is used at once, so its ms
+# left is 0: not read).  One command for a share of one that is allowed (INCRBY; the window's
+# first share also sets its expiry), two for a larger one (and PTTL).  A share refused still
+# counts, which changes nothing, since the window ends at a fixed time and the count is only
+# ever compared with the limit; a share granted in part leaves the count over the limit, the
+# same.  A counter that lost its expiry (or was written by hand) starts a new window.
 RATE = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 0 end
-if n <= tonumber(ARGV[2]) then return 0 end
-local left = redis.call('PTTL', KEYS[1])
-if left > 0 then return left end
--- No expiry (lost, or the key was written by hand): this event starts a new window.
-redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])
-return 0
+local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = redis.call('INCRBY', KEYS[1], want)
+if n == want then
+  redis.call('PEXPIRE', KEYS[1], window)
+  local granted = math.min(want, limit)
+  return {granted, granted > 1 and window or 0}
+end
+local granted = math.min(want, limit - (n - want))
+local left = 0
+if granted <= 0 or want > 1 then left = redis.call('PTTL', KEYS[1]) end
+if left < 0 then
+  granted = math.min(want, limit)
+  redis.call('SET', KEYS[1], want, 'PX', window)
+  return {granted, granted > 1 and window or 0}
+end
+if granted <= 0 then return {0, left} end
+return {granted, want > 1 and left or 0}
 """

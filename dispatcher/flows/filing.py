@@ -168,21 +168,29 @@ async def _insert(
 
 async def _rate_limit(ctx: Context, filer: Principal) -> None:
     """``BANGBAN_FILING_RATE`` orders a minute per intake token, counted in Redis so that every
-    process shares the count.  Raises RateLimitedError; lets the order through if Redis is
-    down (filing works without Redis: the reconciler offers the order later)."""
+    process shares the count (taken in shares: :class:`dispatcher.core.limits.Shares`).  Raises
+    RateLimitedError; lets the order through if Redis is down (filing works without Redis: the
+    reconciler offers the order later)."""
     limit = ctx.settings.filing_rate
     if limit <= 0 or filer.kind is not TokenKind.INTAKE:
         return
+    key = f"file:{filer.token_id}"
+    now = ctx.clock()
+    if ctx.shares.take(key, now):
+        return
     try:
-        wait = await ctx.board.rate(f"file:{filer.token_id}", limit, 60_000)
+        granted, left = await ctx.board.rate(key, limit, 60_000, ctx.shares.want(key, limit, now))
     except RedisUnavailableError:
         return
-    if wait:
-        ctx.metrics.filings_rate_limited.inc()
-        raise RateLimitedError(
-            f"this token may file {limit} orders a minute; retry in {wait / 1000:.1f} s",
-            wait / 1000,
-        )
+    if granted:
+        ctx.shares.grant(key, granted, now + left)
+        return
+    wait = max(left, 1)
+    ctx.metrics.filings_rate_limited.inc()
+    raise RateLimitedError(
+        f"this token may file {limit} orders a minute; retry in {wait / 1000:.1f} s",
+        wait / 1000,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,24 +309,39 @@ async def test_rate_counts_a_fixed_window_with_one_command_per_allowed_event(
     the window's end lets them through again, and a counter that lost its expiry starts a
     new window instead of refusing for ever."""
     key = board.keys.rate("test:1")
-    assert [await board.rate("test:1", 2, 400) for _ in range(2)] == [0, 0]
+    assert [await board.rate("test:1", 2, 400) for _ in range(2)] == [(1, 0), (1, 0)]
     refused = [await board.rate("test:1", 2, 400) for _ in range(3)]
-    assert all(0 < left <= 400 for left in refused)
+    assert all(granted == 0 and 0 < left <= 400 for granted, left in refused)
     raw = board.redis
     before = await raw.info("commandstats")
-    assert await board.rate("test:other", 5, 400) == 0
+    assert await board.rate("test:other", 5, 400) == (1, 0)
     await board.rate("test:other", 5, 400)
     after = await raw.info("commandstats")
     calls = {k: after[k]["calls"] - before.get(k, {"calls": 0})["calls"] for k in after}
-    # Two events: two INCR and one PEXPIRE (the window's first); no GET, no SET.
-    assert (calls.get("cmdstat_incr"), calls.get("cmdstat_pexpire")) == (2, 1)
-    assert "cmdstat_get" not in calls or calls["cmdstat_get"] == 0
+    # Two events: two INCRBY and one PEXPIRE (the window's first); no PTTL, no SET.
+    assert (calls.get("cmdstat_incrby"), calls.get("cmdstat_pexpire")) == (2, 1)
+    assert calls.get("cmdstat_pttl", 0) == 0 and calls.get("cmdstat_set", 0) == 0
     await raw.persist(key)  # a counter at its limit without expiry
-    assert await board.rate("test:1", 2, 400) == 0
+    assert await board.rate("test:1", 2, 400) == (1, 0)
     assert 0 < await raw.pttl(key) <= 400
     await raw.pexpire(key, 1)
     await asyncio.sleep(0.05)
-    assert await board.rate("test:1", 2, 400) == 0
+    assert await board.rate("test:1", 2, 400) == (1, 0)
+
+
+async def test_rate_grants_shares_of_the_limit_and_never_more_than_it(board: Board) -> None:
+    """RATE with a share wanted: granted whole while the limit allows, in part at its edge,
+    then refused; a share of more than one says the ms left (the share lapses then)."""
+    granted, left = await board.rate("test:share", 10, 5_000, 4)
+    assert granted == 4 and 4_000 < left <= 5_000  # the window's first share
+    granted, left = await board.rate("test:share", 10, 5_000, 4)
+    assert granted == 4 and 0 < left <= 5_000
+    assert (await board.rate("test:share", 10, 5_000, 4))[0] == 2  # the limit's last two
+    granted, left = await board.rate("test:share", 10, 5_000, 4)
+    assert granted == 0 and 0 < left <= 5_000
+    assert (await board.rate("test:share", 10, 5_000, 1))[0] == 0
+    await board.redis.persist(board.keys.rate("test:share"))  # lost its expiry: a new window
+    assert await board.rate("test:share", 10, 5_000, 3) == (3, 5_000)
 
 
 async def test_a_batch_reads_every_reply_and_raises_the_first_error(board: Board) -> None:
@@ -344,4 +359,4 @@ async def test_a_batch_reads_every_reply_and_raises_the_first_error(board: Board
         await run_pipeline(board.redis, fill, ())
     assert await board.redis.get("bb:test:k2") == b"w"
     assert await board.redis.zscore("bb:test:z", "7") == 5
-    assert await board.rate("test:after", 5, 1_000) == 0  # a script call, same pool
+    assert await board.rate("test:after", 5, 1_000) == (1, 0)  # a script call, same pool

@@ -1,17 +1,21 @@
 """Abuse limits: an intake token filing too fast gets 429 ``rate_limited`` with
 ``Retry-After``; a grid at its open-order cap escalates new orders instead of offering them;
-an agent claiming too fast is refused ``rate_limited`` (HTTP and websocket), counted."""
+an agent claiming too fast is refused ``rate_limited`` (HTTP and websocket), counted; a busy
+intake token is counted in shares, never past its limit over two processes."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
 import httpx
 
 from clients import AgentClient, ApiClient
-from dispatcher.core.limits import Windows
-from tests.servers import intake_token
-from tests.steps import CrewFactory
+from dispatcher.core.limits import Shares, Windows
+from dispatcher.settings import Settings
+from tests.servers import InProcessServer, intake_token
+from tests.steps import CrewFactory, team
 
 
 def test_windows_count_per_key_and_say_how_long_to_wait() -> None:
@@ -24,6 +28,60 @@ def test_windows_count_per_key_and_say_how_long_to_wait() -> None:
     for key in range(5):
         few.hit(key, 0)
     assert len(few._counts) == 2
+
+
+def test_shares_count_a_small_limit_exactly_and_grow_while_used_up() -> None:
+    s = Shares()
+    assert s.want("a", 199, 0) == 1  # under 200: one event at a time
+    s.grant("a", 1, 0)
+    assert not s.take("a", 0) and s.want("a", 199, 0) == 1
+    assert s.want("b", 1000, 0) == 2  # the window's first share
+    s.grant("b", 2, 500)  # (the event that asked is counted)
+    assert s.take("b", 100) and not s.take("b", 100)
+    assert s.want("b", 1000, 100) == 4  # used up in its window: twice
+    s.grant("b", 4, 500)
+    assert [s.take("b", 200) for _ in range(4)] == [True, True, True, False]
+    assert s.want("b", 1000, 200) == 8
+    s.grant("b", 8, 500)
+    assert s.want("b", 1000, 300) == 10  # at most limit // 100
+    assert not s.take("b", 500)  # lapsed with its window, unused
+    assert s.want("b", 1000, 500) == 2
+    few = Shares(max_keys=2)
+    for key in range(5):
+        few.grant(key, 3, 100)
+    assert len(few._held) == 2 and few.take(4, 0) and not few.take(0, 0)
+
+
+async def test_a_busy_token_over_two_processes_never_files_past_its_limit(
+    settings: Settings,
+) -> None:
+    """Filing rate 300 a minute (shares of up to 3), one token filing over two server
+    processes at once: no more than 300 filed, and at most 2 x 2 refused early (the shares
+    left unused in each process), in fewer RATE calls than filings.  (Shares below the same
+    filing rate are counted exactly: :func:`test_filing_rate_per_token`.)"""
+    limited = dataclasses.replace(settings, filing_rate=300)
+    async with InProcessServer(limited) as a, InProcessServer(limited) as b:
+        t = await team(a.url, limited.admin_token or "", {"g1": 1})
+        raw = a.ctx.board.redis
+        before = (await raw.info("commandstats")).get("cmdstat_incrby", {"calls": 0})["calls"]
+        async with httpx.AsyncClient() as http:
+
+            async def file(url: str) -> int:
+                reply = await http.post(
+                    f"{url}/v1/orders",
+                    json={"grid": "g1", "text": "办事"},
+                    headers={"Authorization": f"Bearer {t.intake}"},
+                )
+                return reply.status_code
+
+            async def filer(url: str) -> list[int]:
+                return [await file(url) for _ in range(170)]
+
+            codes = [c for run in await asyncio.gather(filer(a.url), filer(b.url)) for c in run]
+        after = (await raw.info("commandstats"))["cmdstat_incrby"]["calls"]
+    assert set(codes) == {201, 429}
+    assert 296 <= codes.count(201) <= 300
+    assert after - before < 200  # RATE's INCRBY: shares of 2 and 3, and the refusals
 
 
 async def test_filing_rate_per_token(crew: CrewFactory) -> None:
