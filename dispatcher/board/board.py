@@ -17,11 +17,11 @@ from redis.exceptions import RedisError, ResponseError
 
 from dispatcher.board import held_scripts as hs
 from dispatcher.board import scripts as rs
+from dispatcher.board import sync_scripts as ss
 from dispatcher.board.connect import (
     Client,
     bounded_writes,
     cluster_client,
-    evalsha,
     healing_options,
     is_cluster,
     run_pipeline,
@@ -50,7 +50,8 @@ class Board(HeldOrders, Watermark):
         self.closed_ttl_ms = closed_ttl_ms
         self._claim = client.register_script(rs.CLAIM)
         self._claim_many = client.register_script(rs.CLAIM_MANY)
-        self._sync = client.register_script(rs.SYNC)
+        self._sync = client.register_script(ss.SYNC)
+        self._announce = client.register_script(ss.ANNOUNCE)
         self._release = client.register_script(rs.RELEASE_HOLD)
         self._probe = client.register_script(rs.PROBE)
         self._reserve = client.register_script(hs.RESERVE)
@@ -233,56 +234,45 @@ class Board(HeldOrders, Watermark):
         announced after the 201: a claim may have synced the order from Postgres first, and
         announced its win).
 
-        One round trip on a single server (a pipeline; the scripts by EVALSHA; the schedules
-        are global keys, so not in the script; SET_HELD publishes when there is a holder); on
-        a cluster three or four: the script, SET_HELD, the schedules (a pipeline across
-        slots), the publish.
+        One script on a single server (ANNOUNCE: SYNC, the schedules, and the publish or
+        SET_HELD's); on a cluster three or four round trips: SYNC, SET_HELD, the schedules (a
+        pipeline across slots), the publish.
         """
         deadline = next_deadline(state_of(order))
         keys = [self.keys.order(order.id), self.keys.answers(order.id)]
         sync_args = self._sync_args(order, answer_field, answer)
-        count: int | None = None
+        widen_at = order.next_step_at if order.status is Status.OFFERED else None
+        clock_at = deadline[1] if deadline is not None and deadline[1] < NEVER else None
+        channel = self.keys.of(rs.EVENTS_CHANNEL)
         try:
-            written = True
-            if self.cluster:
-                written = bool(await self._sync(keys=keys, args=sync_args))
+            if not self.cluster:
+                payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
+                agent, since = holder if holder is not None else ("", "")
+                keys += [self.keys.of(rs.WIDEN_DUE), self.keys.of(rs.CLOCK_DUE)]
                 if holder is not None:
-                    count = await self.set_held(holder[0], order.id, holder[1], now=holder[1])
-                    held = {**(held or {}), holder[0]: count}
+                    keys += [self.keys.held(holder[0]), self.keys.of(rs.HOLDERS)]
+                at = ["" if t is None else t for t in (widen_at, clock_at)]
+                newer = "1" if if_newer else ""
+                args = [*sync_args, channel, payload, newer, order.id, *at, agent, since]
+                held_now = await run_script(self.redis, self._announce, keys, args)
+                return None if holder is None else int(held_now)
+            written = bool(await self._sync(keys=keys, args=sync_args))
+            count: int | None = None
+            if holder is not None:
+                count = await self.set_held(holder[0], order.id, holder[1], now=holder[1])
+                held = {**(held or {}), holder[0]: count}
             payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
-            channel = self.keys.of(rs.EVENTS_CHANNEL)
 
-            def fill(pipe: Any) -> None:
-                if not self.cluster:
-                    extra = [channel, payload] if if_newer else []
-                    evalsha(pipe, self._sync, keys, [*sync_args, *extra])
-                if order.status is Status.OFFERED and order.next_step_at is not None:
-                    pipe.zadd(self.keys.of(rs.WIDEN_DUE), {str(order.id): order.next_step_at})
-                else:
-                    pipe.zrem(self.keys.of(rs.WIDEN_DUE), str(order.id))
-                if deadline is not None and deadline[1] < NEVER:
-                    pipe.zadd(self.keys.of(rs.CLOCK_DUE), {str(order.id): deadline[1]})
-                else:
-                    pipe.zrem(self.keys.of(rs.CLOCK_DUE), str(order.id))
-                if self.cluster:
-                    return  # (a pipeline of a cluster runs commands of keys only)
-                if holder is None:
-                    if not if_newer:  # (else SYNC publishes)
-                        pipe.publish(channel, payload)
-                else:
-                    agent, since = holder
-                    evalsha(
-                        pipe,
-                        self._set_held,
-                        [self.keys.held(agent), self.keys.of(rs.HOLDERS)],
-                        [order.id, f"h:{since}", "0", since, agent, channel, payload],
-                    )
+            def fill(pipe: Any) -> None:  # (a pipeline of a cluster runs commands of keys only)
+                for schedule, at in ((rs.WIDEN_DUE, widen_at), (rs.CLOCK_DUE, clock_at)):
+                    if at is None:
+                        pipe.zrem(self.keys.of(schedule), str(order.id))
+                    else:
+                        pipe.zadd(self.keys.of(schedule), {str(order.id): at})
 
-            results = await run_pipeline(self.redis, fill, (self._sync, self._set_held))
-            if self.cluster and (written or not if_newer):
+            await run_pipeline(self.redis, fill, ())
+            if written or not if_newer:
                 await self.redis.publish(channel, payload)
-            elif holder is not None:
-                count = int(results[-1])
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return count

@@ -55,7 +55,35 @@ return take_place(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]
 """
 )
 
-SET_HELD = """
+SET_HELD_RULE = """
+-- set_held(key, order, value, only_pending, now, holders, agent, channel, event): SET_HELD's
+-- rule, shared with ANNOUNCE (KEYS and ARGV as SET_HELD's below; holders nil on a cluster).
+local function set_held(key, order, value, only_pending, now, holders, agent, channel, event)
+  if value ~= '' then
+    redis.call('HSET', key, order, value)
+  else
+    local cur = redis.call('HGET', key, order)
+    if cur and string.sub(cur, 1, 1) == 'p' then
+      redis.call('HDEL', key, order)
+    elseif only_pending ~= '1' then
+      redis.call('HSET', key, order, 'd:' .. now)
+    end
+  end
+  local n = 0
+  for _, v in ipairs(redis.call('HVALS', key)) do
+    if string.sub(v, 1, 1) == 'h' then n = n + 1 end
+  end
+  if holders then
+    if value ~= '' then redis.call('SADD', holders, agent) end
+    redis.call('PUBLISH', channel, event .. cmsgpack.pack({{tonumber(agent), n}}))
+  end
+  return n
+end
+"""
+
+SET_HELD = (
+    SET_HELD_RULE
+    + """
 -- Record that an agent holds an order, or no longer does (or no longer reserves a place).
 -- KEYS[1] the agent's held hash
 -- ARGV[1] order id, ARGV[2] 'h:<now>' (holds it) or '' (remove), ARGV[3] '1': remove only a
@@ -67,26 +95,10 @@ SET_HELD = """
 -- order) and PUBLISH the event followed by a second msgpack object, [[agent, count]], the
 -- agent's held count (so the event carries the count without another round trip).
 -- Returns how many orders the agent holds now.
-if ARGV[2] ~= '' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-else
-  local cur = redis.call('HGET', KEYS[1], ARGV[1])
-  if cur and string.sub(cur, 1, 1) == 'p' then
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  elseif ARGV[3] ~= '1' then
-    redis.call('HSET', KEYS[1], ARGV[1], 'd:' .. ARGV[4])
-  end
-end
-local n = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
-  if string.sub(v, 1, 1) == 'h' then n = n + 1 end
-end
-if KEYS[2] then
-  if ARGV[2] ~= '' then redis.call('SADD', KEYS[2], ARGV[5]) end
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. cmsgpack.pack({{tonumber(ARGV[5]), n}}))
-end
-return n
+return set_held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[2], ARGV[5], ARGV[6],
+                ARGV[7])
 """
+)
 
 RECONCILE_HELD = """
 -- Make an agent's held hash agree with Postgres.

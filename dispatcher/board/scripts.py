@@ -40,7 +40,8 @@ the hash agree with Postgres.  Claims that are never given the hold need no plac
 :data:`CLAIM_MANY` decides them, many at once, by the same rule as :data:`CLAIM`.
 
 Redis arbitrates who may try to record a claim (``holder``); Postgres records the winner.  The
-``version`` in Redis always comes from Postgres, and :data:`SYNC` never lets it go backwards.
+``version`` in Redis always comes from Postgres, and SYNC never lets it go backwards
+(:mod:`dispatcher.board.sync_scripts`).
 """
 
 from __future__ import annotations
@@ -290,45 +291,6 @@ if reserving then out[#out + 1] = place end
 return out
 """
 )
-
-SYNC = """
--- Copy an order's state from Postgres into Redis, never backwards.
--- KEYS[1] order hash, KEYS[2] answers hash
--- ARGV[1] version, ARGV[2] status, ARGV[3] reach (",g1,g2,"), ARGV[4] scope,
--- ARGV[5] claimed_by ('' none),
--- ARGV[6] lifetime (ms) of the keys once the order is closed,
--- ARGV[7] answer field to remember ('' none), ARGV[8] the answer,
--- ARGV[9] excluded (",7,9,": agents who released the order; '' none),
--- ARGV[10] a channel and ARGV[11] a change event (optional): published only when written
--- (a filing's offer, announced after its 201, must not follow a claim that synced first)
--- Returns 1 when written, 0 when Redis already had this version or a newer one.
--- A closed order (not offered/widened) loses its holder (the fields emptied: '' is no
--- holder to every script) and expires after ARGV[6]: claims for it then fall back to
--- Postgres.  An order open again after it was closed (released) no longer expires.  An older
--- version than Redis has changes nothing but the answer remembered.
-local function open(status) return status == 'offered' or status == 'widened' end
-local cur = redis.call('HMGET', KEYS[1], 'version', 'status')
-local written = 0
-if (not cur[1]) or tonumber(cur[1]) < tonumber(ARGV[1]) then
-  written = 1
-  if open(ARGV[2]) then
-    redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
-               'scope', ARGV[4], 'claimed_by', ARGV[5], 'excluded', ARGV[9])
-    if cur[2] and not open(cur[2]) then redis.call('PERSIST', KEYS[1]) end
-  else
-    redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', ARGV[2], 'reach', ARGV[3],
-               'scope', ARGV[4], 'claimed_by', ARGV[5], 'excluded', ARGV[9],
-               'holder', '', 'holder_at', '', 'holder_req', '')
-    redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  end
-end
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
-end
-if ARGV[10] and written == 1 then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
-return written
-"""
 
 RELEASE_HOLD = """
 -- Give up a hold that could not be recorded (Postgres unavailable), or clear a stale one.
