@@ -91,6 +91,21 @@ class Flight:
             if not future.done():
                 future.set_result(answer)
 
+    async def landed(self) -> None:
+        """Wait until :attr:`done` is set (a waiter cancelled never cancels it): a future and
+        a callback each, not ``asyncio.wait``'s sets and callbacks, for the hundreds of claims
+        that wait on one flight."""
+        if self.done.done():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        self.done.add_done_callback(wake)
+        await waiter
+
     def end(self) -> None:
         """Riders not answered (the leader failed) get ``''``; waiters go on."""
         for _, future in [*(self.waiting or ()), *self.boarded]:

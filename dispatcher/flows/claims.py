@@ -141,7 +141,7 @@ async def _claim(ctx: Context, agent: Agent, order_id: int, field: str) -> Claim
             if not answer:  # the leader did not take the hold (or failed): on our own
                 return await _contend(ctx, agent, order_id, field)
             return await _told(ctx, order_id, answer)
-        await asyncio.wait([flight.done])  # the leader's CLAIM may show the order held
+        await flight.landed()  # the leader's CLAIM may show the order held
         if not known.is_closed(order_id):
             return await _contend(ctx, agent, order_id, field)
 
