@@ -43,7 +43,8 @@ class Settings:
     terminal only).  Embedded servers log to ``<data_dir>/redis/redis.log`` and
     ``<data_dir>/pg/log`` whatever this is."""
     claim_memory: float = 86400.0
-    """``BANGBAN_CLAIM_MEMORY``: seconds a claim answer is remembered for repeats of its request."""
+    """``BANGBAN_CLAIM_MEMORY``: seconds a closed order stays in Redis after its last change,
+    with the claim answers remembered for repeats of a request (an open order keeps them)."""
     send_queue: int = 1024
     """``BANGBAN_SEND_QUEUE``: frames queued for one slow connection before it is dropped."""
     pg_pool_size: int = 10

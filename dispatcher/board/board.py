@@ -140,13 +140,13 @@ class Board(HeldOrders, Watermark):
     ) -> list[str]:
         """CLAIM with ``limit`` as its flag: at the limit or not (a bool: RESERVE ran), or
         the limit to reserve against in the agent's held hash (an int)."""
-        keys = [self.keys.order(order_id), self.keys.answers(order_id)]
+        keys = [self.keys.order(order_id)]
         if isinstance(limit, bool):
             flag = "1" if limit else "0"
         else:
             flag = f"R{limit}"
             keys.append(self.keys.held(agent_id))
-        args: list[Any] = [agent_id, answer_field, now, self.hold_ms, self.closed_ttl_ms, flag]
+        args: list[Any] = [agent_id, answer_field, now, self.hold_ms, flag]
         args += grids
         try:
             out = await run_script(self.redis, self._claim, keys, args)
@@ -172,11 +172,11 @@ class Board(HeldOrders, Watermark):
         reserved in the script, as :meth:`claim_reserving` does, and one more item follows
         the answers: the place (``'ok'``, ``'already'`` or ``''``)."""
         first = ("L" if at_limit else "1") if lead else ""
-        keys = [self.keys.order(order_id), self.keys.answers(order_id)]
+        keys = [self.keys.order(order_id)]
         if lead and reserve is not None:
             first = f"R{reserve}"
             keys.append(self.keys.held(claims[0][0]))
-        args: list[Any] = [now, self.hold_ms, self.closed_ttl_ms, first]
+        args: list[Any] = [now, self.hold_ms, first]
         for agent_id, answer_field, grids in claims:
             args += [agent_id, answer_field, len(grids), *grids]
         try:
@@ -205,7 +205,7 @@ class Board(HeldOrders, Watermark):
         """
         try:
             written = await self._sync(
-                keys=[self.keys.order(order.id), self.keys.answers(order.id)],
+                keys=[self.keys.order(order.id)],
                 args=self._sync_args(order, answer_field, answer),
             )
         except RedisError as exc:
@@ -239,7 +239,7 @@ class Board(HeldOrders, Watermark):
         pipeline across slots), the publish.
         """
         deadline = next_deadline(state_of(order))
-        keys = [self.keys.order(order.id), self.keys.answers(order.id)]
+        keys = [self.keys.order(order.id)]
         sync_args = self._sync_args(order, answer_field, answer)
         widen_at = order.next_step_at if order.status is Status.OFFERED else None
         clock_at = deadline[1] if deadline is not None and deadline[1] < NEVER else None

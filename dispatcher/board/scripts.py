@@ -12,8 +12,9 @@ shown here without it)::
     bb:{o:<id>}           hash   status, grid, scope, reach (",g1,g2,": the grids offered to while
                                  scope is grid), excluded (",7,9,": agents who released it),
                                  version, claimed_by, holder, holder_at, holder_req (the
-                                 holding request's answer field)
-    bb:{o:<id>}:answers   hash   "<agent>:<request_id>" -> final claim answer (expires)
+                                 holding request's answer field), and the final claim
+                                 answers remembered: "<agent>:<t>:<request_id>" -> answer
+                                 (every such field has a ':', no other field has)
     bb:{a:<id>}:held      hash   order id -> "h:<ms>" (the agent holds it since), "p:<ms>"
                                  (a claim reserved a place for it then; lapses after the hold
                                  lifetime) or "d:<ms>" (it left the agent then: a tombstone
@@ -90,9 +91,6 @@ class Keys:
     def order(self, order_id: int) -> str:
         return f"{self.prefix}{{o:{order_id}}}"
 
-    def answers(self, order_id: int) -> str:
-        return f"{self.prefix}{{o:{order_id}}}:answers"
-
     def held(self, agent_id: int) -> str:
         return f"{self.prefix}{{a:{agent_id}}}:held"
 
@@ -115,7 +113,7 @@ class Keys:
 
 
 _PLAIN = Keys()
-order_key, answers_key, held_key = _PLAIN.order, _PLAIN.answers, _PLAIN.held
+order_key, held_key = _PLAIN.order, _PLAIN.held
 rate_key, presence_key = _PLAIN.rate, _PLAIN.presence
 
 
@@ -166,15 +164,16 @@ local function rule(o, agent, grids, now, hold_ms, field)
   end
   return 'open'
 end
-local function order_fields(key)
+local function order_fields(key, ...)
+  -- (and the answer fields given, from the 9th on)
   return redis.call('HMGET', key, 'status', 'reach', 'scope', 'claimed_by', 'holder',
-                    'holder_at', 'excluded', 'holder_req')
+                    'holder_at', 'excluded', 'holder_req', ...)
 end
 """
 
 _RESERVING = """
 -- A place among the agent's held orders, reserved by the claim itself (single server only):
--- flag 'R<limit>' instead of '0'/'1', and KEYS[3] the agent's held hash.
+-- flag 'R<limit>' instead of '0'/'1', and KEYS[2] the agent's held hash.
 local function place_for(flag, order_key, held_key, now, hold_ms)
   local order = string.match(order_key, '{o:(%d+)}')
   return take_place(held_key, order, now, tonumber(string.sub(flag, 2)), hold_ms)
@@ -187,42 +186,40 @@ CLAIM = (
     + _RESERVING
     + """
 -- Decide a claim atomically.
--- KEYS[1] order hash, KEYS[2] answers hash
+-- KEYS[1] order hash
 -- ARGV[1] agent id, ARGV[2] answer field ("<agent>:<request_id>"), ARGV[3] now (ms),
 -- ARGV[4] hold lifetime (ms): a holder older than this is presumed dead and may be replaced,
--- ARGV[5] answer lifetime (ms), ARGV[6] '1' when the agent holds as many orders as allowed
--- (its place was reserved by RESERVE: '0' when not at its limit), or 'R<limit>' to reserve
--- the place here, in KEYS[3] the agent's held hash (a single server: see _RESERVING),
--- ARGV[7..] the agent's grid codes
+-- ARGV[5] '1' when the agent holds as many orders as allowed (its place was reserved by
+-- RESERVE: '0' when not at its limit), or 'R<limit>' to reserve the place here, in KEYS[2]
+-- the agent's held hash (a single server: see _RESERVING), ARGV[6..] the agent's grid codes
 -- Returns {outcome}: 'hold' (caller must now record the claim in Postgres), 'busy',
 -- 'limit_reached' (the order is open to the agent but it is at its limit), or a final answer
 -- 'won' | 'taken' | 'held' (remembered as 'taken') | 'not_offered' | 'unknown_order'.  Final
 -- answers except 'unknown_order'
--- and the 'not_offered' of an open order are remembered under ARGV[2], so a repeated
--- request gets the same answer; 'limit_reached' is not (after handing an order on, the
+-- and the 'not_offered' of an open order are remembered under ARGV[2] in the order hash
+-- (which expires once the order is closed: SYNC), so a repeated request gets the same
+-- answer; 'limit_reached' is not (after handing an order on, the
 -- agent may retry the same request and win).  With 'R<limit>', 'hold' comes with the place:
 -- {'hold', 'ok'} (reserved here: SET_HELD it either way) or {'hold', 'already'}.
-local prev = redis.call('HGET', KEYS[2], ARGV[2])
-if prev then return {prev} end
-local o = order_fields(KEYS[1])
+local o = order_fields(KEYS[1], ARGV[2])
+if o[9] then return {o[9]} end
 if not o[1] then return {'unknown_order'} end
 local grids = {}
-for i = 7, #ARGV do grids[#grids + 1] = ARGV[i] end
+for i = 6, #ARGV do grids[#grids + 1] = ARGV[i] end
 local answer = rule(o, ARGV[1], grids, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[2])
 if answer == 'busy' then return {'busy'} end
 if answer == 'outside' then return {'not_offered'} end
 if answer == 'open' then
-  if ARGV[6] == '1' then return {'limit_reached'} end
+  if ARGV[5] == '1' then return {'limit_reached'} end
   local place = ''
-  if string.sub(ARGV[6], 1, 1) == 'R' then
-    place = place_for(ARGV[6], KEYS[1], KEYS[3], ARGV[3], tonumber(ARGV[4]))
+  if string.sub(ARGV[5], 1, 1) == 'R' then
+    place = place_for(ARGV[5], KEYS[1], KEYS[2], ARGV[3], tonumber(ARGV[4]))
     if place == 'full' then return {'limit_reached'} end
   end
   redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'holder_at', ARGV[3], 'holder_req', ARGV[2])
   return {'hold', place}
 end
-redis.call('HSET', KEYS[2], ARGV[2], answer == 'held' and 'taken' or answer)
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[2], answer == 'held' and 'taken' or answer)
 return {answer}
 """
 )
@@ -234,11 +231,11 @@ CLAIM_MANY = (
     + """
 -- Decide many claims on one order at once, in order, as CLAIM would one after another; only
 -- the first may take the hold (only it reserved a place).  For claims that arrived together.
--- KEYS[1] order hash, KEYS[2] answers hash
--- ARGV[1] now (ms), ARGV[2] hold lifetime (ms), ARGV[3] answer lifetime (ms), ARGV[4] the
--- first claim: '1' may take the hold, 'L' its agent is at its limit, 'R<limit>' may take the
--- hold if a place is free in KEYS[3], the first agent's held hash (reserved here: a single
--- server), '' as the others; then for each claim: agent id, answer field, n, and the agent's
+-- KEYS[1] order hash
+-- ARGV[1] now (ms), ARGV[2] hold lifetime (ms), ARGV[3] the first claim: '1' may take the
+-- hold, 'L' its agent is at its limit, 'R<limit>' may take the hold if a place is free in
+-- KEYS[2], the first agent's held hash (reserved here: a single server), '' as the others;
+-- then for each claim: agent id, answer field, n, and the agent's
 -- n grid codes.  With 'R<limit>' one more answer follows the claims' own: the place, as
 -- CLAIM returns it with 'hold' ('ok', 'already', or '' when nothing was reserved).
 -- Returns one answer per claim: a remembered answer, a final answer (remembered as CLAIM
@@ -248,29 +245,29 @@ CLAIM_MANY = (
 -- claim).
 local o = order_fields(KEYS[1])
 local now, hold_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, remembered, place = {}, false, ''
-local reserving = string.sub(ARGV[4], 1, 1) == 'R'
-local i = 5
+local out, place = {}, ''
+local reserving = string.sub(ARGV[3], 1, 1) == 'R'
+local i = 4
 while i <= #ARGV do
   local agent, field, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local grids = {}
   for j = 1, n do grids[j] = ARGV[i + 2 + j] end
   i = i + 3 + n
-  local answer = redis.call('HGET', KEYS[2], field)
+  local answer = redis.call('HGET', KEYS[1], field)
   if not answer then
     if not o[1] then
-      answer = (#out == 0 and ARGV[4] ~= '') and 'unknown_order' or ''
+      answer = (#out == 0 and ARGV[3] ~= '') and 'unknown_order' or ''
     else
       answer = rule(o, agent, grids, now, hold_ms, field)
       if answer == 'open' then
         if #out == 0 and reserving then
-          place = place_for(ARGV[4], KEYS[1], KEYS[3], ARGV[1], hold_ms)
+          place = place_for(ARGV[3], KEYS[1], KEYS[2], ARGV[1], hold_ms)
         end
-        if #out == 0 and (ARGV[4] == '1' or (reserving and place ~= 'full')) then
+        if #out == 0 and (ARGV[3] == '1' or (reserving and place ~= 'full')) then
           redis.call('HSET', KEYS[1], 'holder', agent, 'holder_at', ARGV[1], 'holder_req', field)
           o[5], o[6], o[8] = agent, ARGV[1], field
           answer = 'hold'
-        elseif #out == 0 and (ARGV[4] == 'L' or reserving) then
+        elseif #out == 0 and (ARGV[3] == 'L' or reserving) then
           if place == 'full' then place = '' end
           answer = 'limit_reached'
         else
@@ -279,14 +276,12 @@ while i <= #ARGV do
       elseif answer == 'outside' then
         answer = 'not_offered'
       elseif answer ~= 'busy' then
-        redis.call('HSET', KEYS[2], field, answer == 'held' and 'taken' or answer)
-        remembered = true
+        redis.call('HSET', KEYS[1], field, answer == 'held' and 'taken' or answer)
       end
     end
   end
   out[#out + 1] = answer
 end
-if remembered then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
 if reserving then out[#out + 1] = place end
 return out
 """

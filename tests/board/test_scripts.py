@@ -162,11 +162,31 @@ async def test_a_close_empties_the_holder_and_an_open_sync_runs_two_commands(
     assert await board.release_hold(1, None, T0) is False
 
 
-def test_all_keys_of_an_order_share_a_cluster_slot() -> None:
+def test_an_orders_key_is_in_its_hash_tags_slot() -> None:
     from redis.crc import key_slot
 
     for oid in (1, 42, 10**12):
-        assert key_slot(rs.order_key(oid).encode()) == key_slot(rs.answers_key(oid).encode())
+        assert key_slot(rs.order_key(oid).encode()) == key_slot(f"{{o:{oid}}}".encode())
+
+
+async def test_answers_are_remembered_in_the_order_hash_and_expire_with_the_closed_order(
+    board: Board,
+) -> None:
+    """A claim answer is remembered in the order's own hash: an open order's hash gets no
+    expiry from it, a closed one's keeps the expiry SYNC gave it, and repeats get it again."""
+    await board.sync(order())
+    assert await board.claim(1, 7, "7:s:a", ["g1"], T0) == rs.HOLD
+    assert await board.claim(1, 8, "8:s:b", ["g1"], T0) == rs.HELD  # remembered as `taken`
+    assert await board.redis.hget(rs.order_key(1), "8:s:b") == b"taken"
+    assert await board.redis.pttl(rs.order_key(1)) == -1  # open: never expires
+    closed = order(status=Status.CLAIMED, claimed_by=7, version=2)
+    await board.sync(closed, answer_field="7:s:a", answer="won")
+    assert 0 < await board.redis.pttl(rs.order_key(1)) <= 60_000
+    assert await board.claim(1, 7, "7:s:a", ["g1"], T0) == "won"
+    assert await board.claim(1, 8, "8:s:b", ["g1"], T0) == "taken"
+    await board.sync(closed, answer_field="9:s:c", answer="not_offered")  # an older version
+    assert await board.redis.hget(rs.order_key(1), "9:s:c") == b"not_offered"
+    assert await board.redis.hget(rs.order_key(1), "version") == b"2"
 
 
 @pytest.mark.parametrize(("o", "agent", "grids"), CASES)
@@ -288,7 +308,8 @@ async def test_claim_many_takes_no_hold_for_riders(board: Board) -> None:
     assert answers == ["limit_reached", ""]
     assert await board.claim_many(1, [(8, "8:a", ["g1"]), (9, "9:a", ["g1"])], T0) == ["", ""]
     assert await board.redis.hget(rs.order_key(1), "holder") is None
-    assert not await board.redis.exists(rs.answers_key(1))  # nothing final, nothing remembered
+    fields = await board.redis.hkeys(rs.order_key(1))
+    assert not [f for f in fields if b":" in f]  # nothing final, nothing remembered
     assert await board.claim(1, 8, "8:a", ["g1"], T0) == rs.HOLD
 
 
@@ -298,7 +319,7 @@ async def test_claim_many_on_an_unknown_order(board: Board) -> None:
     many = [(7, "7:a", ["g1"]), (8, "8:a", ["g1"])]
     assert await board.claim_many(404, many, T0, lead=True) == ["unknown_order", ""]
     assert await board.claim_many(404, many, T0) == ["", ""]
-    await board.redis.hset(rs.answers_key(404), "8:a", "taken")
+    await board.redis.hset(rs.order_key(404), "8:a", "taken")
     assert await board.claim_many(404, many, T0) == ["", "taken"]
 
 
