@@ -35,14 +35,12 @@ from dispatcher.core.lifecycle import Policy
 from dispatcher.core.roster import TokenKind
 from dispatcher.exceptions import ConfigError, RedisUnavailableError
 from dispatcher.flows import (
-    deadlines,
     fairplay,
     presence,
     reconciler,
     repairs,
     sms_sender,
     sweeper,
-    widening,
 )
 from dispatcher.flows.claims import HOLD_MS
 from dispatcher.live import gc_policy
@@ -216,8 +214,7 @@ async def running(
         # Before the first request: repair Redis from Postgres and widen what fell due
         # while no process was running.
         await reconciler.reconcile(ctx)
-        await widening.sweep(ctx)
-        await deadlines.sweep(ctx)
+        await sweeper.sweep(ctx)
         tasks.append(asyncio.create_task(sweeper.run(ctx), name="sweeper"))
         tasks.append(asyncio.create_task(reconciler.run(ctx), name="reconciler"))
         tasks.append(asyncio.create_task(repairs.run(ctx), name="repairs"))

@@ -248,7 +248,7 @@ class Board(HeldOrders, Watermark):
             if not self.cluster:
                 payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
                 agent, since = holder if holder is not None else ("", "")
-                keys += [self.keys.of(rs.WIDEN_DUE), self.keys.of(rs.CLOCK_DUE)]
+                keys.append(self.keys.of(rs.DUE))
                 if holder is not None:
                     keys += [self.keys.held(holder[0]), self.keys.of(rs.HOLDERS)]
                 at = ["" if t is None else t for t in (widen_at, clock_at)]
@@ -264,11 +264,14 @@ class Board(HeldOrders, Watermark):
             payload = change_event(order, reason=reason, event=event, notify=notify, held=held)
 
             def fill(pipe: Any) -> None:  # (a pipeline of a cluster runs commands of keys only)
-                for schedule, at in ((rs.WIDEN_DUE, widen_at), (rs.CLOCK_DUE, clock_at)):
-                    if at is None:
-                        pipe.zrem(self.keys.of(schedule), str(order.id))
-                    else:
-                        pipe.zadd(self.keys.of(schedule), {str(order.id): at})
+                due = {
+                    rs.due_member(k, order.id): t
+                    for k, t in ((rs.WIDEN, widen_at), (rs.CLOCK, clock_at))
+                }
+                if add := {member: t for member, t in due.items() if t is not None}:
+                    pipe.zadd(self.keys.of(rs.DUE), add)
+                if drop := [member for member, t in due.items() if t is None]:
+                    pipe.zrem(self.keys.of(rs.DUE), *drop)
 
             await run_pipeline(self.redis, fill, ())
             if written or not if_newer:
@@ -321,30 +324,34 @@ class Board(HeldOrders, Watermark):
             raise RedisUnavailableError(f"redis: {exc}") from exc
         return bool(removed)
 
-    async def due(self, now: int, limit: int = 500, *, schedule: str = rs.WIDEN_DUE) -> list[int]:
-        """Ids of orders whose deadline has passed, per a Redis schedule (widening, or
-        :data:`~dispatcher.board.scripts.CLOCK_DUE`)."""
+    async def due(self, now: int, limit: int = 500) -> dict[str, list[int]]:
+        """The orders whose deadlines have passed (the ``limit`` earliest), by kind
+        (:data:`~dispatcher.board.scripts.WIDEN`, :data:`~dispatcher.board.scripts.CLOCK`)."""
         try:
-            ids: list[bytes] = await self.redis.zrangebyscore(
-                self.keys.of(schedule), "-inf", now, start=0, num=limit
+            members: list[bytes] = await self.redis.zrangebyscore(
+                self.keys.of(rs.DUE), "-inf", now, start=0, num=limit
             )
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
-        return [int(i) for i in ids]  # members are order ids written by announce()
+        out: dict[str, list[int]] = {rs.WIDEN: [], rs.CLOCK: []}
+        for member in members:  # written by announce() and reschedule(): "<kind>:<id>"
+            kind, _, order_id = member.decode().partition(":")
+            out.setdefault(kind, []).append(int(order_id))
+        return out
 
-    async def reschedule(self, order_id: int, at: int, *, schedule: str = rs.WIDEN_DUE) -> None:
-        """Put an order back on a sweepers' list at ``at`` (ms)."""
+    async def reschedule(self, order_id: int, at: int, *, kind: str = rs.WIDEN) -> None:
+        """Put an order's deadline of ``kind`` back on the sweepers' list at ``at`` (ms)."""
         try:
-            await self.redis.zadd(self.keys.of(schedule), {str(order_id): at})
+            await self.redis.zadd(self.keys.of(rs.DUE), {rs.due_member(kind, order_id): at})
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 
-    async def unschedule(self, order_ids: Iterable[int], *, schedule: str = rs.WIDEN_DUE) -> None:
-        ids = [str(i) for i in order_ids]
-        if not ids:
+    async def unschedule(self, order_ids: Iterable[int], *, kind: str = rs.WIDEN) -> None:
+        members = [rs.due_member(kind, i) for i in order_ids]
+        if not members:
             return
         try:
-            await self.redis.zrem(self.keys.of(schedule), *ids)
+            await self.redis.zrem(self.keys.of(rs.DUE), *members)
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
 

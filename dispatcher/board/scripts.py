@@ -1,10 +1,11 @@
 """Redis key names and Lua scripts: the one place that knows Redis's layout.
 
 Every key of one order carries the hash tag ``{o:<id>}`` so that all of them land in one
-cluster slot, and every script touches only the keys of one order, or only the key of one
-agent (hash tag ``{a:<id>}``): the scripts run unchanged on Redis Cluster.  Global keys (the
-schedules, the reconcile lock, the holders) are used only by plain single-key commands, never
-inside a script together with an order's keys.
+cluster slot, and on a cluster every script touches only the keys of one order, or only the
+key of one agent (hash tag ``{a:<id>}``); global keys (the schedules, the reconcile lock, the
+holders) are used there only by plain single-key commands.  A single server runs the claim
+with the agent's key (CLAIM reserving) and the announce with the global keys (ANNOUNCE) in
+one script each, which a cluster would refuse.
 
 Layout (every name carries the deployment's namespace after ``bb:``, see :class:`Keys`;
 shown here without it)::
@@ -21,9 +22,10 @@ shown here without it)::
                                  for the reconciler): the h and live p count for
                                  BANGBAN_MAX_HELD
     bb:holders            set    agents whose held hash may be non-empty, for the reconciler
-    bb:widen-due          zset   order id scored by its next widening step (ms): the sweepers'
-                                 work list
-    bb:clock-due          zset   order id scored by its next clock action (escalate, close)
+    bb:due                zset   "w:<order id>" scored by its next widening step, "c:<order
+                                 id>" by its next clock action (escalate, close), in ms: the
+                                 sweepers' work list (both kinds in one key, so that announcing
+                                 an order schedules both in one command)
     bb:reconcile-lock     string one process at a time rebuilds Redis from Postgres
     bb:events             pubsub every order change, for every server process's fan-out
     bb:auth               pubsub revocations, for every server process's auth cache
@@ -53,8 +55,12 @@ PREFIX = "bb:"
 EVENTS_CHANNEL = "bb:events"
 AUTH_CHANNEL = "bb:auth"
 """Revocations (``{"token_id"}`` or ``{"agent_id"}``, msgpack), for every process's auth cache."""
-WIDEN_DUE = "bb:widen-due"
-CLOCK_DUE = "bb:clock-due"
+DUE = "bb:due"
+"""The sweepers' work list: members :func:`due_member` scored by when they fall due (ms)."""
+WIDEN = "w"
+"""The kind of :data:`DUE` member of an order's next widening step."""
+CLOCK = "c"
+"""The kind of :data:`DUE` member of an order's next clock action (escalate, close)."""
 HOLDERS = "bb:holders"
 RECONCILE_LOCK = "bb:reconcile-lock"
 # The names above (and RECONCILE_MARK below) are the *unprefixed* layout, the namespace "":
@@ -114,6 +120,14 @@ class Keys:
 
 _PLAIN = Keys()
 order_key, held_key = _PLAIN.order, _PLAIN.held
+
+
+def due_member(kind: str, order_id: int) -> str:
+    """The :data:`DUE` member of ``order_id``'s deadline of ``kind`` (:data:`WIDEN`,
+    :data:`CLOCK`)."""
+    return f"{kind}:{order_id}"
+
+
 rate_key, presence_key = _PLAIN.rate, _PLAIN.presence
 
 

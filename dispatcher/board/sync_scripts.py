@@ -67,23 +67,27 @@ ANNOUNCE = (
 -- A change announced on a single server, in one call: SYNC, the order's two schedules, and
 -- the publish, or SET_HELD of the winner, which publishes with the winner's held count (a
 -- cluster runs these apart: the schedules and the agent's hash are in other slots).
--- KEYS[1] order hash, KEYS[2] widen schedule, KEYS[3] clock schedule, KEYS[4] the winner's
--- held hash and KEYS[5] the holders set (with a winner)
+-- KEYS[1] order hash, KEYS[2] the schedules (DUE), KEYS[3] the winner's held hash and KEYS[4]
+-- the holders set (with a winner)
 -- ARGV[1..9] as SYNC's, ARGV[10] channel, ARGV[11] the change event (msgpack),
 -- ARGV[12] '1': publish only when written (a filing's offer: see SYNC),
--- ARGV[13] order id, ARGV[14] when it widens (ms; '': not scheduled), ARGV[15] its clock's
--- next deadline (ms; '': none), ARGV[16] the winner's agent id ('' none), ARGV[17] since (ms)
+-- ARGV[13] order id, ARGV[14] when it widens (ms; '': not scheduled: member 'w:<id>'),
+-- ARGV[15] its clock's next deadline (ms; '': none: member 'c:<id>'), ARGV[16] the winner's
+-- agent id ('' none), ARGV[17] since (ms)
 -- Returns the winner's held count, or -1 (no winner).
 local written = sync(KEYS[1], ARGV)
-for i, at in ipairs({ARGV[14], ARGV[15]}) do
+local add, drop = {}, {}
+for kind, at in pairs({w = ARGV[14], c = ARGV[15]}) do
   if at ~= '' then
-    redis.call('ZADD', KEYS[1 + i], at, ARGV[13])
+    add[#add + 1] = at; add[#add + 1] = kind .. ':' .. ARGV[13]
   else
-    redis.call('ZREM', KEYS[1 + i], ARGV[13])
+    drop[#drop + 1] = kind .. ':' .. ARGV[13]
   end
 end
+if #add > 0 then redis.call('ZADD', KEYS[2], unpack(add)) end
+if #drop > 0 then redis.call('ZREM', KEYS[2], unpack(drop)) end
 if ARGV[16] ~= '' then
-  return set_held(KEYS[4], ARGV[13], 'h:' .. ARGV[17], '0', ARGV[17], KEYS[5], ARGV[16],
+  return set_held(KEYS[3], ARGV[13], 'h:' .. ARGV[17], '0', ARGV[17], KEYS[4], ARGV[16],
                   ARGV[10], ARGV[11])
 end
 if ARGV[12] ~= '1' or written == 1 then redis.call('PUBLISH', ARGV[10], ARGV[11]) end

@@ -1,9 +1,10 @@
 """The workflow's clock: escalating orders nobody claimed, closing replies nobody rated.
 
 Like widening (:mod:`dispatcher.flows.widening`), these deadlines are data: ``orders.escalate_at``
-and ``orders.close_at`` in Postgres, and the ``bb:clock-due`` sorted set in Redis that
-:meth:`~dispatcher.board.board.Board.announce` keeps in step.  Every process sweeps the set with the
-widening sweep (every ``BANGBAN_SWEEP_INTERVAL``) and at start-up; the reconciler sweeps what
+and ``orders.close_at`` in Postgres, and the ``c:<id>`` members of the ``bb:due`` sorted set
+in Redis that :meth:`~dispatcher.board.board.Board.announce` keeps in step.  Every process
+sweeps the set with the widening sweep (:mod:`dispatcher.flows.sweeper`, every
+``BANGBAN_SWEEP_INTERVAL``) and at start-up; the reconciler sweeps what
 Postgres says is due, in case Redis lost the set.  The action itself goes through
 :func:`dispatcher.flows.handling.act` as the ``system`` actor: the core refuses it before its
 deadline (``not_due``) and Postgres records it only on the version decided on, so however many
@@ -42,7 +43,7 @@ async def handle(ctx: Context, order_ids: list[int]) -> int:
             continue
         action, due = deadline
         if due > ctx.clock():
-            await ctx.board.reschedule(order_id, due, schedule=rs.CLOCK_DUE)
+            await ctx.board.reschedule(order_id, due, kind=rs.CLOCK)
             continue
         outcome = await handling.act(ctx, order_id, action, SYSTEM, "system")
         if not isinstance(outcome, handling.Recorded):
@@ -55,13 +56,8 @@ async def handle(ctx: Context, order_ids: list[int]) -> int:
         log.info(
             "order %s by the clock order_id=%s late_ms=%d", after.status.value, order_id, lateness
         )
-    await ctx.board.unschedule(done, schedule=rs.CLOCK_DUE)
+    await ctx.board.unschedule(done, kind=rs.CLOCK)
     return taken
-
-
-async def sweep(ctx: Context) -> int:
-    """One sweep of the Redis schedule.  Returns how many orders this process changed."""
-    return await handle(ctx, await ctx.board.due(ctx.clock(), schedule=rs.CLOCK_DUE))
 
 
 async def backstop(ctx: Context) -> int:

@@ -1,11 +1,11 @@
 """Widening: offering an open order further along its ladder when its deadline passes.
 
-The widening deadline is data: ``orders.widen_at`` in Postgres and the ``bb:widen-due`` sorted
-set in Redis.  Every process sweeps the sorted set every ``sweep_interval`` (≤ 1 s) and at
-start-up; the widening itself is a conditional update in Postgres, so however many processes
-sweep the same order, exactly one widens it and announces it.  No in-process timer and no
-key-expiry event is involved, so an order whose deadline passed while every process was
-stopped widens at the next start.
+The widening deadline is data: ``orders.widen_at`` in Postgres and the ``w:<id>`` members of
+the ``bb:due`` sorted set in Redis.  Every process sweeps the sorted set every
+``sweep_interval`` (≤ 1 s) and at start-up; the widening itself is a conditional update in
+Postgres, so however many processes sweep the same order, exactly one widens it and announces
+it.  No in-process timer and no key-expiry event is involved, so an order whose deadline passed
+while every process was stopped widens at the next start.
 
 The loop that sweeps it, with the workflow's clock, is :mod:`dispatcher.flows.sweeper`; the
 reconciler (:mod:`dispatcher.flows.reconciler`) widens what the Redis schedule lost.
@@ -88,8 +88,3 @@ async def widen(ctx: Context, order_ids: list[int]) -> int:
             await ctx.board.reschedule(order_id, current.next_step_at)  # the score was stale
     await ctx.board.unschedule(done)
     return steps
-
-
-async def sweep(ctx: Context) -> int:
-    """One sweep of the Redis schedule.  Returns how many orders this process widened."""
-    return await widen(ctx, await ctx.board.due(ctx.clock()))

@@ -11,7 +11,7 @@ Given the run's won log (JSON lines from the locustfile: ``order_id``, ``agent_i
   Redis still has (``bb:{o:<id>}``);
 - no order is left both unclaimed and unoffered: an open order in Postgres is in Redis with an
   open status, and one that is ``offered`` (not yet widened) is on the widening schedule
-  (``bb:widen-due``; with the widening ladder: while it has a next step), so it will reach
+  (``w:<id>`` in ``bb:due``; with the widening ladder: while it has a next step), so it will reach
   more grids if nobody in its own claims it.
 
 Run it on a quiet system (after locust has stopped): a claim in flight is briefly in Redis and
@@ -216,8 +216,9 @@ async def _redis(redis_url: str, keys: rs.Keys) -> tuple[dict[int, dict[str, str
                         "claimed_by": claimed_by or "",
                         "version": version or "",
                     }
-        members: list[str] = await client.zrange(keys.of(rs.WIDEN_DUE), 0, -1)  # type: ignore[assignment]
-        due = {int(m) for m in members}
+        members: list[str] = await client.zrange(keys.of(rs.DUE), 0, -1)  # type: ignore[assignment]
+        widen = rs.due_member(rs.WIDEN, 0)[:-1]  # "w:"
+        due = {int(m[len(widen) :]) for m in members if m.startswith(widen)}
     finally:
         await client.aclose()
     return hashes, due
@@ -306,7 +307,7 @@ async def _check_once(
         if oid not in hashes:
             add(Violation(OPEN_NOT_IN_REDIS, oid, f"postgres: {row.status}; redis: no key"))
         elif row.scheduled and oid not in due:
-            add(Violation(NOT_SCHEDULED, oid, f"not in {keys.of(rs.WIDEN_DUE)}"))
+            add(Violation(NOT_SCHEDULED, oid, f"not in {keys.of(rs.DUE)} as a widening"))
     return report
 
 

@@ -127,7 +127,7 @@ async def test_reconciler_restores_what_redis_lost(crew: CrewFactory) -> None:
             await asyncio.sleep(0.1)
         assert await r.hget(c.server.ctx.board.keys.order(order["id"]), "status") == b"offered"
         assert (
-            await r.zscore(c.server.ctx.board.keys.of(rs.WIDEN_DUE), str(order["id"]))
+            await r.zscore(c.server.ctx.board.keys.of(rs.DUE), rs.due_member(rs.WIDEN, order["id"]))
             == order["widen_at"]
         )
         await r.aclose()

@@ -181,7 +181,8 @@ async def test_redis_flushed_mid_run_is_repaired_in_full_by_the_next_pass(
     assert (result.restored, result.unexplained, result.held) == (3, 3, 1)
     for order in filed:
         assert await r.hget(K.order(order["id"]), "status") == b"offered"
-        assert await r.zscore(K.of(rs.WIDEN_DUE), str(order["id"])) == order["widen_at"]
+        due = rs.due_member(rs.WIDEN, order["id"])
+        assert await r.zscore(K.of(rs.DUE), due) == order["widen_at"]
     assert await r.exists(K.order(taken["id"])) == 0  # closed: claims fall back to Postgres
     assert await srv.ctx.board.held_count(agent["id"]) == 1
     assert reconciled_logs(caplog)[-1][0] == logging.WARNING

@@ -86,7 +86,7 @@ def test_namespaced_keys_keep_their_hash_tag_slots() -> None:
     keys = rs.Keys("county_a.3")
     assert keys.order(7) == "bb:county_a.3:{o:7}"
     assert keys.events == "bb:county_a.3:events"
-    assert keys.of(rs.WIDEN_DUE) == "bb:county_a.3:widen-due"
+    assert keys.of(rs.DUE) == "bb:county_a.3:due"
     assert key_slot(keys.order(7).encode()) == key_slot(b"{o:7}")
     assert key_slot(keys.order(7).encode()) == key_slot(rs.order_key(7).encode())
     assert key_slot(keys.held(9).encode()) == key_slot(b"{a:9}")

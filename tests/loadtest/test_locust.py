@@ -226,7 +226,9 @@ async def test_an_open_order_missing_from_redis_is_reported(finished: Finished) 
 
 async def test_an_offered_order_off_the_widening_schedule_is_reported(finished: Finished) -> None:
     await finished.redis(
-        "ZREM", self_keys(finished).of(rs.WIDEN_DUE), str(finished.orders["open2"])
+        "ZREM",
+        self_keys(finished).of(rs.DUE),
+        rs.due_member(rs.WIDEN, finished.orders["open2"]),
     )
     report = await finished.check()
     assert report.kinds() == {c.NOT_SCHEDULED: 1}
