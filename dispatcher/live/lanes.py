@@ -23,12 +23,16 @@ IN_FLIGHT = 32
 
 
 class Lanes:
-    """Concurrent lanes of work for one connection (see the module docstring)."""
+    """Concurrent lanes of work for one connection (see the module docstring).  One reader
+    submits (the connection's), so one future stands for the room it may wait for: a
+    semaphore's checks cost more, per frame, than the rest of the submission."""
 
-    __slots__ = ("_room", "_tails", "_tasks")
+    __slots__ = ("_limit", "_room", "_tails", "_tasks")
 
     def __init__(self, limit: int = IN_FLIGHT) -> None:
-        self._room = asyncio.Semaphore(limit)
+        self._limit = limit
+        self._room: asyncio.Future[None] | None = None
+        """While the reader waits for room: done when a piece of work ends."""
         self._tails: dict[Hashable, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -38,17 +42,20 @@ class Lanes:
     async def submit(self, lane: Hashable, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` after the work already in ``lane``; returns once it is queued (waits
         while ``limit`` pieces are in flight)."""
-        await self._room.acquire()
+        while len(self._tasks) >= self._limit:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room  # (cancelled with the reader: the future is its alone)
         before = self._tails.get(lane)
         task = asyncio.create_task(self._run(before, work))
         self._tails[lane] = task
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
-            self._room.release()
             self._tasks.discard(finished)
             if self._tails.get(lane) is finished:
                 del self._tails[lane]
+            if self._room is not None and not self._room.done():
+                self._room.set_result(None)
 
         task.add_done_callback(done)
 
