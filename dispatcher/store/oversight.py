@@ -44,6 +44,17 @@ def _adjustment(r: asyncpg.Record) -> Adjustment:
     )
 
 
+CLAIM_TIMING_COLUMNS = (
+    "agent_id",
+    "order_id",
+    "delivered_at",
+    "received_at",
+    "reaction_ms",
+    "outcome",
+    "ignored",
+)
+
+
 class OversightStore:
     """Follow-ups, fair play and oversight facts.  Mixed into Store."""
 
@@ -220,12 +231,11 @@ class OversightStore:
                         " DO UPDATE SET offers = offer_deliveries.offers + EXCLUDED.offers",
                         [(day, a, g, n) for (a, g), n in sorted(offers.items())],
                     )
-                if claims:
-                    await conn.executemany(
-                        "INSERT INTO claim_timings (agent_id, order_id, delivered_at,"
-                        " received_at, reaction_ms, outcome, ignored)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        [
+                if claims:  # by COPY: a contended order leaves a thousand rows at once
+                    await conn.copy_records_to_table(
+                        "claim_timings",
+                        columns=CLAIM_TIMING_COLUMNS,
+                        records=[
                             (
                                 c.agent_id,
                                 c.order_id,
