@@ -100,10 +100,13 @@ async def workers(settings: Settings, tmp_path: Path) -> AsyncIterator[Workers]:
     try:
         yield w
     finally:
+        # The workers first: once the master is gone they are no longer its children, and
+        # /proc no longer lists them (a failed test used to leave them serving).
+        leftover = _leftover(w)
         if w.proc is not None and w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait()
-        for pid in list(_leftover(w)):
+        for pid in leftover:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
