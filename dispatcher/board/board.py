@@ -334,9 +334,9 @@ class Board(HeldOrders, Watermark):
         except RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc
         out: dict[str, list[int]] = {rs.WIDEN: [], rs.CLOCK: []}
-        for member in members:  # written by announce() and reschedule(): "<kind>:<id>"
-            kind, _, order_id = member.decode().partition(":")
-            out.setdefault(kind, []).append(int(order_id))
+        for member in members:  # written by announce() and reschedule()
+            kind, order_id = rs.due_entry(member.decode())
+            out.setdefault(kind, []).append(order_id)
         return out
 
     async def reschedule(self, order_id: int, at: int, *, kind: str = rs.WIDEN) -> None:

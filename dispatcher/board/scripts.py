@@ -128,6 +128,12 @@ def due_member(kind: str, order_id: int) -> str:
     return f"{kind}:{order_id}"
 
 
+def due_entry(member: str) -> tuple[str, int]:
+    """(kind, order id) of a :data:`DUE` member (:func:`due_member`'s inverse)."""
+    kind, _, order_id = member.partition(":")
+    return kind, int(order_id)
+
+
 rate_key, presence_key = _PLAIN.rate, _PLAIN.presence
 
 

@@ -217,8 +217,8 @@ async def _redis(redis_url: str, keys: rs.Keys) -> tuple[dict[int, dict[str, str
                         "version": version or "",
                     }
         members: list[str] = await client.zrange(keys.of(rs.DUE), 0, -1)  # type: ignore[assignment]
-        widen = rs.due_member(rs.WIDEN, 0)[:-1]  # "w:"
-        due = {int(m[len(widen) :]) for m in members if m.startswith(widen)}
+        entries = [rs.due_entry(m) for m in members]
+        due = {order_id for kind, order_id in entries if kind == rs.WIDEN}
     finally:
         await client.aclose()
     return hashes, due
